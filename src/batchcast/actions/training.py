@@ -1,0 +1,56 @@
+"""Python-contract training: fit on the input, hold some rows out for metrics, save."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from batchcast import models
+from batchcast.actions import Outcome, RunContext, log
+from batchcast.errors import SchemaError
+from batchcast.sources import non_empty, open_input
+
+
+def read_table(ctx: RunContext, outcome: Outcome) -> pa.Table:
+    """The whole input as one table (training data fits in memory by design)."""
+    reader, what = open_input(ctx.action.input, ctx.warehouse, ctx.spec.root, ctx.request.logical_date,
+                              ctx.action.batch_size, ctx.where)
+    outcome.inputs["data"] = what
+    table = pa.Table.from_batches(list(non_empty(reader, what)))
+    outcome.rows["read"] = table.num_rows
+    return table
+
+
+def labels(table: pa.Table, label: str, where: str) -> np.ndarray:
+    if label not in table.column_names:
+        raise SchemaError(f"{where}: label column '{label}' is missing (found: {', '.join(table.column_names)})",
+                          "add it to the input, or correct [model] label")
+    return table.column(label).to_numpy(zero_copy_only=False)
+
+
+def run(ctx: RunContext, outcome: Outcome) -> None:
+    spec = ctx.spec.model
+    table = read_table(ctx, outcome)
+    features = models.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
+    model = models.build(spec.entrypoint, ctx.spec.model_path, ctx.config().get("params", {}))
+    if spec.label:
+        y = labels(table, spec.label, ctx.where)
+        train, hold = _split(table.num_rows, spec.holdout)
+        models.call(model, "fit", models.as_input(table.take(train), features, spec.input_format), y[train])
+        if len(hold):
+            outcome.metrics.update(
+                models.metrics(model, models.as_input(table.take(hold), features, spec.input_format), y[hold]))
+    else:
+        models.call(model, "fit", models.as_input(table, features, spec.input_format))
+    folder = ctx.workdir / "output"
+    models.save(model, folder, {"entrypoint": spec.entrypoint, "features": features, "label": spec.label,
+                                "input_format": spec.input_format, "rows": table.num_rows})
+    outcome.files.update(ctx.store.put_dir(ctx.run_id, "output", folder))
+    log.info("trained on %d rows; metrics %s", table.num_rows, outcome.metrics)
+
+
+def _split(rows: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
+    # Seeded, so the same data gives the same split and comparable metrics.
+    order = np.random.default_rng(0).permutation(rows)
+    cut = rows - int(rows * holdout)
+    return np.sort(order[:cut]), np.sort(order[cut:])

@@ -1,0 +1,153 @@
+"""The ``batchcast`` command: each command parses, makes one library call, formats."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+
+import click
+
+from batchcast import scaffold
+from batchcast.cli.output import console, emit, manifest_table, models_table, runs_table, setup_logging
+from batchcast.errors import BatchcastError
+from batchcast.service import Service
+
+
+class _Group(click.Group):
+    """Turns a library error into one line plus its fix, and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BatchcastError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.fix:
+                click.echo(f"fix: {exc.fix}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--spec", type=click.Path(dir_okay=True), envvar="BATCHCAST_SPEC",
+              help="The service spec (default ./batchcast.toml, or BATCHCAST_SPEC).")
+@click.option("--verbose", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="batchcast")
+@click.pass_context
+def main(ctx: click.Context, spec: str | None, verbose: bool) -> None:
+    """batchcast: retrain and apply a predictive model on a schedule."""
+    ctx.obj = {"spec": spec, "verbose": verbose}
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+def _service(ctx: click.Context) -> Service:
+    return Service(ctx.obj["spec"])
+
+
+@main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--name", help="The service name (default the folder's name).")
+def init(folder: str, name: str | None) -> None:
+    """Write a complete example service (a churn model) into FOLDER."""
+    spec = scaffold.init(Path(folder), name)
+    click.echo(f"wrote {spec}; next: cd {folder} && batchcast run training")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="The service name.")
+@click.option("--table", required=True, help="The warehouse table for predictions.")
+@click.option("--schema", required=True, help="The predictions' columns, e.g. player_id:STRING,label:BOOL.")
+@click.option("--version", "version_", default="1", show_default=True, help="The service version.")
+@click.option("--force", is_flag=True, help="Replace an existing batchcast.toml.")
+def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool) -> None:
+    """Write ./batchcast.toml for the existing model repository at PATH (left untouched)."""
+    spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force)
+    click.echo(f"wrote {spec}; next: batchcast run training")
+
+
+@main.command()
+@click.pass_context
+def validate(ctx: click.Context) -> None:
+    """Check the spec and the files it names."""
+    service = _service(ctx)
+    service.spec.check_files()
+    click.echo(f"ok: {service.spec.file}: service {service.name}/{service.version}, "
+               f"actions {', '.join(service.spec.actions) or 'none'}")
+
+
+@main.command()
+@click.argument("action")
+@click.option("--date", help="The logical date, YYYY-MM-DD (default today, UTC).")
+@click.option("--executor", help="Override the action's executor (inline, local).")
+@click.option("--model", help="Apply this run id or alias instead of the default.")
+@click.pass_context
+def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None) -> None:
+    """Run ACTION once, for one logical date."""
+    with console.status(f"running {action}...") if console.is_terminal else nullcontext():
+        manifest = _service(ctx).run(action, date, executor=executor, model=model)
+    click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
+               f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
+    if not manifest.succeeded:
+        click.echo(f"error: {manifest.error['message']}", err=True)
+        if manifest.error.get("fix"):
+            click.echo(f"fix: {manifest.error['fix']}", err=True)
+        ctx.exit(1)
+
+
+@main.command()
+@click.option("--action", help="Only this action's runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def runs(ctx: click.Context, action: str | None, as_json: bool) -> None:
+    """List every committed run."""
+    found = _service(ctx).runs(action)
+    emit([m.summary() for m in found], as_json, lambda: runs_table(found))
+
+
+@main.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.pass_context
+def show(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Show one run's manifest: RUN is a run id, ACTION/RUN_TS, RUN_TS or an alias."""
+    manifest = _service(ctx).show(run)
+    emit(manifest.model_dump(mode="json"), as_json, lambda: manifest_table(manifest))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List trained models (successful training runs) and their aliases."""
+    found = _service(ctx).models()
+    emit(found, as_json, lambda: models_table(found))
+
+
+@main.command()
+@click.argument("run")
+@click.option("--alias", default="champion", show_default=True, help="The alias to move.")
+@click.pass_context
+def promote(ctx: click.Context, run: str, alias: str) -> None:
+    """Point an alias (default champion) at a successful training RUN."""
+    manifest = _service(ctx).promote(run, alias)
+    click.echo(f"{alias} -> {manifest.run_id}")
+
+
+@main.command()
+@click.argument("action", default="application")
+@click.option("--limit", default=10, show_default=True, help="How many rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
+    """Print the newest rows of ACTION's output table."""
+    table = _service(ctx).preview(action, limit)
+    emit(table.to_pylist(), as_json, lambda: table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Formatting for the CLI: JSON for machines, rich tables for people, log lines for both."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+if not console.is_terminal:  # pipes and CI logs: never cut a run id
+    console = Console(width=240)
+err_console = Console(stderr=True)
+
+
+def setup_logging(level: int) -> None:
+    """Library log lines on stderr: rich on a terminal, plain lines otherwise."""
+    logger = logging.getLogger("batchcast")
+    logger.setLevel(level)
+    if err_console.is_terminal:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False)
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(level)
+    logger.handlers = [h for h in logger.handlers if getattr(h, "_batchcast_cli", False) is False]
+    handler._batchcast_cli = True
+    logger.addHandler(handler)
+
+
+def emit(data: Any, as_json: bool, table: Callable[[], Any]) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        rendered = table()
+        console.print(rendered if isinstance(rendered, Table) else _arrow_table(rendered))
+
+
+def runs_table(runs) -> Table:
+    table = Table("run", "status", "logical date", "duration", "rows", "model")
+    for m in runs:
+        table.add_row(m.run_id, _status(m.status.value), m.logical_date.isoformat(), f"{m.duration_s:.1f} s",
+                      " ".join(f"{k}={v}" for k, v in m.rows.items()), m.model_run or "")
+    return table
+
+
+def manifest_table(m) -> Table:
+    table = Table("field", "value", show_header=False)
+    for key, value in m.model_dump(mode="json", exclude={"files"}).items():
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    for rel, entry in m.files.items():
+        table.add_row(f"file {rel}", f"{entry.size} B sha256 {entry.sha256[:16]}")
+    return table
+
+
+def models_table(models: list[dict]) -> Table:
+    table = Table("run", "aliases", "logical date", "metrics")
+    for m in models:
+        table.add_row(m["run_id"], ", ".join(m["aliases"]), m["logical_date"],
+                      " ".join(f"{k}={v:.4g}" for k, v in m["metrics"].items()))
+    return table
+
+
+def _arrow_table(arrow) -> Table:
+    table = Table(*arrow.column_names)
+    for row in arrow.to_pylist():
+        table.add_row(*(str(v) for v in row.values()))
+    return table
+
+
+def _status(value: str) -> str:
+    color = {"succeeded": "green", "failed": "red", "timed out": "red"}.get(value, "yellow")
+    return f"[{color}]{value}[/{color}]"

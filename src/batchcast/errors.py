@@ -1,0 +1,112 @@
+"""The one error tree of batchcast.
+
+Every error a user can meet derives from :class:`BatchcastError` and carries
+a ``fix``: one sentence that says what to do about it. Retryable versus final
+is a property of the type (``transient``), which the scheduler's retry policy
+reads; adapters translate their backend's exceptions into these types at their
+boundary, so the core never catches a duckdb, psycopg or google exception.
+
+    BatchcastError
+    ├── SpecError              batchcast.toml or an action config is invalid
+    ├── SchemaError            declared schema and data disagree
+    ├── InputError             an input is missing, empty or unreadable
+    ├── ModelError             the model raised, or its command exited non-zero
+    ├── StoreError             the artifact store refused an operation
+    │   ├── RunNotFound        no run or alias by that name
+    │   ├── RunExists          a committed run would be overwritten
+    │   └── IntegrityError     a stored file does not match its checksum
+    ├── WarehouseError         the warehouse refused an operation
+    │   └── WarehouseUnavailable   (transient) it could not be reached
+    ├── ExecutorError          the isolated environment could not be built or run
+    │   └── RunTimeout         the run exceeded its timeout and was killed
+    └── MissingExtra           an optional backend's package is not installed
+"""
+
+from __future__ import annotations
+
+
+class BatchcastError(Exception):
+    """Root of every batchcast error.
+
+    ``message`` says what went wrong, naming the file, key, column or value;
+    ``fix`` says what to do about it.
+    """
+
+    transient = False
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix:
+            return f"{self.message} (fix: {self.fix})"
+        return self.message
+
+    def to_dict(self) -> dict:
+        """The form stored in a failed run's manifest."""
+        return {"type": type(self).__name__, "message": self.message, "fix": self.fix}
+
+
+class SpecError(BatchcastError):
+    """Raised while loading ``batchcast.toml`` or an action's config file."""
+
+
+class SchemaError(BatchcastError):
+    """Raised when a compact schema does not parse, or data does not match it.
+
+    Raised before anything is committed to the warehouse.
+    """
+
+
+class InputError(BatchcastError):
+    """Raised when an action's input is missing, empty or cannot be read."""
+
+
+class ModelError(BatchcastError):
+    """Raised when the model's code raises, or its command exits non-zero."""
+
+
+class StoreError(BatchcastError):
+    """Raised by the artifact store."""
+
+
+class RunNotFound(StoreError):
+    """Raised when a run id, timestamp or alias names nothing committed."""
+
+
+class RunExists(StoreError):
+    """Raised when committing would overwrite a committed run."""
+
+
+class IntegrityError(StoreError):
+    """Raised when a stored file's sha256 differs from its manifest's."""
+
+
+class WarehouseError(BatchcastError):
+    """Raised by a warehouse backend, translated from the driver's error."""
+
+
+class WarehouseUnavailable(WarehouseError):
+    """Raised when the warehouse cannot be reached; worth retrying."""
+
+    transient = True
+
+
+class ExecutorError(BatchcastError):
+    """Raised when an executor cannot build or start the run's environment."""
+
+
+class RunTimeout(ExecutorError):
+    """Raised when a run exceeds its action's timeout; its process tree is killed."""
+
+
+class MissingExtra(BatchcastError):
+    """Raised when a backend needs a package that is not installed."""
+
+    def __init__(self, what: str, extra: str):
+        super().__init__(
+            f"{what} needs the '{extra}' extra, which is not installed",
+            f"pip install 'batchcast[{extra}]'",
+        )

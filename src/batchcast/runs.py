@@ -1,0 +1,104 @@
+"""Runs: ids, timestamps, statuses and the manifest that commits them.
+
+A run is one execution of one action for one logical date. Its id is
+``{name}/{version}/{action}/{run_ts}``, ``run_ts`` a UTC timestamp that
+sorts as text. Its manifest is written last, and is the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import platform
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from batchcast.errors import SpecError
+
+TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
+class RunStatus(str, enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed out"
+
+
+def new_run_ts(now: dt.datetime | None = None) -> str:
+    """A sortable UTC timestamp, to the microsecond: ``20260101T063000123456Z``."""
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime(TS_FORMAT)
+
+
+def run_id(name: str, version: str, action: str, run_ts: str) -> str:
+    return f"{name}/{version}/{action}/{run_ts}"
+
+
+def parse_date(text: str | dt.date | None) -> dt.date:
+    """A logical date from ``YYYY-MM-DD``; today (UTC) when None."""
+    if text is None:
+        return dt.datetime.now(dt.timezone.utc).date()
+    if isinstance(text, dt.date):
+        return text
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SpecError(f"logical date '{text}' is not YYYY-MM-DD", "pass e.g. --date 2026-01-01") from None
+
+
+class FileEntry(BaseModel):
+    sha256: str
+    size: int
+
+
+class Manifest(BaseModel):
+    """What ``manifest.json`` holds: everything a reader needs about a run."""
+
+    run_id: str
+    name: str
+    version: str
+    action: str
+    kind: str
+    run_ts: str
+    status: RunStatus
+    logical_date: dt.date
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    executor: str
+    contract: str
+    model_run: str | None = Field(None, description="The training run applied, for application and evaluation.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    rows: dict[str, int] = Field(default_factory=dict, description="Row counts: read, predicted, written.")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    files: dict[str, FileEntry] = Field(default_factory=dict, description="Every stored file with its sha256.")
+    error: dict[str, Any] | None = None
+    versions: dict[str, str] = Field(default_factory=dict, description="Python, batchcast and library versions.")
+
+    @property
+    def duration_s(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    def summary(self) -> dict[str, Any]:
+        """The fields a listing shows, as JSON-ready values."""
+        return {"run_id": self.run_id, "action": self.action, "status": self.status.value,
+                "logical_date": self.logical_date.isoformat(), "started_at": self.started_at.isoformat(),
+                "ended_at": self.ended_at.isoformat(), "duration_s": round(self.duration_s, 3),
+                "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message")}
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Versions of Python, batchcast and the named distributions that are installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in ("batchcast", "pyarrow", *names):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

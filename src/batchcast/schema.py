@@ -1,0 +1,138 @@
+"""Column schemas: the compact ``name:TYPE,name:TYPE`` form and Arrow.
+
+The compact form is what users write in ``batchcast.toml``
+(``player_id:STRING,label:BOOL``); Arrow is what flows between the sources,
+the model and the warehouses. :func:`conform` is the single gate every batch
+passes before it reaches a warehouse, so a mismatch is found before anything
+is committed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from batchcast.errors import SchemaError
+
+TYPES: dict[str, pa.DataType] = {
+    "STRING": pa.string(),
+    "INT64": pa.int64(),
+    "FLOAT64": pa.float64(),
+    "BOOL": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+}
+# Spellings other warehouses use for the same types.
+ALIASES = {"INT": "INT64", "INTEGER": "INT64", "FLOAT": "FLOAT64", "DOUBLE": "FLOAT64",
+           "BOOLEAN": "BOOL", "VARCHAR": "STRING", "TEXT": "STRING"}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # one of TYPES
+
+    @property
+    def arrow(self) -> pa.DataType:
+        return TYPES[self.type]
+
+
+class Schema(tuple):
+    """An ordered tuple of :class:`Column`, parsed from the compact form."""
+
+    @classmethod
+    def parse(cls, text: str) -> "Schema":
+        """Parse ``'a:STRING,b:BOOL'``; raise SchemaError naming the bad part."""
+        if not isinstance(text, str) or not text.strip():
+            raise SchemaError("schema is empty", "write it as 'column:TYPE,column:TYPE'")
+        columns, seen = [], set()
+        for part in text.split(","):
+            columns.append(_parse_column(part.strip(), text))
+            if columns[-1].name in seen:
+                raise SchemaError(f"column '{columns[-1].name}' appears twice in '{text}'",
+                                  "declare each column once")
+            seen.add(columns[-1].name)
+        return cls(columns)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self]
+
+    def to_arrow(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow) for c in self])
+
+    def __add__(self, other) -> "Schema":
+        return Schema(tuple(self) + tuple(other))
+
+    def __str__(self) -> str:
+        return ",".join(f"{c.name}:{c.type}" for c in self)
+
+
+def _parse_column(part: str, text: str) -> Column:
+    name, sep, kind = part.partition(":")
+    name, kind = name.strip(), kind.strip().upper()
+    if not sep or not name:
+        raise SchemaError(f"'{part}' in '{text}' is not 'column:TYPE'",
+                          "write each column as name:TYPE, e.g. player_id:STRING")
+    if not _NAME.match(name):
+        raise SchemaError(f"column name '{name}' in '{text}' is not a plain identifier",
+                          "use letters, digits and underscores, starting with a letter")
+    kind = ALIASES.get(kind, kind)
+    if kind not in TYPES:
+        raise SchemaError(f"unknown type '{part.partition(':')[2].strip()}' in '{part}'",
+                          f"use one of {', '.join(TYPES)}")
+    return Column(name, kind)
+
+
+STAMPS = Schema.parse("_logical_date:DATE,_run_id:STRING,_model_run:STRING,_predicted_at:TIMESTAMP")
+
+
+def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatch:
+    """Select, order and cast ``batch``'s columns to ``schema``.
+
+    ``source`` names where the batch came from (a file, a query, the model)
+    for the error message. Extra columns are an error too: silently dropping
+    data that someone meant to deliver is worse than stopping.
+    """
+    present = set(batch.schema.names)
+    missing = [n for n in schema.names if n not in present]
+    if missing:
+        raise SchemaError(
+            f"{source}: column '{missing[0]}' is declared in the schema but missing "
+            f"(found columns: {', '.join(batch.schema.names) or 'none'})",
+            "produce that column, or remove it from the declared schema")
+    extra = [n for n in batch.schema.names if n not in set(schema.names)]
+    if extra:
+        raise SchemaError(f"{source}: column '{extra[0]}' is not in the declared schema '{schema}'",
+                          "add it to the schema, or stop producing it")
+    arrays = [_cast(batch.column(c.name), c, source) for c in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema.to_arrow())
+
+
+def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
+    if array.type == column.arrow:
+        return array
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        array = _normalise_strings(array, column)
+    try:
+        return pc.cast(array, column.arrow, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(
+            f"{source}: column '{column.name}' cannot be read as {column.type} "
+            f"(it holds {array.type}): {_first_line(exc)}",
+            f"fix the values, or declare '{column.name}' with the type it holds") from None
+
+
+def _normalise_strings(array: pa.Array, column: Column) -> pa.Array:
+    # CSV writers spell booleans many ways; Arrow's cast knows true/false/1/0.
+    if column.type == "BOOL":
+        return pc.utf8_lower(pc.utf8_trim_whitespace(array))
+    return array
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

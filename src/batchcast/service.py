@@ -1,0 +1,115 @@
+"""A service: the library's front door, which the CLI is a thin layer over."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from batchcast.actions import RunRequest
+from batchcast.errors import RunNotFound, SpecError, StoreError
+from batchcast.executors import get_executor
+from batchcast.runs import Manifest, new_run_ts, parse_date
+from batchcast.spec import ServiceSpec, load_spec
+from batchcast.store import ArtifactStore
+
+CHAMPION = "champion"
+APPLIES_MODEL = ("application", "evaluation")
+
+
+class Service:
+    """One ``batchcast.toml``: run its actions, list its runs, move its aliases."""
+
+    def __init__(self, spec_path: str | Path | None = None, overrides: dict[str, Any] | None = None):
+        self.overrides = overrides or {}
+        self.spec: ServiceSpec = load_spec(spec_path, self.overrides)
+        self.store = ArtifactStore(self.spec.storage_url)
+
+    @property
+    def name(self) -> str:
+        return self.spec.service.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.service.version
+
+    def run(self, action: str, date: str | dt.date | None = None, *, executor: str | None = None,
+            model: str | None = None) -> Manifest:
+        """Run ``action`` for the logical ``date`` (default today) and return its committed manifest.
+
+        ``executor`` and ``model`` override the action's spec for this run.
+        Raises before any run exists if the spec is invalid or no model can
+        be applied; every later failure is in the returned manifest.
+        """
+        overrides = _merge(self.overrides, {"actions": {action: {"executor": executor, "model": model}}})
+        spec = load_spec(self.spec.file, overrides)
+        spec.check_files()
+        chosen = spec.action(action)
+        model_run = self.model_for(chosen.model).run_id if chosen.kind in APPLIES_MODEL else None
+        folder = Path(tempfile.mkdtemp(prefix="batchcast-run-"))
+        try:
+            request = RunRequest(spec_path=str(spec.file), overrides=overrides, action=action,
+                                 logical_date=parse_date(date), run_ts=new_run_ts(),
+                                 executor=chosen.executor, model_run=model_run,
+                                 log_path=str(folder / "log.txt"))
+            return get_executor(chosen.executor).submit(request, spec)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def model_for(self, ref: str | None = None) -> Manifest:
+        """The training run to apply: ``ref``, else the champion, else the latest successful training."""
+        ref = ref or (CHAMPION if self.store.alias(self.name, self.version, CHAMPION) else "latest")
+        found = self.store.resolve(self.name, self.version, ref)
+        if found.kind != "training" or not found.succeeded:
+            raise RunNotFound(f"run {found.run_id} is a {found.status.value} {found.kind} run, not a trained model",
+                              "apply a successful training run")
+        return found
+
+    def runs(self, action: str | None = None) -> list[Manifest]:
+        """Every committed run, oldest first."""
+        return self.store.list_runs(self.name, self.version, action)
+
+    def show(self, ref: str) -> Manifest:
+        """One run, by id, ``action/run_ts``, ``run_ts`` or alias."""
+        return self.store.resolve(self.name, self.version, ref)
+
+    def models(self) -> list[dict[str, Any]]:
+        """Successful training runs, newest first, with the aliases that point at each."""
+        aliases = self.store.aliases(self.name, self.version)
+        return [{"run_id": m.run_id, "logical_date": m.logical_date.isoformat(), "ended_at": m.ended_at.isoformat(),
+                 "metrics": m.metrics, "aliases": sorted(a for a, r in aliases.items() if r == m.run_id)}
+                for m in reversed(self.runs()) if m.kind == "training" and m.succeeded]
+
+    def promote(self, ref: str, alias: str = CHAMPION) -> Manifest:
+        """Point ``alias`` at a successful training run."""
+        manifest = self.show(ref)
+        if manifest.kind != "training":
+            raise StoreError(f"run {manifest.run_id} is a {manifest.kind} run", "promote a training run")
+        self.store.set_alias(self.name, self.version, alias, manifest.run_id)
+        return manifest
+
+
+    def preview(self, action: str = "application", limit: int = 10):
+        """The newest rows of ``action``'s output table, as an Arrow table."""
+        output = self.spec.action(action).output
+        if output is None:
+            raise SpecError(f"{self.spec.file.name} [actions.{action}] has no output table",
+                            "preview an action with [actions.NAME.output]")
+        from batchcast.warehouses import open_warehouse
+
+        with open_warehouse(self.spec.warehouse_url) as warehouse:
+            return warehouse.preview(output.table, limit)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            merged = _merge(out.get(key, {}), value)
+            if merged:  # an empty table would declare an action that the file does not
+                out[key] = merged
+        elif value is not None:
+            out[key] = value
+    return out

@@ -1,0 +1,83 @@
+"""Inputs of the Python contract as streams of Arrow record batches.
+
+An input is a SQL query on the warehouse or Parquet/CSV files on any fsspec
+URL; both are templated with the logical date first (``{{ ds }}``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+import pyarrow.dataset as pads
+from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+from batchcast.errors import InputError, SpecError, WarehouseError
+from batchcast.spec import InputSpec
+from batchcast.warehouses import Warehouse
+
+_VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def template_vars(logical_date: dt.date) -> dict[str, str]:
+    """The variables a query or path may use, named as in Airflow."""
+    return {"ds": logical_date.isoformat(), "ds_nodash": logical_date.strftime("%Y%m%d"),
+            "logical_date": logical_date.isoformat(), "year": f"{logical_date.year:04d}",
+            "month": f"{logical_date.month:02d}", "day": f"{logical_date.day:02d}"}
+
+
+def render(template: str, logical_date: dt.date, where: str) -> str:
+    """Replace ``{{ var }}``; the values are dates, so nothing can inject SQL."""
+    values = template_vars(logical_date)
+
+    def sub(match: re.Match) -> str:
+        if match.group(1) not in values:
+            raise SpecError(f"{where}: unknown template variable '{match.group(1)}'",
+                            f"use one of {', '.join('{{ %s }}' % v for v in values)}")
+        return values[match.group(1)]
+
+    return _VAR.sub(sub, template)
+
+
+def open_input(spec: InputSpec, warehouse: Warehouse, root: Path, logical_date: dt.date,
+               batch_size: int, where: str) -> tuple[pa.RecordBatchReader, str]:
+    """The input as a record-batch stream, and a description of it for messages."""
+    if spec.query:
+        query = render(spec.query, logical_date, f"{where} query")
+        try:
+            return warehouse.read(query, batch_size), f"query on {warehouse.url.split('://')[0]}"
+        except WarehouseError as exc:
+            raise InputError(f"{where} query: {exc.message}", f"correct the query in {where}") from None
+    path = render(spec.path, logical_date, f"{where} path")
+    return _open_files(path, spec.format, root, batch_size, where), path
+
+
+def _open_files(path: str, fmt: str | None, root: Path, batch_size: int, where: str) -> pa.RecordBatchReader:
+    url = path if "://" in path else str(root / path)
+    fs, pattern = fsspec.core.url_to_fs(url)
+    files = sorted(fs.glob(pattern)) if any(c in pattern for c in "*?[") else (
+        [pattern] if fs.exists(pattern) else [])
+    if not files:
+        raise InputError(f"{where} path: no files match '{path}'", "check the path and the logical date")
+    fmt = fmt or ("csv" if files[0].endswith(".csv") else "parquet")
+    try:
+        dataset = pads.dataset(files, format=fmt, filesystem=PyFileSystem(FSSpecHandler(fs)))
+        return dataset.scanner(batch_size=batch_size).to_reader()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{where} path: cannot read '{path}' as {fmt}: {exc}",
+                         "check the files' format, or set format") from None
+
+
+def non_empty(reader: pa.RecordBatchReader, what: str) -> Iterator[pa.RecordBatch]:
+    """Yield ``reader``'s non-empty batches; InputError at the end if there were none."""
+    rows = 0
+    for batch in reader:
+        if batch.num_rows:
+            rows += batch.num_rows
+            yield batch
+    if rows == 0:
+        raise InputError(f"{what} returned no rows", "check the input and the logical date")

@@ -1,0 +1,380 @@
+"""The service spec: ``batchcast.toml`` loaded, merged and validated.
+
+Precedence, highest first: command-line overrides, environment variables
+``BATCHCAST__<SECTION>__<KEY>`` (nested with more ``__``), the file, the
+defaults below. Every problem becomes one line that names the file, the table,
+the key, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from batchcast.errors import SchemaError, SpecError
+from batchcast.schema import Schema
+
+SPEC_FILE = "batchcast.toml"
+ENV_PREFIX = "BATCHCAST__"
+KINDS = ("training", "application", "evaluation")
+EXECUTORS = ("inline", "local")  # grows as backends are added
+DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def _fail(message: str, fix: str) -> PydanticCustomError:
+    return PydanticCustomError("batchcast", "{message}", {"message": message, "fix": fix})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ServiceSection(_Section):
+    name: str = Field(description="The service's name; the first level of its artifact paths.")
+    version: str = Field(description="The service's version; the second level of its artifact paths.")
+
+    @field_validator("name", "version", mode="before")
+    @classmethod
+    def _slug(cls, value: Any) -> str:
+        value = str(value) if isinstance(value, (int, float)) else value
+        if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", value):
+            raise _fail(f"'{value}' is not a valid name",
+                        "use letters, digits, '.', '_' and '-', e.g. churn or 1.2")
+        return value
+
+
+class ModelSection(_Section):
+    path: str = Field(".", description="The model repository, relative to batchcast.toml.")
+    requirements: str | None = Field(
+        None, description="Requirements file inside the model repository; default requirements.txt if present.")
+    command: str | None = Field(None, description="Command contract: the command to run, with {action} and {config}.")
+    entrypoint: str | None = Field(None, description="Python contract: 'module:Class' with fit and predict.")
+    features: list[str] | None = Field(None, description="Python contract: feature columns; default all but label and ids.")
+    ids: list[str] = Field(default_factory=list, description="Python contract: id columns, never used as features.")
+    label: str | None = Field(None, description="Python contract: the label column for training and evaluation.")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="Python contract: fraction of training rows held out for metrics.")
+    input_format: Literal["pandas", "numpy", "arrow"] = Field(
+        "pandas", description="Python contract: what fit and predict receive.")
+    output_dir: str = Field("output", description="Command contract: where the model writes (OUTPUT_DIR).")
+    model_dir: str = Field("output", description="Command contract: where a trained run's files are placed (MODEL_DIR).")
+    python: str | None = Field(None, description="Interpreter for the isolated environment; default batchcast's own.")
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[\w.]+:[\w.]+$", value):
+            raise _fail(f"'{value}' is not 'module:Class'", "write it as e.g. prediction.model:Model")
+        return value
+
+    @model_validator(mode="after")
+    def _one_contract(self) -> "ModelSection":
+        if self.command and self.entrypoint:
+            raise _fail("both 'command' and 'entrypoint' are set",
+                        "keep 'command' for the command contract or 'entrypoint' for the Python contract")
+        return self
+
+    @property
+    def contract(self) -> Literal["command", "python"]:
+        return "python" if self.entrypoint else "command"
+
+
+class StorageSection(_Section):
+    url: str = Field(".batchcast/artifacts", description="Artifact store: a folder or an fsspec URL.")
+
+
+class WarehouseSection(_Section):
+    url: str = Field("duckdb:///.batchcast/warehouse.duckdb", description="Warehouse URL.")
+
+
+class InputSpec(_Section):
+    query: str | None = Field(None, description="SQL on the warehouse, templated with {{ ds }}.")
+    path: str | None = Field(None, description="Parquet or CSV files (globs, fsspec URLs), templated with {{ ds }}.")
+    format: Literal["parquet", "csv"] | None = Field(None, description="File format; default from the extension.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InputSpec":
+        if bool(self.query) == bool(self.path):
+            raise _fail("set exactly one of 'query' and 'path'",
+                        "use query = \"SELECT ...\" or path = \"data/*.parquet\"")
+        return self
+
+
+class OutputSpec(_Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    table: str = Field(description="Warehouse table receiving the predictions, optionally schema.table.")
+    schema_: Schema = Field(alias="schema", description="Declared columns, e.g. 'player_id:STRING,label:BOOL'.")
+    file: str | None = Field(None, description="Command contract: the predictions file in the output folder.")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not all(_IDENT.match(part) for part in value.split(".")) or value.count(".") > 1:
+            raise _fail(f"'{value}' is not a valid table name",
+                        "use letters, digits and underscores, optionally schema.table")
+        return value
+
+    @field_validator("schema_", mode="before")
+    @classmethod
+    def _schema(cls, value: Any) -> Schema:
+        try:
+            return value if isinstance(value, Schema) else Schema.parse(value)
+        except SchemaError as exc:
+            raise _fail(exc.message, exc.fix or "") from None
+
+
+class ActionSpec(_Section):
+    kind: Literal["training", "application", "evaluation"] | None = Field(
+        None, description="What the action does; default its name.")
+    config: str | None = Field(None, description="The action's config file, relative to the model repository.")
+    schedule: str | None = Field(None, description="Cron expression, used by the scheduler.")
+    executor: str = Field("local", description="Where the action runs: inline or local.")
+    model: str | None = Field(None, description="Alias or run id to apply; default champion, else latest training.")
+    input: InputSpec | None = Field(None, description="Python contract: where the data comes from.")
+    output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
+    timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
+    batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str) -> str:
+        if value not in EXECUTORS:
+            raise _fail(f"unknown executor '{value}'", f"use one of {', '.join(EXECUTORS)}")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if value is not None and not croniter.is_valid(value):
+            raise _fail(f"'{value}' is not a cron expression", "use five fields, e.g. '0 6 * * *'")
+        return value
+
+
+class ServiceSpec(_Section):
+    service: ServiceSection
+    model: ModelSection = Field(default_factory=ModelSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
+    actions: dict[str, ActionSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kinds(self) -> "ServiceSpec":
+        for name, action in self.actions.items():
+            if action.kind is None:
+                if name not in KINDS:
+                    raise _fail(f"action '{name}' has no kind", f"set kind to one of {', '.join(KINDS)}")
+                action.kind = name
+            if not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
+                raise _fail(f"action name '{name}' is not lower-case letters, digits and '_'",
+                            "rename the [actions.*] table, e.g. training")
+            if self.model.contract == "python" and not action.input:
+                raise _fail(f"action '{name}' has no input", "add [actions.%s.input] with query or path" % name)
+        return self
+
+    # Filled by load_spec: where the file was, for relative paths and messages.
+    _file: Path = Path(SPEC_FILE)
+
+    @property
+    def file(self) -> Path:
+        return self._file
+
+    @property
+    def root(self) -> Path:
+        return self._file.parent
+
+    @property
+    def model_path(self) -> Path:
+        return (self.root / self.model.path).resolve()
+
+    @property
+    def requirements_path(self) -> Path | None:
+        if self.model.requirements:
+            return self.model_path / self.model.requirements
+        default = self.model_path / "requirements.txt"
+        return default if default.exists() else None
+
+    @property
+    def storage_url(self) -> str:
+        return _resolve_url(self.storage.url, self.root)
+
+    @property
+    def warehouse_url(self) -> str:
+        # duckdb:///rel/path is relative to the spec; duckdb:////abs/path is absolute.
+        prefix, url = "duckdb:///", self.warehouse.url
+        rest = url[len(prefix):] if url.startswith(prefix) else None
+        if rest and rest != ":memory:" and not rest.startswith("/"):
+            return prefix + str((self.root / rest).resolve())
+        return url
+
+    @property
+    def command(self) -> str:
+        return self.model.command or DEFAULT_COMMAND
+
+    def action(self, name: str) -> ActionSpec:
+        """The action called ``name``; SpecError listing the declared ones otherwise."""
+        if name not in self.actions:
+            known = ", ".join(self.actions) or "none"
+            raise SpecError(f"{self._file}: no action '{name}' (declared: {known})",
+                            f"add [actions.{name}] to {self._file.name}, or run one of the declared actions")
+        return self.actions[name]
+
+    def check_files(self) -> None:
+        """Raise SpecError if a file the spec names does not exist."""
+        if not self.model_path.is_dir():
+            raise SpecError(f"{self._file}: [model] path: folder '{self.model_path}' does not exist",
+                            "point path at the model repository")
+        if self.model.requirements and not self.requirements_path.exists():
+            raise SpecError(f"{self._file}: [model] requirements: '{self.requirements_path}' does not exist",
+                            "create it or correct the path")
+        for name, action in self.actions.items():
+            if action.config and not (self.model_path / action.config).exists():
+                raise SpecError(
+                    f"{self._file}: [actions.{name}] config: '{action.config}' not found in {self.model_path}",
+                    "create the file or correct the path (relative to the model repository)")
+
+
+def _resolve_url(url: str, root: Path) -> str:
+    if "://" in url:
+        return url
+    return str((root / url).resolve())
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for logs and manifests."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def find_spec(path: str | os.PathLike | None = None, environ=os.environ) -> Path:
+    """The spec file: ``path``, else ``BATCHCAST_SPEC``, else ``./batchcast.toml``."""
+    chosen = Path(path or environ.get("BATCHCAST_SPEC") or SPEC_FILE)
+    if chosen.is_dir():
+        chosen = chosen / SPEC_FILE
+    if not chosen.exists():
+        raise SpecError(f"{chosen}: no such spec file",
+                        "run 'batchcast init' or 'batchcast adopt PATH', or pass --spec PATH")
+    return chosen.resolve()
+
+
+def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = None,
+              environ=os.environ) -> ServiceSpec:
+    """Load, merge and validate a spec; raise SpecError with one line per problem."""
+    file = find_spec(path, environ)
+    try:
+        data = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{file}: not valid TOML: {exc}", "correct the syntax at that line") from None
+    env = env_overrides(environ)
+    for layer in (env, overrides or {}):
+        _merge(data, layer)
+    try:
+        spec = ServiceSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(file, err, env) for err in exc.errors()]
+        raise SpecError("\n".join(lines)) from None
+    spec._file = file
+    return spec
+
+
+def env_overrides(environ=os.environ) -> dict:
+    """``BATCHCAST__WAREHOUSE__URL=x`` as ``{"warehouse": {"url": "x"}}``."""
+    out: dict = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = json.loads(value) if value[:1] in "[{" else value
+    return out
+
+
+def _merge(base: dict, layer: dict) -> None:
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        elif value is not None:
+            base[key] = value
+
+
+def _describe(file: Path, err: dict, env: dict) -> str:
+    loc = [str(p) for p in err["loc"]]
+    table = "[" + ".".join(loc[:-1]) + "]" if len(loc) > 1 else "[top level]"
+    key = loc[-1] if loc else ""
+    where = f"{file}: {table} {key}".rstrip()
+    env_name = ENV_PREFIX + "__".join(p.upper() for p in loc)
+    origin = f" (from environment {env_name})" if _dig(env, loc) is not None else ""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(loc[:-1])
+        guess = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean '{guess[0]}'? " if guess else ""
+        return f"{where}: unknown key{origin} (fix: {hint}known keys are {', '.join(known)})"
+    if kind == "missing":
+        return f"{where}: required key is missing (fix: add {key} = ... to {table})"
+    if kind == "batchcast":
+        return f"{where}: {err['ctx']['message']}{origin} (fix: {err['ctx']['fix']})"
+    return f"{where}: {err['msg'].lower()}, got {err.get('input')!r}{origin} (fix: correct the value)"
+
+
+def _dig(tree: dict, loc: list[str]):
+    for part in loc:
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _known_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = ServiceSpec
+    for part in loc:
+        if model is ServiceSpec and part == "actions":
+            continue
+        field = model.model_fields.get(part)
+        if field is None:  # an action name under [actions]
+            model = ActionSpec
+            continue
+        model = _model_of(field.annotation)
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_of(annotation) -> type[BaseModel]:
+    for candidate in getattr(annotation, "__args__", ()) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
+
+
+def load_config(path: Path) -> dict:
+    """An action's config file (JSON, TOML or YAML) as a dict."""
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # optional: only users of YAML configs need it
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: config file not found", "create it or correct [actions.*] config") from None
+    except ImportError:
+        raise SpecError(f"{path}: YAML configs need PyYAML", "pip install pyyaml, or use JSON") from None
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"{path}: cannot parse: {exc}", "correct the file's syntax") from None

@@ -1,0 +1,223 @@
+"""The artifact store: every run's files on any fsspec URL.
+
+Layout::
+
+    {root}/{name}/{version}/{action}/{run_ts}/manifest.json   the commit, written last
+    {root}/{name}/{version}/{action}/{run_ts}/...             the run's files
+    {root}/{name}/{version}/_aliases/{alias}.json             where an alias points now
+    {root}/{name}/{version}/_aliases/history/{alias}/{ts}.json   every move, never rewritten
+
+A folder without a manifest is invisible to every reader. Manifests are
+created exclusively, so a committed run is never overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from batchcast.errors import IntegrityError, RunExists, RunNotFound, StoreError
+from batchcast.runs import FileEntry, Manifest, RunStatus, new_run_ts
+
+MANIFEST = "manifest.json"
+ALIASES = "_aliases"
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ArtifactStore:
+    """Runs, manifests and aliases under one fsspec URL."""
+
+    def __init__(self, url: str, **storage_options):
+        self.url = url
+        self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root = self.root.rstrip("/")
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    # -- writing a run --------------------------------------------------
+
+    def put_file(self, run_id: str, rel: str, local: Path) -> FileEntry:
+        """Stream ``local`` to ``{run}/{rel}``, hashing as it goes."""
+        self._refuse_committed(run_id)
+        target = self._path(run_id, rel)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        with open(local, "rb") as src, self.fs.open(target, "wb") as dst:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+        return FileEntry(sha256=digest.hexdigest(), size=size)
+
+    def put_dir(self, run_id: str, prefix: str, local_dir: Path) -> dict[str, FileEntry]:
+        """Upload every file below ``local_dir`` to ``{run}/{prefix}/...``."""
+        entries = {}
+        for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+            rel = f"{prefix}/{path.relative_to(local_dir).as_posix()}"
+            entries[rel] = self.put_file(run_id, rel, path)
+        return entries
+
+    def commit(self, manifest: Manifest) -> None:
+        """Write the manifest, which makes the run exist; RunExists if it already does."""
+        data = manifest.model_dump_json(indent=2).encode()
+        if not self._create_exclusive(self._path(manifest.run_id, MANIFEST), data):
+            raise RunExists(f"run {manifest.run_id} is already committed",
+                            "runs are immutable; start a new run instead")
+
+    def _refuse_committed(self, run_id: str) -> None:
+        if self.fs.exists(self._path(run_id, MANIFEST)):
+            raise RunExists(f"run {run_id} is already committed; its files cannot change",
+                            "start a new run instead")
+
+    def _create_exclusive(self, path: str, data: bytes) -> bool:
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if isinstance(self.fs, LocalFileSystem):
+            # A hard link fails if the target exists: create-if-absent, atomically.
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            Path(tmp).write_bytes(data)
+            try:
+                os.link(tmp, path)
+                return True
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(tmp)
+        if self.fs.exists(path):
+            return False
+        self.fs.pipe_file(path, data)
+        return True
+
+    def _replace(self, path: str, data: bytes) -> None:
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        if isinstance(self.fs, LocalFileSystem):
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            Path(tmp).write_bytes(data)
+            os.replace(tmp, path)  # readers see the old or the new document, never half
+        else:
+            self.fs.pipe_file(path, data)  # object stores replace an object atomically
+
+    # -- reading runs ---------------------------------------------------
+
+    def manifest(self, run_id: str) -> Manifest:
+        """The committed manifest of ``run_id``; RunNotFound if there is none."""
+        try:
+            raw = self.fs.cat_file(self._path(run_id, MANIFEST))
+        except FileNotFoundError:
+            raise RunNotFound(f"no committed run '{run_id}' in {self.url}",
+                              "list runs with 'batchcast runs'") from None
+        return Manifest.model_validate_json(raw)
+
+    def list_runs(self, name: str, version: str, action: str | None = None) -> list[Manifest]:
+        """Committed runs, oldest first."""
+        pattern = self._path(name, version, action or "*", "*", MANIFEST)
+        paths = sorted(p for p in self.fs.glob(pattern) if f"/{ALIASES}/" not in p)
+        runs = [Manifest.model_validate_json(raw) for raw in self.fs.cat(paths).values()] if paths else []
+        return sorted(runs, key=lambda m: (m.run_ts, m.action))
+
+    def latest(self, name: str, version: str, kind: str = "training") -> Manifest | None:
+        """The newest committed successful run of that kind, or None."""
+        done = [m for m in self.list_runs(name, version) if m.kind == kind and m.succeeded]
+        return done[-1] if done else None
+
+    def resolve(self, name: str, version: str, ref: str) -> Manifest:
+        """A run from an alias, ``latest``, a full run id, ``action/run_ts`` or ``run_ts``."""
+        if ref == "latest":
+            found = self.latest(name, version)
+            if found is None:
+                raise RunNotFound(f"no successful training run of {name}/{version}",
+                                  "run 'batchcast run training' first")
+            return found
+        target = self.alias(name, version, ref)
+        if target is not None:
+            return self.manifest(target)
+        if ref.count("/") == 3:
+            return self.manifest(ref)
+        matches = [m for m in self.list_runs(name, version) if m.run_id.endswith("/" + ref)]
+        if len(matches) != 1:
+            raise RunNotFound(f"'{ref}' names no alias and no single run of {name}/{version}",
+                              "use a run id from 'batchcast runs', or an alias from 'batchcast models'")
+        return matches[0]
+
+    # -- aliases ----------------------------------------------------------
+
+    def alias(self, name: str, version: str, alias: str) -> str | None:
+        """The run id ``alias`` points to, or None."""
+        try:
+            raw = self.fs.cat_file(self._path(name, version, ALIASES, f"{alias}.json"))
+        except FileNotFoundError:
+            return None
+        return json.loads(raw)["run_id"]
+
+    def aliases(self, name: str, version: str) -> dict[str, str]:
+        found = {}
+        for path in self.fs.glob(self._path(name, version, ALIASES, "*.json")):
+            alias = path.rsplit("/", 1)[1][: -len(".json")]
+            found[alias] = json.loads(self.fs.cat_file(path))["run_id"]
+        return found
+
+    def set_alias(self, name: str, version: str, alias: str, run_id: str) -> None:
+        """Point ``alias`` at a committed successful run, atomically, and record the move."""
+        manifest = self.manifest(run_id)
+        if manifest.status is not RunStatus.SUCCEEDED:
+            raise StoreError(f"run {run_id} {manifest.status.value}; only successful runs can be promoted",
+                             "promote a run whose status is succeeded")
+        now = dt.datetime.now(dt.timezone.utc)
+        doc = json.dumps({"alias": alias, "run_id": run_id, "previous": self.alias(name, version, alias),
+                          "set_at": now.isoformat()}).encode()
+        self._create_exclusive(self._path(name, version, ALIASES, "history", alias, f"{new_run_ts(now)}.json"), doc)
+        self._replace(self._path(name, version, ALIASES, f"{alias}.json"), doc)
+
+    def alias_history(self, name: str, version: str, alias: str) -> list[dict]:
+        paths = sorted(self.fs.glob(self._path(name, version, ALIASES, "history", alias, "*.json")))
+        return [json.loads(raw) for raw in self.fs.cat(paths).values()] if paths else []
+
+    # -- fetching a trained run ------------------------------------------
+
+    def fetch(self, manifest: Manifest, prefix: str, dest: Path) -> list[Path]:
+        """Copy the run's files under ``prefix/`` into ``dest``, verifying each sha256.
+
+        Raises IntegrityError naming the first file that differs from the
+        manifest; nothing under ``dest`` should then be used.
+        """
+        written = []
+        for rel, entry in sorted(manifest.files.items()):
+            if not rel.startswith(prefix + "/"):
+                continue
+            local = Path(dest) / rel[len(prefix) + 1:]
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self._download_verified(manifest.run_id, rel, entry, local)
+            written.append(local)
+        return written
+
+    def _download_verified(self, run_id: str, rel: str, entry: FileEntry, local: Path) -> None:
+        digest = hashlib.sha256()
+        try:
+            with self.fs.open(self._path(run_id, rel), "rb") as src, open(local, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except FileNotFoundError:
+            raise IntegrityError(f"{run_id}/{rel}: listed in the manifest but missing from the store",
+                                 "re-run training, or promote another run") from None
+        if digest.hexdigest() != entry.sha256:
+            local.unlink()
+            raise IntegrityError(
+                f"{run_id}/{rel}: sha256 {digest.hexdigest()[:12]}... differs from the manifest's "
+                f"{entry.sha256[:12]}...; the file changed after the run was committed",
+                "re-run training, or promote another run")

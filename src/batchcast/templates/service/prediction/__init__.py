@@ -1,0 +1,1 @@
+"""An example churn model in the layout batchcast's command contract expects."""

@@ -1,0 +1,30 @@
+"""Warehouses by URL scheme, imported only when a URL asks for them."""
+
+from __future__ import annotations
+
+import importlib
+
+from batchcast.errors import MissingExtra, SpecError
+from batchcast.warehouses.base import Warehouse
+
+# scheme -> (module:class, extra that installs its driver)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "duckdb": ("batchcast.warehouses.duckdb:DuckDBWarehouse", "duckdb"),
+}
+
+__all__ = ["BACKENDS", "Warehouse", "open_warehouse"]
+
+
+def open_warehouse(url: str) -> Warehouse:
+    """The warehouse for ``url``; SpecError for an unknown scheme, MissingExtra without its driver."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in BACKENDS:
+        raise SpecError(f"warehouse url '{scheme}://...' has an unknown scheme",
+                        f"use one of {', '.join(s + '://' for s in BACKENDS)}")
+    target, extra = BACKENDS[scheme]
+    module, cls = target.split(":")
+    try:
+        backend = getattr(importlib.import_module(module), cls)
+    except ImportError:
+        raise MissingExtra(f"the {scheme} warehouse", extra) from None
+    return backend(url)

@@ -1,0 +1,112 @@
+"""The Warehouse port.
+
+A backend supplies five things: ``_connect_columns`` (the existing table's
+columns), ``_replace_date`` (one transaction that swaps a logical date's rows),
+``read``, ``close`` and its identifier quoting. The base class derives the
+rest: schema checks, stamping, counting and previews. Backends translate their
+driver's exceptions into WarehouseError at their boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator
+
+import pyarrow as pa
+
+from batchcast.errors import SchemaError, SpecError
+from batchcast.schema import STAMPS, Schema, conform
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class Warehouse(abc.ABC):
+    """Where predictions are delivered, one logical date at a time."""
+
+    quote_char = '"'
+
+    def __init__(self, url: str):
+        self.url = url
+
+    # -- what a backend provides -----------------------------------------
+
+    @abc.abstractmethod
+    def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
+        """Stream the result of ``query`` as Arrow record batches."""
+
+    @abc.abstractmethod
+    def columns(self, table: str) -> dict[str, str] | None:
+        """The table's columns as ``{name: batchcast TYPE}``, or None if it does not exist."""
+
+    @abc.abstractmethod
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+                      batches: Iterator[pa.RecordBatch]) -> int:
+        """In one transaction: create the table if needed, delete the date's rows, insert ``batches``.
+
+        If anything raises, nothing of it is visible. Returns the rows inserted.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- derived ----------------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        """Validate and quote a possibly schema-qualified identifier."""
+        parts = name.split(".")
+        if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
+            raise SpecError(f"'{name}' is not a valid table or column name",
+                            "use letters, digits and underscores, optionally schema.table")
+        q = self.quote_char
+        return ".".join(f"{q}{p}{q}" for p in parts)
+
+    def publish(self, table: str, schema: Schema, batches: Iterable[pa.RecordBatch], *,
+                logical_date: dt.date, run_id: str, model_run: str | None, source: str) -> int:
+        """Replace ``logical_date``'s rows of ``table`` with ``batches``, stamped.
+
+        Every batch is conformed to ``schema`` first; a mismatch raises
+        SchemaError and the transaction leaves the table as it was.
+        """
+        full = schema + STAMPS
+        self._check_columns(table, full)
+        stamps = {"_logical_date": logical_date, "_run_id": run_id, "_model_run": model_run,
+                  "_predicted_at": dt.datetime.now(dt.timezone.utc)}
+
+        def stamped() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                batch = conform(batch, schema, source)
+                extra = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), batch.num_rows) for c in STAMPS]
+                yield pa.RecordBatch.from_arrays(batch.columns + extra, schema=full.to_arrow())
+
+        return self._replace_date(table, full, logical_date, stamped())
+
+    def _check_columns(self, table: str, schema: Schema) -> None:
+        existing = self.columns(table)
+        declared = {c.name: c.type for c in schema}
+        if existing is not None and existing != declared:
+            raise SchemaError(
+                f"table {table} has columns {_fmt(existing)}, but the declared schema is {_fmt(declared)}",
+                "migrate the table, or deliver into a new table name")
+
+    def count(self, table: str, logical_date: dt.date | None = None) -> int:
+        """Rows in ``table``, or in one logical date of it."""
+        where = f" WHERE _logical_date = DATE '{logical_date.isoformat()}'" if logical_date else ""
+        return self.read(f"SELECT count(*) AS n FROM {self.quote(table)}{where}").read_all()["n"][0].as_py()
+
+    def preview(self, table: str, limit: int = 10) -> pa.Table:
+        """The first ``limit`` rows of ``table``, newest logical date first."""
+        return self.read(f"SELECT * FROM {self.quote(table)} ORDER BY _logical_date DESC "
+                         f"LIMIT {int(limit)}").read_all()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _fmt(columns: dict[str, str]) -> str:
+    return ",".join(f"{k}:{v}" for k, v in columns.items())

@@ -1,0 +1,90 @@
+"""DuckDB: the embedded default warehouse (``duckdb:///path/to/file.duckdb``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from batchcast.errors import WarehouseError, WarehouseUnavailable
+from batchcast.schema import Schema
+from batchcast.warehouses.base import Warehouse
+
+SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
+             "DATE": "DATE", "TIMESTAMP": "TIMESTAMP WITH TIME ZONE"}
+FROM_SQL = {v: k for k, v in SQL_TYPES.items()}
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB file; ``duckdb:///rel/path``, ``duckdb:////abs/path`` or ``duckdb:///:memory:``."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.path = url[len("duckdb:///"):] or ":memory:"
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._con = duckdb.connect(self.path)
+            except duckdb.IOException as exc:
+                # Another process holds the file's write lock: worth retrying later.
+                raise WarehouseUnavailable(f"cannot open {self.path}: {exc}",
+                                           "wait for the other process using it to finish") from None
+        return self._con
+
+    def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
+        try:
+            return self.con.cursor().sql(query).to_arrow_reader(batch_size)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed on {self.path}: {_line(exc)}",
+                                 "check the SQL and the tables it names") from None
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        schema, _, name = table.rpartition(".")
+        rows = self.con.cursor().execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = ? ORDER BY ordinal_position",
+            [name, schema or "main"]).fetchall()
+        return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
+
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+                      batches: Iterator[pa.RecordBatch]) -> int:
+        quoted = self.quote(table)
+        cur = self.con.cursor()
+        rows = 0
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            if "." in table:
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(table.split('.')[0])}")
+            cols = ", ".join(f"{self.quote(c.name)} {SQL_TYPES[c.type]}" for c in schema)
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
+            cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
+            for batch in batches:
+                cur.register("_batchcast_batch", batch)
+                cur.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _batchcast_batch")
+                cur.unregister("_batchcast_batch")
+                rows += batch.num_rows
+            cur.execute("COMMIT")
+        except BaseException as exc:
+            cur.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}",
+                                     "see the message; nothing was written") from None
+            raise
+        return rows
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
