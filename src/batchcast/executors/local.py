@@ -112,7 +112,7 @@ def runtime_pins() -> list[str]:
 def _build(venv: Path, python: str, requirements: Path | None, pins: list[str], link: bool) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     _uv("venv", "--quiet", "--python", python, str(venv))
-    args = ["pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
+    args = ["pip", "install", "--quiet", "--compile-bytecode", "--python", str(venv / "bin" / "python")]
     if requirements:
         args += ["-r", str(requirements)]
     if requirements or pins:

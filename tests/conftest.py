@@ -1,0 +1,132 @@
+"""Shared fixtures: example model repositories and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from batchcast import scaffold
+
+BATCHCAST = str(Path(sys.executable).parent / "batchcast")
+
+
+def bc(*args: str, cwd: Path, env: dict | None = None, ok: bool | None = True) -> subprocess.CompletedProcess:
+    """Run the installed ``batchcast`` command; check its exit code unless ``ok`` is None."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([BATCHCAST, *args], cwd=cwd, env=full_env, capture_output=True, text=True)
+    if ok is not None and (result.returncode == 0) != ok:
+        raise AssertionError(f"batchcast {' '.join(args)} exited {result.returncode}\n"
+                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def bc_json(*args: str, cwd: Path):
+    return json.loads(bc(*args, "--json", cwd=cwd).stdout)
+
+
+def query(db: Path, sql: str):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def churn_repo(tmp_path: Path) -> Path:
+    """An existing command-contract repository (the init template without a spec)."""
+    repo = tmp_path / "churn-model"
+    scaffold.init(repo)
+    (repo / "batchcast.toml").unlink()
+    return repo
+
+
+@pytest.fixture
+def adopted(churn_repo: Path, tmp_path: Path) -> Path:
+    """A service folder beside the repository, made by `batchcast adopt`."""
+    service = tmp_path / "service"
+    service.mkdir()
+    bc("adopt", str(churn_repo), "--name", "churn", "--table", "predictions",
+       "--schema", "player_id:STRING,label:BOOL", cwd=service)
+    return service
+
+
+PY_MODEL = '''
+import os
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+class Model:
+    """A plain class with fit and predict, as the Python contract asks."""
+
+    def __init__(self, C=1.0):
+        self.inner = LogisticRegression(C=C)
+
+    def fit(self, X, y):
+        self.inner.fit(X, y)
+        return self
+
+    def predict(self, X):
+        if os.environ.get("MODEL_FAIL"):
+            raise RuntimeError("model exploded on purpose")
+        return self.inner.predict(X)
+'''
+
+
+def write_python_service(root: Path, rows: int, executor: str = "inline", extra: str = "") -> Path:
+    """A Python-contract service: model.py, a DuckDB table of features, a spec."""
+    repo = root / "repo"
+    (repo / "configs").mkdir(parents=True, exist_ok=True)
+    (repo / "model.py").write_text(PY_MODEL)
+    (repo / "requirements.txt").write_text("scikit-learn>=1.4\n")
+    (repo / "configs" / "training.json").write_text(json.dumps({"params": {"C": 0.5}}))
+    make_features(root / ".batchcast" / "warehouse.duckdb", rows)
+    spec = root / "batchcast.toml"
+    spec.write_text(textwrap.dedent(f'''
+        [service]
+        name = "scores"
+        version = "2"
+
+        [model]
+        path = "repo"
+        entrypoint = "model:Model"
+        label = "churned"
+        ids = ["player_id", "day"]
+
+        [actions.training]
+        config = "configs/training.json"
+        executor = "{executor}"
+        input = {{ query = "SELECT * FROM features LIMIT 20000" }}
+
+        [actions.application]
+        executor = "{executor}"
+        input = {{ query = "SELECT * EXCLUDE (churned) FROM features" }}
+        output = {{ table = "scores", schema = "player_id:STRING,label:BOOL" }}
+
+        [actions.evaluation]
+        executor = "{executor}"
+        input = {{ query = "SELECT * FROM features WHERE day = DATE '{{{{ ds }}}}'" }}
+        ''') + extra)
+    return spec
+
+
+def make_features(db: Path, rows: int) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db))
+    con.execute("SELECT setseed(0.42)")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE features AS
+        SELECT *, (f1 + f2 + 0.3 * random() > 1.15) AS churned FROM (
+            SELECT 'p' || i AS player_id, DATE '2026-01-01' + (i % 3)::INT AS day,
+                   random() AS f1, random() AS f2, random() AS f3, random() AS f4,
+                   random() AS f5, random() AS f6, random() AS f7, random() AS f8
+            FROM range({rows}) t(i))""")
+    con.close()

@@ -1,0 +1,125 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from batchcast.errors import SpecError
+from batchcast.spec import load_spec, redact
+from tests.conftest import bc
+
+GOOD = '''
+[service]
+name = "churn"
+version = 1
+
+[model]
+path = "."
+
+[actions.training]
+config = "configs/training.json"
+
+[actions.application]
+config = "configs/application.json"
+output = { table = "predictions", schema = "player_id:STRING,label:BOOL" }
+'''
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "configs").mkdir(exist_ok=True)
+    for name in ("training", "application"):
+        (tmp_path / "configs" / f"{name}.json").write_text("{}")
+    spec = tmp_path / "batchcast.toml"
+    spec.write_text(textwrap.dedent(text))
+    return spec
+
+
+def test_defaults_resolve_beside_the_spec(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD), environ={})
+    assert spec.service.version == "1"
+    assert spec.storage_url == str(tmp_path / ".batchcast" / "artifacts")
+    assert spec.warehouse_url == f"duckdb:///{tmp_path}/.batchcast/warehouse.duckdb"
+    assert spec.action("application").kind == "application"
+    assert spec.action("training").executor == "local"
+
+
+def test_misspelled_key_is_one_line_with_file_table_key_and_fix(tmp_path):
+    path = write(tmp_path, GOOD.replace('path = "."', 'path = "."\nentrypont = "m:M"'))
+    with pytest.raises(SpecError) as err:
+        load_spec(path, environ={})
+    message = str(err.value)
+    assert message.count("\n") == 0
+    assert str(path) in message and "[model] entrypont: unknown key" in message
+    assert "did you mean 'entrypoint'?" in message
+
+
+def test_unknown_schema_type_names_the_value_and_the_types(tmp_path):
+    path = write(tmp_path, GOOD.replace("label:BOOL", "label:BOOLE"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path, environ={})
+    assert f"{path}: [actions.application.output] schema: unknown type 'BOOLE' in 'label:BOOLE'" in str(err.value)
+    assert "fix: use one of STRING, INT64, FLOAT64, BOOL, DATE, TIMESTAMP" in str(err.value)
+
+
+def test_precedence_cli_over_environment_over_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    env = {"BATCHCAST__WAREHOUSE__URL": "duckdb:////tmp/env.duckdb",
+           "BATCHCAST__ACTIONS__TRAINING__EXECUTOR": "inline"}
+    spec = load_spec(path, environ=env)
+    assert spec.warehouse_url == "duckdb:////tmp/env.duckdb"
+    assert spec.action("training").executor == "inline"
+    spec = load_spec(path, overrides={"actions": {"training": {"executor": "local"}}}, environ=env)
+    assert spec.action("training").executor == "local"
+
+
+def test_bad_environment_value_says_where_it_came_from(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(SpecError, match=r"\[actions.training\] executor: unknown executor 'sideways' "
+                                        r"\(from environment BATCHCAST__ACTIONS__TRAINING__EXECUTOR\)"):
+        load_spec(path, environ={"BATCHCAST__ACTIONS__TRAINING__EXECUTOR": "sideways"})
+
+
+@pytest.mark.parametrize("change, words", [
+    (('table = "predictions"', 'table = "pre;dictions"'), ["[actions.application.output] table", "'pre;dictions'"]),
+    (('version = 1', 'version = 1\nowner = "me"'), ["[service] owner: unknown key"]),
+    (('[actions.training]', '[actions.training]\nschedule = "every day"'), ["'every day' is not a cron"]),
+    (('name = "churn"', ''), ["[service] name: required key is missing"]),
+])
+def test_other_problems_name_key_and_fix(tmp_path, change, words):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(SpecError) as err:
+        load_spec(path, environ={})
+    for word in words:
+        assert word in str(err.value)
+    assert "fix:" in str(err.value)
+
+
+def test_cli_validate_and_every_command_fail_with_one_line(tmp_path):
+    write(tmp_path, GOOD.replace("label:BOOL", "label:BOOLE"))
+    for args in (["validate"], ["run", "training"], ["runs"], ["models"]):
+        result = bc(*args, cwd=tmp_path, ok=False)
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "schema: unknown type 'BOOLE'" in lines[0] and "fix:" in lines[0]
+
+
+def test_validate_reports_missing_config_file(tmp_path):
+    write(tmp_path, GOOD)
+    (tmp_path / "configs" / "training.json").unlink()
+    result = bc("validate", cwd=tmp_path, ok=False)
+    assert "[actions.training] config: 'configs/training.json' not found" in result.stderr
+    assert bc("validate", "--help", cwd=tmp_path).returncode == 0
+
+
+def test_spec_is_found_by_option_and_environment(tmp_path):
+    spec = write(tmp_path, GOOD)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert "service churn/1" in bc("--spec", str(spec), "validate", cwd=elsewhere).stdout
+    assert "service churn/1" in bc("validate", cwd=elsewhere, env={"BATCHCAST_SPEC": str(spec)}).stdout
+    assert "no such spec file" in bc("validate", cwd=elsewhere, ok=False).stderr
+
+
+def test_redact_hides_passwords():
+    assert redact("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+    assert redact("duckdb:///x.duckdb") == "duckdb:///x.duckdb"

@@ -1,0 +1,91 @@
+"""The warehouse contract: every backend's test module supplies ``warehouse`` and inherits this."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from batchcast.errors import SchemaError, SpecError
+from batchcast.schema import Schema
+
+SCHEMA = Schema.parse("player_id:STRING,label:BOOL,score:FLOAT64")
+DAY1, DAY2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+
+
+def batches(n: int, start: int = 0, size: int = 1000):
+    for lo in range(start, start + n, size):
+        ids = range(lo, min(lo + size, start + n))
+        yield pa.record_batch({"player_id": [f"p{i}" for i in ids], "label": [i % 2 == 0 for i in ids],
+                               "score": [i / 10 for i in ids]})
+
+
+def publish(wh, day, data, table="preds", run="svc/1/application/1"):
+    return wh.publish(table, SCHEMA, data, logical_date=day, run_id=run, model_run="svc/1/training/0",
+                      source="test")
+
+
+class WarehouseContract:
+    def test_creates_table_from_schema_with_stamps(self, warehouse):
+        assert warehouse.columns("preds") is None
+        assert publish(warehouse, DAY1, batches(2500)) == 2500
+        assert warehouse.columns("preds") == {
+            "player_id": "STRING", "label": "BOOL", "score": "FLOAT64", "_logical_date": "DATE",
+            "_run_id": "STRING", "_model_run": "STRING", "_predicted_at": "TIMESTAMP"}
+        row = warehouse.read("SELECT * FROM preds WHERE player_id = 'p3'").read_all().to_pylist()[0]
+        assert row["label"] is False and row["_logical_date"] == DAY1
+        assert row["_run_id"] == "svc/1/application/1" and row["_model_run"] == "svc/1/training/0"
+        assert row["_predicted_at"] is not None
+
+    def test_republishing_a_date_replaces_it(self, warehouse):
+        publish(warehouse, DAY1, batches(2500))
+        publish(warehouse, DAY1, batches(2000), run="svc/1/application/2")
+        publish(warehouse, DAY2, batches(700))
+        assert warehouse.count("preds", DAY1) == 2000
+        assert warehouse.count("preds", DAY2) == 700
+        assert warehouse.count("preds") == 2700
+        runs = warehouse.read("SELECT DISTINCT _run_id FROM preds WHERE _logical_date = DATE '2026-01-01'")
+        assert runs.read_all()["_run_id"].to_pylist() == ["svc/1/application/2"]
+
+    def test_failure_mid_stream_leaves_the_table_untouched(self, warehouse):
+        publish(warehouse, DAY1, batches(1500))
+
+        def broken():
+            yield from batches(1000)
+            raise RuntimeError("model exploded")
+
+        with pytest.raises(RuntimeError):
+            publish(warehouse, DAY1, broken(), run="svc/1/application/bad")
+        assert warehouse.count("preds", DAY1) == 1500
+
+    def test_bad_value_is_a_schema_error_and_nothing_is_written(self, warehouse):
+        publish(warehouse, DAY1, batches(100))
+
+        def bad():
+            yield from batches(1000)
+            yield pa.record_batch({"player_id": ["x"], "label": ["maybe"], "score": [1.0]})
+
+        with pytest.raises(SchemaError, match="column 'label' cannot be read as BOOL"):
+            publish(warehouse, DAY1, bad())
+        assert warehouse.count("preds", DAY1) == 100
+
+    def test_declared_schema_must_match_existing_table(self, warehouse):
+        publish(warehouse, DAY1, batches(10))
+        other = Schema.parse("player_id:STRING,label:STRING,score:FLOAT64")
+        with pytest.raises(SchemaError, match="table preds has columns .*label:BOOL.* declared schema is .*label:STRING"):
+            warehouse.publish("preds", other, batches(5), logical_date=DAY2, run_id="r", model_run=None, source="t")
+        assert warehouse.count("preds") == 10
+
+    def test_identifiers_are_validated_and_quoted(self, warehouse):
+        with pytest.raises(SpecError, match="is not a valid table"):
+            publish(warehouse, DAY1, batches(1), table='preds"; DROP TABLE x; --')
+        assert warehouse.quote("analytics.preds").count(warehouse.quote_char) == 4
+        publish(warehouse, DAY1, batches(5), table="analytics.preds")
+        assert warehouse.count("analytics.preds") == 5
+
+    def test_read_streams_batches(self, warehouse):
+        publish(warehouse, DAY1, batches(5000))
+        reader = warehouse.read("SELECT player_id FROM preds", batch_size=1000)
+        sizes = [b.num_rows for b in reader]
+        assert sum(sizes) == 5000 and max(sizes) <= 2048
