@@ -34,7 +34,8 @@ def bc_json(*args: str, cwd: Path):
 def query(db: Path, sql: str):
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        table = con.sql(sql).to_arrow_table()  # Arrow: no pytz needed for TIMESTAMPTZ
+        return [tuple(row.values()) for row in table.to_pylist()]
     finally:
         con.close()
 
