@@ -94,12 +94,14 @@ class Warehouse(abc.ABC):
     def count(self, table: str, logical_date: dt.date | None = None) -> int:
         """Rows in ``table``, or in one logical date of it."""
         where = f" WHERE _logical_date = DATE '{logical_date.isoformat()}'" if logical_date else ""
-        return self.read(f"SELECT count(*) AS n FROM {self.quote(table)}{where}").read_all()["n"][0].as_py()
+        with self.read(f"SELECT count(*) AS n FROM {self.quote(table)}{where}") as reader:
+            return reader.read_all()["n"][0].as_py()
 
     def preview(self, table: str, limit: int = 10) -> pa.Table:
         """The first ``limit`` rows of ``table``, newest logical date first."""
-        return self.read(f"SELECT * FROM {self.quote(table)} ORDER BY _logical_date DESC "
-                         f"LIMIT {int(limit)}").read_all()
+        with self.read(f"SELECT * FROM {self.quote(table)} ORDER BY _logical_date DESC "
+                       f"LIMIT {int(limit)}") as reader:
+            return reader.read_all()
 
     def __enter__(self):
         return self

@@ -25,6 +25,8 @@ class DuckDBWarehouse(Warehouse):
         super().__init__(url)
         self.path = url[len("duckdb:///"):] or ":memory:"
         self._con: duckdb.DuckDBPyConnection | None = None
+        # A reader left open keeps the file locked, even after the connection closes.
+        self._readers: list[tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]] = []
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -40,15 +42,19 @@ class DuckDBWarehouse(Warehouse):
         return self._con
 
     def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
+        cursor = self.con.cursor()
         try:
-            return self.con.cursor().sql(query).to_arrow_reader(batch_size)
+            reader = cursor.sql(query).to_arrow_reader(batch_size)
         except duckdb.Error as exc:
+            cursor.close()
             raise WarehouseError(f"query failed on {self.path}: {_line(exc)}",
                                  "check the SQL and the tables it names") from None
+        self._readers.append((reader, cursor))
+        return reader
 
     def columns(self, table: str) -> dict[str, str] | None:
         schema, _, name = table.rpartition(".")
-        rows = self.con.cursor().execute(
+        rows = self.con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = ? AND table_schema = ? ORDER BY ordinal_position",
             [name, schema or "main"]).fetchall()
@@ -57,7 +63,7 @@ class DuckDBWarehouse(Warehouse):
     def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
                       batches: Iterator[pa.RecordBatch]) -> int:
         quoted = self.quote(table)
-        cur = self.con.cursor()
+        cur = self.con
         rows = 0
         try:
             cur.execute("BEGIN TRANSACTION")
@@ -81,6 +87,10 @@ class DuckDBWarehouse(Warehouse):
         return rows
 
     def close(self) -> None:
+        for reader, cursor in self._readers:
+            reader.close()
+            cursor.close()
+        self._readers.clear()
         if self._con is not None:
             self._con.close()
             self._con = None

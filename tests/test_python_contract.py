@@ -1,0 +1,136 @@
+"""The Python contract through the library: fit/predict classes, streamed application, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from batchcast import IntegrityError, RunStatus, Service
+from batchcast.errors import RunNotFound
+from tests.conftest import bc, query, write_python_service
+
+
+@pytest.fixture
+def service(tmp_path):
+    return Service(write_python_service(tmp_path, rows=30_000))
+
+
+def db(service: Service):
+    return service.spec.root / ".batchcast" / "warehouse.duckdb"
+
+
+def test_train_apply_evaluate_inline(service):
+    trained = service.run("training", "2026-01-01")
+    assert trained.succeeded, trained.error
+    assert trained.rows == {"read": 20_000}
+    assert 0.7 < trained.metrics["accuracy"] <= 1.0
+    assert "roc_auc" not in trained.metrics  # the plain class has no predict_proba
+    meta = json.loads((service.spec.root / ".batchcast/artifacts" / trained.run_id / "output/model_meta.json").read_text())
+    assert meta["features"] == [f"f{i}" for i in range(1, 9)]
+    assert meta["format"] in ("skops", "joblib") and f"output/{meta['file']}" in trained.files
+
+    applied = service.run("application", "2026-01-05")
+    assert applied.succeeded, applied.error
+    assert applied.model_run == trained.run_id
+    assert applied.rows == {"read": 30_000, "written": 30_000}
+    assert query(db(service), "SELECT count(*), count(DISTINCT player_id), sum(label::INT) > 0 FROM scores") == [
+        (30_000, 30_000, True)]
+
+    evaluated = service.run("evaluation", "2026-01-02")
+    assert evaluated.succeeded, evaluated.error
+    assert evaluated.rows["read"] == 10_000 and 0.7 < evaluated.metrics["accuracy"] <= 1.0
+
+
+def test_model_raising_leaves_table_and_champion(service, monkeypatch):
+    trained = service.run("training")
+    service.promote(trained.run_id)
+    service.run("application", "2026-01-05")
+    before = query(db(service), "SELECT count(*), max(_run_id) FROM scores")
+    monkeypatch.setenv("MODEL_FAIL", "1")
+    failed = service.run("application", "2026-01-05")
+    assert failed.status is RunStatus.FAILED
+    assert failed.error["type"] == "ModelError"
+    assert "predict() raised RuntimeError: model exploded on purpose" in failed.error["message"]
+    assert query(db(service), "SELECT count(*), max(_run_id) FROM scores") == before
+    assert service.store.alias("scores", "2", "champion") == trained.run_id
+    log = (service.spec.root / ".batchcast/artifacts" / failed.run_id / "log.txt").read_text()
+    assert "Traceback" in log and "model exploded on purpose" in log
+
+
+def test_tampered_model_is_refused_before_loading(service):
+    trained = service.run("training")
+    path = service.spec.root / ".batchcast/artifacts" / trained.run_id / "output" / "model_meta.json"
+    path.write_text(path.read_text() + " ")
+    failed = service.run("application", "2026-01-05")
+    assert failed.error["type"] == "IntegrityError"
+    assert "output/model_meta.json: sha256" in failed.error["message"]
+    assert query(db(service), "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]
+
+
+def test_missing_feature_and_empty_input_are_named(service):
+    service.run("training")
+    spec = service.spec.file
+    spec.write_text(spec.read_text().replace("SELECT * EXCLUDE (churned) FROM features",
+                                             "SELECT * EXCLUDE (churned, f3) FROM features"))
+    failed = Service(spec).run("application", "2026-01-05")
+    assert "feature column 'f3' is missing" in failed.error["message"]
+    spec.write_text(spec.read_text().replace("EXCLUDE (churned, f3) FROM features",
+                                             "EXCLUDE (churned) FROM features WHERE false"))
+    failed = Service(spec).run("application", "2026-01-05")
+    assert failed.error["type"] == "InputError" and "returned no rows" in failed.error["message"]
+
+
+def test_sklearn_estimator_works_as_is(tmp_path):
+    spec = write_python_service(tmp_path, rows=5_000)
+    spec.write_text(spec.read_text().replace('entrypoint = "model:Model"',
+                                             'entrypoint = "sklearn.ensemble:RandomForestClassifier"'))
+    (tmp_path / "repo/configs/training.json").write_text(json.dumps({"params": {"n_estimators": 5}}))
+    service = Service(spec)
+    trained = service.run("training")
+    assert 0.5 < trained.metrics["roc_auc"] <= 1.0 and trained.metrics["log_loss"] > 0
+    assert service.run("application", "2026-01-05").rows["written"] == 5_000
+
+
+def test_parquet_input_templated_by_date(tmp_path):
+    spec = write_python_service(tmp_path, rows=3_000)
+    import duckdb
+
+    data = tmp_path / "data"
+    data.mkdir()
+    con = duckdb.connect(str(tmp_path / ".batchcast/warehouse.duckdb"))
+    con.execute(f"COPY (SELECT * EXCLUDE (churned) FROM features WHERE day = DATE '2026-01-02') "
+                f"TO '{data}/day=2026-01-02.parquet'")
+    con.close()
+    spec.write_text(spec.read_text().replace(
+        'input = { query = "SELECT * EXCLUDE (churned) FROM features" }',
+        'input = { path = "data/day={{ ds }}.parquet" }'))
+    service = Service(spec)
+    service.run("training")
+    assert service.run("application", "2026-01-02").rows == {"read": 1000, "written": 1000}
+    missing = service.run("application", "2026-01-09")
+    assert "no files match 'data/day=2026-01-09.parquet'" in missing.error["message"]
+
+
+def test_local_executor_runs_in_an_isolated_venv(tmp_path):
+    spec = write_python_service(tmp_path, rows=5_000, executor="local")
+    (tmp_path / "repo" / "model.py").write_text(
+        (tmp_path / "repo" / "model.py").read_text() +
+        "\nimport sys\nINTERPRETER = sys.executable\n")
+    service = Service(spec)
+    trained = service.run("training")
+    assert trained.succeeded, trained.error
+    applied = service.run("application", "2026-01-05")
+    assert applied.succeeded, applied.error and applied.rows["written"] == 5_000
+    log = (tmp_path / ".batchcast/artifacts" / applied.run_id / "log.txt").read_text()
+    assert "published 5000 rows" in log
+    assert applied.versions["pyarrow"]  # recorded by the worker inside the venv
+
+
+def test_cli_runs_python_contract_and_unknown_model_ref(tmp_path):
+    write_python_service(tmp_path, rows=2_000)
+    bc("run", "training", cwd=tmp_path)
+    result = bc("run", "application", "--model", "nope", cwd=tmp_path, ok=False)
+    assert "'nope' names no alias and no single run of scores/2" in result.stderr
+    with pytest.raises(RunNotFound):
+        Service(tmp_path / "batchcast.toml").show("nope")
