@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import duckdb
 import pyarrow as pa
 
-from batchcast.errors import WarehouseError, WarehouseUnavailable
+from batchcast.errors import SpecError, WarehouseError, WarehouseUnavailable
 from batchcast.schema import Schema
 from batchcast.warehouses.base import Warehouse
 
@@ -18,12 +19,24 @@ SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL"
 FROM_SQL = {v: k for k, v in SQL_TYPES.items()}
 
 
+# DuckDB keeps every page it reads cached up to its memory limit, which by
+# default is most of the machine: application memory would then grow with the
+# input. A small limit keeps it flat; DuckDB spills to disk beyond it.
+# Raise it per warehouse with duckdb:///file.duckdb?memory_limit=4GB.
+DEFAULT_CONFIG = {"memory_limit": "256MB"}
+
+
 class DuckDBWarehouse(Warehouse):
-    """A DuckDB file; ``duckdb:///rel/path``, ``duckdb:////abs/path`` or ``duckdb:///:memory:``."""
+    """A DuckDB file; ``duckdb:///rel/path``, ``duckdb:////abs/path`` or ``duckdb:///:memory:``.
+
+    Query parameters are DuckDB settings: ``?memory_limit=4GB&threads=4``.
+    """
 
     def __init__(self, url: str):
         super().__init__(url)
-        self.path = url[len("duckdb:///"):] or ":memory:"
+        location, _, query = url[len("duckdb:///"):].partition("?")
+        self.path = location or ":memory:"
+        self.config = {**DEFAULT_CONFIG, **dict(parse_qsl(query))}
         self._con: duckdb.DuckDBPyConnection | None = None
         # A reader left open keeps the file locked, even after the connection closes.
         self._readers: list[tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]] = []
@@ -34,7 +47,10 @@ class DuckDBWarehouse(Warehouse):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._con = duckdb.connect(self.path)
+                self._con = duckdb.connect(self.path, config=self.config)
+            except duckdb.InvalidInputException as exc:
+                raise SpecError(f"warehouse url {self.url}: {_line(exc)}",
+                                "use DuckDB setting names and values, e.g. ?memory_limit=4GB") from None
             except duckdb.IOException as exc:
                 # Another process holds the file's write lock: worth retrying later.
                 raise WarehouseUnavailable(f"cannot open {self.path}: {exc}",
@@ -64,7 +80,7 @@ class DuckDBWarehouse(Warehouse):
                       batches: Iterator[pa.RecordBatch]) -> int:
         quoted = self.quote(table)
         cur = self.con
-        rows = 0
+        stream = _Stream(batches)
         try:
             cur.execute("BEGIN TRANSACTION")
             if "." in table:
@@ -72,19 +88,21 @@ class DuckDBWarehouse(Warehouse):
             cols = ", ".join(f"{self.quote(c.name)} {SQL_TYPES[c.type]}" for c in schema)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
             cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
-            for batch in batches:
-                cur.register("_batchcast_batch", batch)
-                cur.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _batchcast_batch")
-                cur.unregister("_batchcast_batch")
-                rows += batch.num_rows
+            # One INSERT over a stream: DuckDB writes large inserts straight to
+            # disk, where per-batch INSERTs kept every batch in memory until COMMIT.
+            cur.register("_batchcast_stream", pa.RecordBatchReader.from_batches(schema.to_arrow(), stream))
+            cur.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _batchcast_stream")
+            cur.unregister("_batchcast_stream")
             cur.execute("COMMIT")
         except BaseException as exc:
             cur.execute("ROLLBACK")
+            if stream.error is not None:  # the producer's own error, not DuckDB's wrapping of it
+                raise stream.error  # keeps its own __cause__: the model traceback
             if isinstance(exc, duckdb.Error):
                 raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}",
                                      "see the message; nothing was written") from None
             raise
-        return rows
+        return stream.rows
 
     def close(self) -> None:
         for reader, cursor in self._readers:
@@ -94,6 +112,22 @@ class DuckDBWarehouse(Warehouse):
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+class _Stream:
+    """Batches handed to DuckDB, counted; keeps what the producer raised."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self.batches, self.rows, self.error = batches, 0, None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self.batches:
+                self.rows += batch.num_rows
+                yield batch
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 def _line(exc: Exception) -> str:
