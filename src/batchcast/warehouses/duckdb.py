@@ -47,7 +47,7 @@ class DuckDBWarehouse(Warehouse):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._con = duckdb.connect(self.path, config=self.config)
+                self._con = _quiet(duckdb.connect(self.path, config=self.config))
             except duckdb.InvalidInputException as exc:
                 raise SpecError(f"warehouse url {self.url}: {_line(exc)}",
                                 "use DuckDB setting names and values, e.g. ?memory_limit=4GB") from None
@@ -58,7 +58,7 @@ class DuckDBWarehouse(Warehouse):
         return self._con
 
     def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
-        cursor = self.con.cursor()
+        cursor = _quiet(self.con.cursor())
         try:
             reader = cursor.sql(query).to_arrow_reader(batch_size)
         except duckdb.Error as exc:
@@ -112,6 +112,12 @@ class DuckDBWarehouse(Warehouse):
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    # DuckDB draws a progress bar on stdout for long queries; stdout belongs to the CLI.
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 class _Stream:
