@@ -1,0 +1,71 @@
+"""The CLI's own promises: help everywhere, init and adopt, JSON listings, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from batchcast.cli import main
+from tests.conftest import bc, bc_json, query
+
+
+def test_every_command_has_help():
+    for name, command in main.commands.items():
+        assert command.help and len(command.help) > 10, name
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_init_writes_a_complete_service(tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    for rel in ("batchcast.toml", "configs/training.json", "configs/application.json", "requirements.txt",
+                "prediction/__init__.py", "prediction/main.py", "prediction/model.py", "prediction/task.py",
+                "prediction/data.py"):
+        assert (svc / rel).is_file(), rel
+    assert "service churn/1, actions training, application" in bc("validate", cwd=svc).stdout
+    assert "already exists" in bc("init", "svc", cwd=tmp_path, ok=False).stderr
+
+
+def test_init_service_runs_end_to_end_inline(tmp_path):
+    bc("init", "svc", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    bc("run", "training", "--executor", "inline", cwd=svc)
+    out = bc("run", "application", "--date", "2026-03-01", "--executor", "inline", cwd=svc).stdout
+    assert "succeeded" in out and '"written": 1000' in out
+    preview = bc_json("preview", "--limit", "3", cwd=svc)
+    assert len(preview) == 3 and set(preview[0]) >= {"player_id", "label", "_run_id"}
+    model = bc_json("models", cwd=svc)[0]["run_id"]
+    assert bc("promote", model, cwd=svc).stdout.strip() == f"champion -> {model}"
+    assert bc_json("models", cwd=svc)[0]["aliases"] == ["champion"]
+    assert bc_json("show", "champion", cwd=svc)["run_id"] == model
+
+
+@pytest.mark.parametrize("schema, table, words", [
+    ("player_id:STRING,label:BOOLE", "predictions", "unknown type 'BOOLE'"),
+    ("player_id:STRING,label:BOOL", "bad-table", "'bad-table' is not a valid table name"),
+])
+def test_adopt_rejects_bad_options_and_writes_nothing(churn_repo, tmp_path, schema, table, words):
+    out = tmp_path / "svc"
+    out.mkdir()
+    result = bc("adopt", str(churn_repo), "--name", "churn", "--table", table, "--schema", schema, cwd=out, ok=False)
+    assert words in result.stderr and "fix:" in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_adopt_refuses_to_overwrite(adopted, churn_repo):
+    result = bc("adopt", str(churn_repo), "--name", "x", "--table", "t", "--schema", "a:STRING", cwd=adopted, ok=False)
+    assert "already exists" in result.stderr and "--force" in result.stderr
+
+
+def test_unknown_action_and_bad_date(adopted):
+    assert "no action 'scoring' (declared: training, application)" in bc("run", "scoring", cwd=adopted,
+                                                                          ok=False).stderr
+    assert "logical date '2026-13-01' is not YYYY-MM-DD" in bc("run", "training", "--date", "2026-13-01",
+                                                               cwd=adopted, ok=False).stderr
+    assert not (adopted / ".batchcast" / "artifacts").exists() or bc_json("runs", cwd=adopted) == []
+
+
+def test_verbose_shows_traceback(adopted):
+    result = bc("--verbose", "run", "scoring", cwd=adopted, ok=False)
+    assert "Traceback" in result.stderr and "error: " in result.stderr

@@ -1,0 +1,45 @@
+"""The executor contract: every executor's test module supplies ``executor`` and inherits this.
+
+Each test runs the example command-contract service through one executor and
+checks the committed manifest: the outcome is read from there, never from logs.
+"""
+
+from __future__ import annotations
+
+import json
+
+from batchcast import RunStatus, Service
+
+
+def patch_training(repo, code: str) -> None:
+    task = repo / "prediction" / "task.py"
+    task.write_text(task.read_text().replace(
+        "    def training(self) -> None:\n", "    def training(self) -> None:\n" + code))
+
+
+class ExecutorContract:
+    def test_success_is_committed_with_log_and_outputs(self, executor, adopted):
+        manifest = Service(adopted / "batchcast.toml").run("training", "2026-01-01", executor=executor)
+        assert manifest.status is RunStatus.SUCCEEDED and manifest.executor == executor
+        assert {"output/model.joblib", "log.txt"} <= set(manifest.files)
+
+    def test_nonzero_exit_is_a_failed_manifest(self, executor, adopted, churn_repo):
+        patch_training(churn_repo, "        raise SystemExit(3)\n")
+        manifest = Service(adopted / "batchcast.toml").run("training", executor=executor)
+        assert manifest.status is RunStatus.FAILED
+        assert "exited with code 3" in manifest.error["message"]
+
+    def test_timeout_is_recorded(self, executor, adopted, churn_repo):
+        patch_training(churn_repo, "        import time; time.sleep(30)\n")
+        spec = adopted / "batchcast.toml"
+        spec.write_text(spec.read_text().replace("[actions.training]\n", "[actions.training]\ntimeout = 1\n"))
+        manifest = Service(spec).run("training", executor=executor)
+        assert manifest.status is RunStatus.TIMED_OUT
+        assert manifest.error["type"] == "RunTimeout"
+
+    def test_model_sees_its_interpreter(self, executor, adopted, churn_repo):
+        patch_training(churn_repo, "        import sys; (self.output / 'prefix.json').write_text("
+                                   "json.dumps(sys.prefix))\n")
+        manifest = Service(adopted / "batchcast.toml").run("training", executor=executor)
+        stored = adopted / ".batchcast/artifacts" / manifest.run_id / "output/prefix.json"
+        self.check_interpreter(json.loads(stored.read_text()))

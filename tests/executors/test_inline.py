@@ -1,0 +1,14 @@
+import sys
+
+import pytest
+
+from tests.executors.contract import ExecutorContract
+
+
+class TestInline(ExecutorContract):
+    @pytest.fixture
+    def executor(self):
+        return "inline"
+
+    def check_interpreter(self, prefix):
+        assert prefix == sys.prefix  # no isolation: batchcast's own environment

@@ -1,0 +1,56 @@
+import sys
+
+import pytest
+
+from batchcast import RunStatus, Service
+from batchcast.executors.local import cache_dir, ensure_venv
+from batchcast.spec import load_spec
+from tests.conftest import write_python_service
+from tests.executors.contract import ExecutorContract
+
+
+class TestLocal(ExecutorContract):
+    @pytest.fixture
+    def executor(self):
+        return "local"
+
+    def check_interpreter(self, prefix):
+        assert prefix != sys.prefix and prefix.startswith(str(cache_dir() / "venvs"))
+
+
+def test_venv_is_cached_by_requirements(adopted, churn_repo):
+    spec = load_spec(adopted / "batchcast.toml")
+    first = ensure_venv(spec, with_runtime=False)
+    assert ensure_venv(spec, with_runtime=False) == first
+    (churn_repo / "requirements.txt").write_text("numpy>=1.26\nscikit-learn>=1.4\njoblib>=1.3\n# changed\n")
+    assert ensure_venv(load_spec(adopted / "batchcast.toml"), with_runtime=False) != first
+    # The model's venv does not get batchcast's own libraries.
+    assert not list(first.glob("lib/python3*/site-packages/duckdb"))
+
+
+def test_unsatisfiable_requirements_fail_with_uv_message(adopted, churn_repo):
+    (churn_repo / "requirements.txt").write_text("numpy==0.0.1-no-such-version\n")
+    with pytest.raises(Exception) as err:
+        Service(adopted / "batchcast.toml").run("training", executor="local")
+    assert "building the isolated environment failed" in str(err.value)
+
+
+def test_python_contract_child_crash_is_committed_as_failed(tmp_path):
+    spec = write_python_service(tmp_path, rows=2_000, executor="local")
+    model = tmp_path / "repo" / "model.py"
+    model.write_text(model.read_text().replace("        self.inner.fit(X, y)\n",
+                                               "        import os; os._exit(9)\n"))
+    manifest = Service(spec).run("training")
+    assert manifest.status is RunStatus.FAILED
+    assert "worker exited with code 9 before committing" in manifest.error["message"]
+    assert "log.txt" in manifest.files
+
+
+def test_python_contract_timeout_kills_the_child(tmp_path):
+    spec = write_python_service(tmp_path, rows=2_000, executor="local")
+    model = tmp_path / "repo" / "model.py"
+    model.write_text(model.read_text().replace("        self.inner.fit(X, y)\n",
+                                               "        import time; time.sleep(60)\n"))
+    spec.write_text(spec.read_text().replace('[actions.training]\n', '[actions.training]\ntimeout = 5\n'))
+    manifest = Service(spec).run("training")
+    assert manifest.status is RunStatus.TIMED_OUT and manifest.duration_s < 30
