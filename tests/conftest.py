@@ -14,6 +14,8 @@ import pytest
 
 from batchcast import scaffold
 
+pytest_plugins = ["tests.require_all"]
+
 BATCHCAST = str(Path(sys.executable).parent / "batchcast")
 
 
@@ -131,3 +133,4 @@ def make_features(db: Path, rows: int) -> None:
                    random() AS f5, random() AS f6, random() AS f7, random() AS f8
             FROM range({rows}) t(i))""")
     con.close()
+

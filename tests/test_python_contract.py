@@ -134,3 +134,16 @@ def test_cli_runs_python_contract_and_unknown_model_ref(tmp_path):
     assert "'nope' names no alias and no single run of scores/2" in result.stderr
     with pytest.raises(RunNotFound):
         Service(tmp_path / "batchcast.toml").show("nope")
+
+
+def test_two_services_in_one_process_use_their_own_model_module(tmp_path):
+    first = Service(write_python_service(tmp_path / "a", rows=2_000))
+    second_spec = write_python_service(tmp_path / "b", rows=2_000)
+    model = tmp_path / "b" / "repo" / "model.py"
+    model.write_text(model.read_text().replace("return self.inner.predict(X)", "return self.inner.predict(X) | True"))
+    second = Service(second_spec)
+    for service in (first, second):
+        assert service.run("training").succeeded
+        assert service.run("application", "2026-01-05").succeeded
+    assert query(db(first), "SELECT bool_and(label) FROM scores") == [(False,)]
+    assert query(db(second), "SELECT bool_and(label) FROM scores") == [(True,)]

@@ -27,8 +27,7 @@ META = "model_meta.json"
 def load_class(entrypoint: str, model_path: Path) -> type:
     """Import ``module:Class`` with the model repository first on ``sys.path``."""
     module_name, _, attr = entrypoint.partition(":")
-    if str(model_path) not in sys.path:
-        sys.path.insert(0, str(model_path))
+    use_repo(model_path, module_name)
     try:
         obj = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -37,6 +36,24 @@ def load_class(entrypoint: str, model_path: Path) -> type:
         raise SpecError(f"[model] entrypoint '{entrypoint}': cannot import it from {model_path}: {exc}",
                         "check the module path and the requirements") from None
     return obj
+
+
+def use_repo(model_path: Path, module_name: str) -> None:
+    """Put the repository first on ``sys.path``, forgetting a same-named module from elsewhere.
+
+    In one process (inline runs, notebooks) two services may both have a
+    ``model.py``; each must get its own, not whichever was imported first.
+    """
+    if str(model_path) in sys.path:
+        sys.path.remove(str(model_path))
+    sys.path.insert(0, str(model_path))
+    top = module_name.split(".")[0]
+    if not ((model_path / top).is_dir() or (model_path / f"{top}.py").is_file()):
+        return  # an installed package such as sklearn: leave it cached
+    cached = sys.modules.get(top)
+    if cached is not None and not str(getattr(cached, "__file__", "")).startswith(str(model_path)):
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]
 
 
 def build(entrypoint: str, model_path: Path, params: dict[str, Any]) -> Any:
@@ -150,8 +167,7 @@ def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
     except FileNotFoundError:
         raise InputError(f"{folder}: the trained run has no {META}",
                          "apply a run trained with the Python contract") from None
-    if str(model_path) not in sys.path:
-        sys.path.insert(0, str(model_path))  # the model's own classes must import
+    use_repo(model_path, meta["entrypoint"].split(":")[0])  # the model's own classes must import
     path = folder / meta["file"]
     if meta["format"] == "skops":
         import skops.io as sio
