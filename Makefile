@@ -2,9 +2,10 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test clean
+.PHONY: install services demo test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +24,13 @@ demo: install
 	cd demo && ../$(BIN)/batchcast runs
 	cd demo && ../$(BIN)/batchcast preview application --limit 5
 
-test: install
+# Servers the tests start themselves (on 127.0.0.1): PostgreSQL from Debian's packages.
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (Debian package)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+
+test: install services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

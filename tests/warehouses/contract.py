@@ -77,9 +77,15 @@ class WarehouseContract:
             warehouse.publish("preds", other, batches(5), logical_date=DAY2, run_id="r", model_run=None, source="t")
         assert warehouse.count("preds") == 10
 
-    def test_identifiers_are_validated_and_quoted(self, warehouse):
+    @pytest.mark.parametrize("hostile", ['preds"; DROP TABLE x; --', "a.b.c", "pr\u00e9ds", "my table",
+                                         "1preds", "preds'", "preds`", ""])
+    def test_hostile_identifiers_are_refused(self, warehouse, hostile):
         with pytest.raises(SpecError, match="is not a valid table"):
-            publish(warehouse, DAY1, batches(1), table='preds"; DROP TABLE x; --')
+            publish(warehouse, DAY1, batches(1), table=hostile)
+        with pytest.raises(SpecError):
+            warehouse.count(hostile)
+
+    def test_identifiers_are_validated_and_quoted(self, warehouse):
         assert warehouse.quote("analytics.preds").count(warehouse.quote_char) == 4
         publish(warehouse, DAY1, batches(5), table="analytics.preds")
         assert warehouse.count("analytics.preds") == 5

@@ -10,6 +10,8 @@ from batchcast.warehouses.base import Warehouse
 # scheme -> (module:class, extra that installs its driver)
 BACKENDS: dict[str, tuple[str, str]] = {
     "duckdb": ("batchcast.warehouses.duckdb:DuckDBWarehouse", "duckdb"),
+    "postgresql": ("batchcast.warehouses.postgres:PostgresWarehouse", "postgres"),
+    "postgres": ("batchcast.warehouses.postgres:PostgresWarehouse", "postgres"),
 }
 
 __all__ = ["BACKENDS", "Warehouse", "open_warehouse"]

@@ -42,10 +42,10 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
-                      batches: Iterator[pa.RecordBatch]) -> int:
-        """In one transaction: create the table if needed, delete the date's rows, insert ``batches``.
+                      stream: pa.RecordBatchReader) -> None:
+        """In one transaction: create the table if needed, delete the date's rows, insert ``stream``.
 
-        If anything raises, nothing of it is visible. Returns the rows inserted.
+        If anything raises, nothing of it may be visible.
         """
 
     @abc.abstractmethod
@@ -54,14 +54,19 @@ class Warehouse(abc.ABC):
 
     # -- derived ----------------------------------------------------------
 
+    def quote_ident(self, name: str) -> str:
+        """Validate and quote one identifier: a column, a table or a schema name."""
+        if not _IDENT.match(name):
+            raise SpecError(f"'{name}' is not a valid table, schema or column name",
+                            "use letters, digits and underscores, starting with a letter")
+        return f"{self.quote_char}{name}{self.quote_char}"
+
     def quote(self, name: str) -> str:
-        """Validate and quote a possibly schema-qualified identifier."""
+        """Validate and quote a possibly schema-qualified table name."""
         parts = name.split(".")
-        if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
-            raise SpecError(f"'{name}' is not a valid table or column name",
-                            "use letters, digits and underscores, optionally schema.table")
-        q = self.quote_char
-        return ".".join(f"{q}{p}{q}" for p in parts)
+        if len(parts) > 2:
+            raise SpecError(f"'{name}' is not a valid table name", "use table or schema.table")
+        return ".".join(self.quote_ident(p) for p in parts)
 
     def publish(self, table: str, schema: Schema, batches: Iterable[pa.RecordBatch], *,
                 logical_date: dt.date, run_id: str, model_run: str | None, source: str) -> int:
@@ -81,7 +86,17 @@ class Warehouse(abc.ABC):
                 extra = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), batch.num_rows) for c in STAMPS]
                 yield pa.RecordBatch.from_arrays(batch.columns + extra, schema=full.to_arrow())
 
-        return self._replace_date(table, full, logical_date, stamped())
+        stream = _Stream(stamped())
+        try:
+            self._replace_date(table, full, logical_date,
+                               pa.RecordBatchReader.from_batches(full.to_arrow(), stream))
+        except Exception:
+            if stream.error is not None:
+                # The driver wraps what the producer raised; the producer's own
+                # error (a SchemaError, the model's ModelError) is the one to report.
+                raise stream.error
+            raise
+        return stream.rows
 
     def _check_columns(self, table: str, schema: Schema) -> None:
         existing = self.columns(table)
@@ -108,6 +123,22 @@ class Warehouse(abc.ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Stream:
+    """Batches handed to a driver, counted; keeps what the producer raised."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]):
+        self.batches, self.rows, self.error = batches, 0, None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self.batches:
+                self.rows += batch.num_rows
+                yield batch
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 def _fmt(columns: dict[str, str]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -77,32 +76,28 @@ class DuckDBWarehouse(Warehouse):
         return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
 
     def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
-                      batches: Iterator[pa.RecordBatch]) -> int:
+                      stream: pa.RecordBatchReader) -> None:
         quoted = self.quote(table)
         cur = self.con
-        stream = _Stream(batches)
         try:
             cur.execute("BEGIN TRANSACTION")
             if "." in table:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(table.split('.')[0])}")
-            cols = ", ".join(f"{self.quote(c.name)} {SQL_TYPES[c.type]}" for c in schema)
+                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(table.split('.')[0])}")
+            cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
             cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
             # One INSERT over a stream: DuckDB writes large inserts straight to
             # disk, where per-batch INSERTs kept every batch in memory until COMMIT.
-            cur.register("_batchcast_stream", pa.RecordBatchReader.from_batches(schema.to_arrow(), stream))
+            cur.register("_batchcast_stream", stream)
             cur.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _batchcast_stream")
             cur.unregister("_batchcast_stream")
             cur.execute("COMMIT")
         except BaseException as exc:
             cur.execute("ROLLBACK")
-            if stream.error is not None:  # the producer's own error, not DuckDB's wrapping of it
-                raise stream.error  # keeps its own __cause__: the model traceback
             if isinstance(exc, duckdb.Error):
                 raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}",
                                      "see the message; nothing was written") from None
             raise
-        return stream.rows
 
     def close(self) -> None:
         for reader, cursor in self._readers:
@@ -118,22 +113,6 @@ def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     # DuckDB draws a progress bar on stdout for long queries; stdout belongs to the CLI.
     con.execute("SET enable_progress_bar = false")
     return con
-
-
-class _Stream:
-    """Batches handed to DuckDB, counted; keeps what the producer raised."""
-
-    def __init__(self, batches: Iterator[pa.RecordBatch]):
-        self.batches, self.rows, self.error = batches, 0, None
-
-    def __iter__(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for batch in self.batches:
-                self.rows += batch.num_rows
-                yield batch
-        except Exception as exc:
-            self.error = exc
-            raise
 
 
 def _line(exc: Exception) -> str:

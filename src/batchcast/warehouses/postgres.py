@@ -1,0 +1,131 @@
+"""PostgreSQL through ADBC: ``postgresql://user@host:port/db?schema=analytics``.
+
+Bulk loads go through ``adbc_ingest`` (COPY underneath), streamed from the
+batches, inside the same transaction as the DELETE of the logical date, so a
+publish that fails or is killed half-way leaves the table as it was. The
+password comes from the environment (``PGPASSWORD``, ``~/.pgpass``) as libpq
+reads it; the ``schema`` parameter is batchcast's, not libpq's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as pg
+import pyarrow as pa
+
+from batchcast.errors import WarehouseError, WarehouseUnavailable
+from batchcast.schema import Schema
+from batchcast.spec import redact
+from batchcast.warehouses.base import Warehouse
+
+SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",
+             "DATE": "DATE", "TIMESTAMP": "TIMESTAMPTZ"}
+FROM_SQL = {"text": "STRING", "bigint": "INT64", "double precision": "FLOAT64", "boolean": "BOOL",
+            "date": "DATE", "timestamp with time zone": "TIMESTAMP"}
+
+
+class PostgresWarehouse(Warehouse):
+    def __init__(self, url: str):
+        super().__init__(url)
+        parts = urlsplit(url)
+        params = dict(parse_qsl(parts.query))
+        self.schema = params.pop("schema", "public")
+        self.uri = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(params)))
+        self._conn = None
+        # Each read streams on its own connection: libpq cannot interleave a
+        # streaming SELECT with the COPY of a publish on one connection.
+        self._readers: list = []
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self):
+        try:
+            conn = pg.connect(self.uri)
+            with conn.cursor() as cur:  # unqualified names in queries mean ?schema=
+                cur.execute(f"SET search_path TO {self.quote_ident(self.schema)}, public")
+            conn.commit()
+            return conn
+        except adbc_driver_manager.Error as exc:
+            raise WarehouseUnavailable(f"cannot connect to {redact(self.url)}: {_line(exc)}",
+                                       "check that PostgreSQL is up and the URL and PGPASSWORD are right") from None
+
+    def _qualified(self, table: str) -> tuple[str, str]:
+        schema, _, name = table.rpartition(".")
+        return schema or self.schema, name
+
+    def quote(self, name: str) -> str:
+        if name.count(".") > 1:
+            return super().quote(name)  # refused there, with the message
+        return ".".join(self.quote_ident(part) for part in self._qualified(name))
+
+    def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
+        conn = self._connect()
+        cur = conn.cursor()
+        try:
+            cur.execute(query)
+            reader = cur.fetch_record_batch()
+        except adbc_driver_manager.Error as exc:
+            cur.close()
+            conn.close()
+            raise WarehouseError(f"query failed on {redact(self.url)}: {_line(exc)}",
+                                 "check the SQL and the tables it names") from None
+        self._readers.append((reader, cur, conn))
+        # The driver sizes batches in bytes (16 MB); callers asked for rows.
+        return pa.RecordBatchReader.from_batches(reader.schema, _sliced(reader, batch_size))
+
+    def columns(self, table: str) -> dict[str, str] | None:
+        schema, name = self._qualified(table)
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                        "WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position", (schema, name))
+            rows = cur.fetchall()
+        self.conn.rollback()  # end the read's transaction
+        return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
+
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+                      stream: pa.RecordBatchReader) -> None:
+        db_schema, name = self._qualified(table)
+        quoted = self.quote(table)
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(db_schema)}")
+            cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
+            cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = $1", (logical_date,))
+            cur.adbc_ingest(name, stream, mode="append", db_schema_name=db_schema)
+            self.conn.commit()
+        except BaseException as exc:
+            self.conn.rollback()
+            if isinstance(exc, adbc_driver_manager.Error):
+                raise WarehouseError(f"writing {table} in {redact(self.url)} failed: {_line(exc)}",
+                                     "see the message; nothing was written") from None
+            raise
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        for reader, cur, conn in self._readers:
+            reader.close()
+            cur.close()
+            conn.close()
+        self._readers.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _sliced(reader: pa.RecordBatchReader, rows: int):
+    for batch in reader:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+def _line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

@@ -1,0 +1,121 @@
+"""Real servers for the tests, started on 127.0.0.1 and stopped afterwards.
+
+Each starter returns a URL or raises ``Unavailable`` with the reason, and the
+fixtures turn that into a loud skip (a failure under BATCHCAST_REQUIRE_ALL=1).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class Unavailable(Exception):
+    """The service cannot run on this machine; the message says why and how to install it."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise Unavailable(f"the server exited with code {proc.returncode} before listening on {port}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise Unavailable(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+
+
+@contextmanager
+def postgres():
+    """A throwaway PostgreSQL cluster; yields its URL."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise Unavailable("PostgreSQL server binaries not found: apt-get install -y postgresql")
+    bindir = Path(found[-1]).parent
+    # Not under pytest's tmp: the postgres user must be able to reach it.
+    base = Path(tempfile.mkdtemp(prefix="batchcast-pg-"))
+    data, sock = base / "pgdata", base / "pgsock"
+    sock.mkdir(parents=True)
+    as_user = _drop_root(base)
+    _run(*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+         "-E", "UTF8", "--no-locale")
+    port = free_port()
+    options = f"-k {sock} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off"
+    _run(*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "pg.log"), "-o", options, "start")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _run(*argv: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Unavailable(f"{Path(argv[-1] if argv[-1] != 'start' else argv[-9]).name}: "
+                          f"{(result.stderr or result.stdout).strip()[-500:]}")
+
+
+def _drop_root(base: Path) -> list[str]:
+    # initdb refuses to run as root: hand the folder to the postgres user.
+    if os.geteuid() != 0:
+        return []
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError:
+        raise Unavailable("running as root and there is no 'postgres' user: apt-get install -y postgresql") from None
+    for path in [base, *base.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+    return ["runuser", "-u", "postgres", "--"]
+
+
+@contextmanager
+def moto_s3():
+    """moto in server mode; yields its endpoint URL."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise Unavailable("moto is not installed: pip install 'moto[server]'") from None
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def gcs_emulator(base: Path):
+    """gcp-storage-emulator in memory; yields its endpoint URL."""
+    binary = shutil.which("gcp-storage-emulator") or str(Path(sys.executable).parent / "gcp-storage-emulator")
+    if not Path(binary).exists():
+        raise Unavailable("gcp-storage-emulator is not installed: pip install gcp-storage-emulator")
+    port = free_port()
+    log = open(base / "gcs.log", "wb")
+    proc = subprocess.Popen([binary, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

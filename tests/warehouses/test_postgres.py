@@ -1,0 +1,62 @@
+import pytest
+
+from tests.services import Unavailable, postgres
+from tests.warehouses.contract import WarehouseContract
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    try:
+        with postgres() as url:
+            yield url
+    except Unavailable as exc:
+        pytest.skip(f"PostgreSQL unavailable: {exc}")
+
+
+class TestPostgres(WarehouseContract):
+    @pytest.fixture
+    def warehouse(self, postgres_url, request):
+        from batchcast.warehouses import open_warehouse
+
+        schema = "t_" + request.node.name.lower()[:40].replace("[", "_").replace("]", "_").replace("-", "_")
+        with open_warehouse(f"{postgres_url}?schema={schema}") as wh:
+            yield wh
+
+
+KILLED_PUBLISH = """
+import datetime as dt, sys, time
+import pyarrow as pa
+from batchcast.schema import Schema
+from batchcast.warehouses import open_warehouse
+
+def slow():
+    for i in range(1000):
+        yield pa.record_batch({"player_id": [f"k{i}-{j}" for j in range(1000)], "label": [True] * 1000,
+                               "score": [1.0] * 1000})
+        if i == 20:
+            print("HALFWAY", flush=True)
+        time.sleep(0.05)
+
+with open_warehouse(sys.argv[1]) as wh:
+    wh.publish("preds", Schema.parse("player_id:STRING,label:BOOL,score:FLOAT64"), slow(),
+               logical_date=dt.date(2026, 1, 1), run_id="killed", model_run=None, source="test")
+"""
+
+
+def test_publish_killed_half_way_leaves_the_table_unchanged(postgres_url):
+    import subprocess
+    import sys
+
+    from batchcast.warehouses import open_warehouse
+    from tests.warehouses.contract import DAY1, batches, publish
+
+    url = f"{postgres_url}?schema=killed"
+    with open_warehouse(url) as wh:
+        publish(wh, DAY1, batches(1234))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PUBLISH, url], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "HALFWAY"  # 21,000 rows are on their way through COPY
+    proc.kill()
+    proc.wait()
+    with open_warehouse(url) as wh:
+        assert wh.count("preds", DAY1) == 1234
+        assert wh.read("SELECT count(*) AS n FROM preds WHERE _run_id = 'killed'").read_all()["n"][0].as_py() == 0
