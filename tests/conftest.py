@@ -12,6 +12,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+# gcsfs probes for hierarchical namespaces on every call, which the GCS emulator
+# answers only after a 60 s timeout (ENVIRONMENT.md); must precede importing gcsfs.
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
 from batchcast import scaffold
 
 pytest_plugins = ["tests.require_all"]

@@ -87,35 +87,28 @@ def _drop_root(base: Path) -> list[str]:
 
 
 @contextmanager
-def moto_s3():
-    """moto in server mode; yields its endpoint URL."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        raise Unavailable("moto is not installed: pip install 'moto[server]'") from None
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+def moto_s3(base: Path):
+    """moto in server mode, in its own process; yields its endpoint URL."""
+    yield from _server(base, "moto_server", "pip install 'moto[server]'", ["-H", "127.0.0.1", "-p", "{port}"])
 
 
 @contextmanager
 def gcs_emulator(base: Path):
     """gcp-storage-emulator in memory; yields its endpoint URL."""
-    binary = shutil.which("gcp-storage-emulator") or str(Path(sys.executable).parent / "gcp-storage-emulator")
+    yield from _server(base, "gcp-storage-emulator", "pip install gcp-storage-emulator",
+                       ["start", "--host", "127.0.0.1", "--port", "{port}", "--in-memory"])
+
+
+def _server(base: Path, program: str, install: str, args: list[str]):
+    binary = shutil.which(program) or str(Path(sys.executable).parent / program)
     if not Path(binary).exists():
-        raise Unavailable("gcp-storage-emulator is not installed: pip install gcp-storage-emulator")
+        raise Unavailable(f"{program} is not installed: {install}")
     port = free_port()
-    log = open(base / "gcs.log", "wb")
-    proc = subprocess.Popen([binary, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    with open(base / f"{program}.log", "wb") as log:
+        proc = subprocess.Popen([binary, *(a.format(port=port) for a in args)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, proc)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(10)

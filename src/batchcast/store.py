@@ -29,6 +29,9 @@ from batchcast.runs import FileEntry, Manifest, RunStatus, new_run_ts
 MANIFEST = "manifest.json"
 ALIASES = "_aliases"
 CHUNK = 1 << 20
+# Object stores upload in parts of this size (S3's minimum is 5 MiB) and read
+# ahead as much: memory stays at a few blocks whatever the file's size.
+BLOCK = 8 << 20
 
 
 def sha256_file(path: Path) -> str:
@@ -58,7 +61,7 @@ class ArtifactStore:
         target = self._path(run_id, rel)
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         digest, size = hashlib.sha256(), 0
-        with open(local, "rb") as src, self.fs.open(target, "wb") as dst:
+        with open(local, "rb") as src, self.fs.open(target, "wb", block_size=BLOCK) as dst:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
                 dst.write(chunk)
@@ -100,7 +103,13 @@ class ArtifactStore:
                 os.unlink(tmp)
         if self.fs.exists(path):
             return False
-        self.fs.pipe_file(path, data)
+        try:
+            # A conditional write where the store supports it (S3 If-None-Match,
+            # GCS ifGenerationMatch=0): two writers racing cannot both win.
+            with self.fs.open(path, "xb") as f:
+                f.write(data)
+        except FileExistsError:
+            return False
         return True
 
     def _replace(self, path: str, data: bytes) -> None:
@@ -208,7 +217,7 @@ class ArtifactStore:
     def _download_verified(self, run_id: str, rel: str, entry: FileEntry, local: Path) -> None:
         digest = hashlib.sha256()
         try:
-            with self.fs.open(self._path(run_id, rel), "rb") as src, open(local, "wb") as dst:
+            with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src, open(local, "wb") as dst:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
                     dst.write(chunk)
