@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install services demo test clean
+.PHONY: install services bigquery-emulator demo test clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,8 +30,25 @@ services:
 	  echo "installing PostgreSQL (Debian package)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
-test: install services
+# The BigQuery emulator (local-bigquery) needs Python >= 3.13 and DuckDB 1.5.5 with
+# extension wheels, so it lives in its own venv; see ENVIRONMENT.md.
+BQ_PY ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 /usr/local/bin/python3.13))
+BQ_STAMP := .venv-bq/.installed-1
+BQ_PACKAGES := local-bigquery==0.3.2 duckdb==1.5.5 duckdb-extension-icu==1.5.5 \
+  duckdb-extension-ducklake==1.5.5 duckdb-extension-spatial==1.5.5
+
+$(BQ_STAMP):
+	@if [ -z "$(BQ_PY)" ]; then echo "no Python 3.13 found: BigQuery tests will skip (fail under BATCHCAST_REQUIRE_ALL)"; exit 0; fi; \
+	set -e; $(BQ_PY) -m venv .venv-bq; \
+	.venv-bq/bin/python -m pip install --quiet $(BQ_PACKAGES); \
+	.venv-bq/bin/python -c "import duckdb, glob, site; con = duckdb.connect(); \
+	  [con.install_extension(f) for p in site.getsitepackages() for f in glob.glob(p + '/duckdb_extension_*/extensions/*/*.duckdb_extension')]"; \
+	touch $@
+
+bigquery-emulator: $(BQ_STAMP)
+
+test: install services bigquery-emulator
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) .venv-bq demo .pytest_cache

@@ -112,3 +112,18 @@ def _server(base: Path, program: str, install: str, args: list[str]):
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+BQ_VENV = Path(__file__).resolve().parents[1] / ".venv-bq"
+
+
+@contextmanager
+def bigquery_emulator(base: Path, project: str = "test"):
+    """local-bigquery (its own Python 3.13 venv, built by `make test`); yields its endpoint URL."""
+    binary = BQ_VENV / "bin" / "local-bigquery"
+    if not binary.exists():
+        raise Unavailable(f"{binary} is missing: run 'make bigquery-emulator' (needs Python 3.13)")
+    args = ["serve", "--host", "127.0.0.1", "--port", "{port}", "--grpc-port", str(free_port()),
+            "--project", project, "--data-dir", str(base / "bq")]
+    (base / "bq").mkdir(exist_ok=True)
+    yield from _server(base, str(binary), "make bigquery-emulator", args)

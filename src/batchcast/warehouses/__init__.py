@@ -12,6 +12,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "duckdb": ("batchcast.warehouses.duckdb:DuckDBWarehouse", "duckdb"),
     "postgresql": ("batchcast.warehouses.postgres:PostgresWarehouse", "postgres"),
     "postgres": ("batchcast.warehouses.postgres:PostgresWarehouse", "postgres"),
+    "bigquery": ("batchcast.warehouses.bigquery:BigQueryWarehouse", "bigquery"),
 }
 
 __all__ = ["BACKENDS", "Warehouse", "open_warehouse"]

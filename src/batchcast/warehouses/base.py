@@ -75,6 +75,7 @@ class Warehouse(abc.ABC):
         Every batch is conformed to ``schema`` first; a mismatch raises
         SchemaError and the transaction leaves the table as it was.
         """
+        self.quote(table)  # a hostile name stops here, before any backend sees it
         full = schema + STAMPS
         self._check_columns(table, full)
         stamps = {"_logical_date": logical_date, "_run_id": run_id, "_model_run": model_run,
