@@ -279,6 +279,7 @@ def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = No
         data = tomllib.loads(file.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{file}: not valid TOML: {exc}", "correct the syntax at that line") from None
+    _refuse_secrets(file, data)
     env = env_overrides(environ)
     for layer in (env, overrides or {}):
         _merge(data, layer)
@@ -289,6 +290,16 @@ def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = No
         raise SpecError("\n".join(lines)) from None
     spec._file = file
     return spec
+
+
+def _refuse_secrets(file: Path, data: dict) -> None:
+    """A password written into the spec would end up in version control."""
+    for section in ("warehouse", "storage"):
+        url = (data.get(section) or {}).get("url")
+        if isinstance(url, str) and "://" in url and urlsplit(url).password is not None:
+            raise SpecError(f"{file}: [{section}] url: holds a password, which does not belong in a spec file",
+                            f"remove it; set PGPASSWORD (or the service's own credential variables), "
+                            f"or pass the whole URL as BATCHCAST__{section.upper()}__URL")
 
 
 def env_overrides(environ=os.environ) -> dict:

@@ -23,10 +23,11 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from batchcast.errors import IntegrityError, RunExists, RunNotFound, StoreError
+from batchcast.errors import IntegrityError, MissingExtra, RunExists, RunNotFound, StoreError
 from batchcast.runs import FileEntry, Manifest, RunStatus, new_run_ts
 
 MANIFEST = "manifest.json"
+EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 ALIASES = "_aliases"
 CHUNK = 1 << 20
 # Object stores upload in parts of this size (S3's minimum is 5 MiB) and read
@@ -47,7 +48,13 @@ class ArtifactStore:
 
     def __init__(self, url: str, **storage_options):
         self.url = url
-        self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
+        try:
+            # Credentials and endpoints come from the environment (AWS chain,
+            # ADC, AWS_ENDPOINT_URL, STORAGE_EMULATOR_HOST), never from the spec.
+            self.fs, self.root = fsspec.core.url_to_fs(url, **storage_options)
+        except ImportError:
+            scheme = url.split("://", 1)[0]
+            raise MissingExtra(f"the {scheme}:// artifact store", EXTRAS.get(scheme, scheme)) from None
         self.root = self.root.rstrip("/")
 
     def _path(self, *parts: str) -> str:
