@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.services import Unavailable, bigquery_emulator, gcs_emulator, moto_s3, postgres
 
 # gcsfs probes for hierarchical namespaces on every call, which the GCS emulator
 # answers only after a 60 s timeout (ENVIRONMENT.md); must precede importing gcsfs.
@@ -138,3 +141,54 @@ def make_features(db: Path, rows: int) -> None:
             FROM range({rows}) t(i))""")
     con.close()
 
+
+
+# -- real services, one per test session, stopped at its end -------------------
+# Endpoints reach batchcast the way they would in production: through the environment.
+
+@contextmanager
+def _environment(**values: str):
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@contextmanager
+def _service(what: str, server):
+    try:
+        with server as endpoint:
+            yield endpoint
+    except Unavailable as exc:
+        pytest.skip(f"{what} unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    with _service("PostgreSQL", postgres()) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    with _service("S3 emulator (moto)", moto_s3(tmp_path_factory.mktemp("s3"))) as endpoint:
+        with _environment(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="testing",
+                          AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"):
+            yield endpoint
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint(tmp_path_factory):
+    with _service("GCS emulator", gcs_emulator(tmp_path_factory.mktemp("gcs"))) as endpoint:
+        with _environment(STORAGE_EMULATOR_HOST=endpoint):
+            yield endpoint
+
+
+@pytest.fixture(scope="session")
+def bigquery_endpoint(tmp_path_factory):
+    with _service("BigQuery emulator", bigquery_emulator(tmp_path_factory.mktemp("bq"))) as endpoint:
+        with _environment(BATCHCAST_BIGQUERY_ENDPOINT=endpoint):
+            yield endpoint

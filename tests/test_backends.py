@@ -11,9 +11,6 @@ from batchcast.errors import SpecError
 from batchcast.spec import load_spec
 from tests.conftest import bc
 from tests.store.test_remote import fresh_store
-from tests.warehouses.test_bigquery import bigquery_endpoint  # noqa: F401  (fixture)
-from tests.warehouses.test_postgres import postgres_url  # noqa: F401  (fixture)
-from tests.store.test_remote import gcs_endpoint, s3_endpoint  # noqa: F401  (fixtures)
 
 
 def count(url: str, table: str, day=None) -> int:
@@ -44,7 +41,8 @@ def test_example_service_on_remote_backends(tmp_path, request, storage, warehous
     assert count(warehouse_url, "predictions") == 1000
     runs = _runs(svc, env)  # listing reads the same store, chosen by the same environment
     assert [r["status"] for r in runs] == ["succeeded"] * 3
-    assert store.fs.exists(f"{store.root}/{runs[0]['run_id']}/output/model.joblib")
+    store.fs.invalidate_cache()  # the CLI wrote these from another process
+    assert store.fs.exists(f"{store.root}/{runs[0]['run_id']}/output/model.joblib"), store.fs.find(store.root)
     assert not (svc / ".batchcast").exists()  # nothing went to the local defaults
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from batchcast import IntegrityError, RunStatus, Service
+from batchcast import RunStatus, Service
 from batchcast.errors import RunNotFound
 from tests.conftest import bc, query, write_python_service
 

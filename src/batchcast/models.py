@@ -94,7 +94,7 @@ def call(model: Any, method: str, *args):
         return getattr(model, method)(*args)
     except Exception as exc:
         raise ModelError(f"the model's {method}() raised {type(exc).__name__}: {exc}",
-                         f"fix the model code or its input; the traceback is in the run's log") from exc
+                         "fix the model code or its input; the traceback is in the run's log") from exc
 
 
 def predictions_batch(batch: pa.RecordBatch, predicted: Any, schema: Schema, where: str) -> pa.RecordBatch:

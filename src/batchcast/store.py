@@ -57,6 +57,11 @@ class ArtifactStore:
             raise MissingExtra(f"the {scheme}:// artifact store", EXTRAS.get(scheme, scheme)) from None
         self.root = self.root.rstrip("/")
 
+    def _fresh(self) -> None:
+        # s3fs and gcsfs cache listings per process; other processes (a worker,
+        # the scheduler, a colleague) commit runs behind that cache's back.
+        self.fs.invalidate_cache()
+
     def _path(self, *parts: str) -> str:
         return "/".join([self.root, *parts])
 
@@ -91,6 +96,7 @@ class ArtifactStore:
                             "runs are immutable; start a new run instead")
 
     def _refuse_committed(self, run_id: str) -> None:
+        self._fresh()
         if self.fs.exists(self._path(run_id, MANIFEST)):
             raise RunExists(f"run {run_id} is already committed; its files cannot change",
                             "start a new run instead")
@@ -108,6 +114,7 @@ class ArtifactStore:
                 return False
             finally:
                 os.unlink(tmp)
+        self._fresh()
         if self.fs.exists(path):
             return False
         try:
@@ -141,6 +148,7 @@ class ArtifactStore:
 
     def list_runs(self, name: str, version: str, action: str | None = None) -> list[Manifest]:
         """Committed runs, oldest first."""
+        self._fresh()
         pattern = self._path(name, version, action or "*", "*", MANIFEST)
         paths = sorted(p for p in self.fs.glob(pattern) if f"/{ALIASES}/" not in p)
         runs = [Manifest.model_validate_json(raw) for raw in self.fs.cat(paths).values()] if paths else []
@@ -182,6 +190,7 @@ class ArtifactStore:
 
     def aliases(self, name: str, version: str) -> dict[str, str]:
         found = {}
+        self._fresh()
         for path in self.fs.glob(self._path(name, version, ALIASES, "*.json")):
             alias = path.rsplit("/", 1)[1][: -len(".json")]
             found[alias] = json.loads(self.fs.cat_file(path))["run_id"]
@@ -200,6 +209,7 @@ class ArtifactStore:
         self._replace(self._path(name, version, ALIASES, f"{alias}.json"), doc)
 
     def alias_history(self, name: str, version: str, alias: str) -> list[dict]:
+        self._fresh()
         paths = sorted(self.fs.glob(self._path(name, version, ALIASES, "history", alias, "*.json")))
         return [json.loads(raw) for raw in self.fs.cat(paths).values()] if paths else []
 

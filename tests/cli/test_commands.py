@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from batchcast.cli import main
-from tests.conftest import bc, bc_json, query
+from tests.conftest import bc, bc_json
 
 
 def test_every_command_has_help():

@@ -13,35 +13,7 @@ import uuid
 import pytest
 
 from batchcast.store import ArtifactStore
-from tests.services import Unavailable, gcs_emulator, moto_s3
 from tests.store.contract import StoreContract, commit_with_file, manifest
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory):
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    try:
-        with moto_s3(tmp_path_factory.mktemp("s3")) as endpoint:
-            saved = {k: os.environ.get(k) for k in [*env, "AWS_ENDPOINT_URL"]}
-            os.environ.update(env, AWS_ENDPOINT_URL=endpoint)
-            yield endpoint
-            for key, value in saved.items():
-                os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-    except Unavailable as exc:
-        pytest.skip(f"S3 emulator unavailable: {exc}")
-
-
-@pytest.fixture(scope="session")
-def gcs_endpoint(tmp_path_factory):
-    try:
-        with gcs_emulator(tmp_path_factory.mktemp("gcs")) as endpoint:
-            saved = os.environ.get("STORAGE_EMULATOR_HOST")
-            os.environ["STORAGE_EMULATOR_HOST"] = endpoint
-            yield endpoint
-            os.environ.pop("STORAGE_EMULATOR_HOST") if saved is None else os.environ.update(
-                STORAGE_EMULATOR_HOST=saved)
-    except Unavailable as exc:
-        pytest.skip(f"GCS emulator unavailable: {exc}")
 
 
 def fresh_store(scheme: str) -> ArtifactStore:
@@ -118,3 +90,11 @@ def test_s3_conditional_create_refuses_a_racing_writer(s3_endpoint, tmp_path):
         with store.fs.open(path, "xb") as f:
             f.write(b"{}")
     assert store.manifest(m.run_id) == m
+
+
+def test_runs_committed_by_another_process_are_listed(s3_endpoint, tmp_path):
+    reader = fresh_store("s3")
+    assert reader.list_runs("svc", "1") == []  # fills s3fs's listing cache
+    writer = ArtifactStore(reader.url, skip_instance_cache=True)
+    m = commit_with_file(writer, tmp_path)
+    assert [r.run_id for r in reader.list_runs("svc", "1")] == [m.run_id]

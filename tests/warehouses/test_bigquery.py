@@ -1,24 +1,9 @@
 """BigQuery against local-bigquery, the emulator that ran every operation here (see the note in the README)."""
 
-import os
 
 import pytest
 
-from tests.services import Unavailable, bigquery_emulator
 from tests.warehouses.contract import DAY1, WarehouseContract, batches, publish
-
-
-@pytest.fixture(scope="session")
-def bigquery_endpoint(tmp_path_factory):
-    try:
-        with bigquery_emulator(tmp_path_factory.mktemp("bq")) as endpoint:
-            saved = os.environ.get("BATCHCAST_BIGQUERY_ENDPOINT")
-            os.environ["BATCHCAST_BIGQUERY_ENDPOINT"] = endpoint
-            yield endpoint
-            os.environ.pop("BATCHCAST_BIGQUERY_ENDPOINT") if saved is None else os.environ.update(
-                BATCHCAST_BIGQUERY_ENDPOINT=saved)
-    except Unavailable as exc:
-        pytest.skip(f"BigQuery emulator unavailable: {exc}")
 
 
 class TestBigQuery(WarehouseContract):

@@ -1,16 +1,6 @@
 import pytest
 
-from tests.services import Unavailable, postgres
 from tests.warehouses.contract import WarehouseContract
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    try:
-        with postgres() as url:
-            yield url
-    except Unavailable as exc:
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
 
 
 class TestPostgres(WarehouseContract):
