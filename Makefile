@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install services bigquery-emulator demo test clean
+.PHONY: install services bigquery-emulator demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,6 +49,11 @@ bigquery-emulator: $(BQ_STAMP)
 
 test: install services bigquery-emulator
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every comparison side by side, one run; writes benchmarks/results/latest.json.
+bench: install services
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .venv-bq demo .pytest_cache

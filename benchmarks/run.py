@@ -9,6 +9,7 @@ applied by every contender. Results go to ``benchmarks/results/latest.json``.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import statistics
 import subprocess
@@ -41,6 +42,17 @@ def generate(rows: int, seed: int, labelled: bool) -> pa.Table:
     if labelled:
         columns["churned"] = X @ np.linspace(-1, 1, 8) + rng.normal(scale=0.5, size=rows) > 0
     return pa.table(columns)
+
+
+def with_stamps(table: pa.Table, model_run: str) -> pa.Table:
+    """The four columns batchcast adds to every row, for an optimal script that writes them too."""
+    n, now = table.num_rows, dt.datetime.now(dt.timezone.utc)
+    for name, value, kind in [("_logical_date", dt.date(2026, 1, 1), pa.date32()),
+                              ("_run_id", "bench/1/application/20260101T000000000000Z", pa.string()),
+                              ("_model_run", model_run, pa.string()),
+                              ("_predicted_at", now, pa.timestamp("us", tz="UTC"))]:
+        table = table.append_column(name, pa.repeat(pa.scalar(value, kind), n))
+    return table
 
 
 def timed(fn, repeat: int) -> float:
@@ -114,12 +126,12 @@ class Bench:
             manifest = Service(self.spec).run("application", DATE)
             assert manifest.rows["written"] == self.rows, manifest.error
 
-        def optimal():
+        def optimal(stamps: bool = False):
             con = duckdb.connect(str(self.db))
             table = con.sql("SELECT * FROM features").to_arrow_table()
             X = np.column_stack([table[c].to_numpy() for c in FEATURES])
             out = pa.table({"player_id": table["player_id"], "label": self.model.predict(X)})
-            con.register("out", out)
+            con.register("out", with_stamps(out, self.model_run) if stamps else out)
             con.execute("CREATE OR REPLACE TABLE scores_optimal AS SELECT * FROM out")
             con.close()
 
@@ -137,6 +149,7 @@ class Bench:
 
         self.record("duckdb", "batchcast", timed(batchcast_run, self.repeat), self.rows)
         self.record("duckdb", "optimal arrow", timed(optimal, self.repeat), self.rows)
+        self.record("duckdb", "optimal arrow + stamps", timed(lambda: optimal(True), self.repeat), self.rows)
         self.record("duckdb", "pandas script", timed(pandas_script, self.repeat), self.pandas_rows)
 
     # -- application into PostgreSQL -------------------------------------------------
@@ -157,13 +170,14 @@ class Bench:
                 manifest = service.run("application", DATE)
                 assert manifest.rows["written"] == self.rows, manifest.error
 
-            def optimal():
+            def optimal(stamps: bool = False):
                 with pg.connect(url) as conn, conn.cursor() as cur:
                     cur.execute("SELECT * FROM features")
                     table = cur.fetch_arrow_table()
                     X = np.column_stack([table[c].to_numpy() for c in FEATURES])
                     out = pa.table({"player_id": table["player_id"], "label": self.model.predict(X)})
-                    cur.adbc_ingest("scores_optimal", out, mode="replace")
+                    cur.adbc_ingest("scores_optimal", with_stamps(out, self.model_run) if stamps else out,
+                                    mode="replace")
                     conn.commit()
 
             def pandas_script():
@@ -178,6 +192,7 @@ class Bench:
 
             self.record("postgres", "batchcast", timed(batchcast_run, self.repeat), self.rows)
             self.record("postgres", "optimal arrow (adbc)", timed(optimal, self.repeat), self.rows)
+            self.record("postgres", "optimal arrow + stamps", timed(lambda: optimal(True), self.repeat), self.rows)
             self.record("postgres", "pandas script", timed(pandas_script, self.repeat), self.pandas_rows)
 
     # -- overhead on a tiny input ------------------------------------------------
@@ -263,6 +278,10 @@ def ratios(r: dict) -> list[tuple[str, float, str, bool]]:
          ">= 20", None),
         ("postgres: batchcast / optimal arrow", speed("postgres", "batchcast")
          / speed("postgres", "optimal arrow (adbc)"), ">= 0.8", None),
+        ("duckdb: batchcast / optimal + stamps", speed("duckdb", "batchcast")
+         / speed("duckdb", "optimal arrow + stamps"), "report", None),
+        ("postgres: batchcast / optimal + stamps", speed("postgres", "batchcast")
+         / speed("postgres", "optimal arrow + stamps"), "report", None),
         ("postgres: batchcast / pandas script", speed("postgres", "batchcast")
          / speed("postgres", "pandas script"), ">= 20", None),
         ("memory: 10M / 1M", mem["10,000,000 rows"]["peak_rss_mib"] / mem["1,000,000 rows"]["peak_rss_mib"],
