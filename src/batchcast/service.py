@@ -71,6 +71,22 @@ class Service:
         """Every committed run, oldest first."""
         return self.store.list_runs(self.name, self.version, action)
 
+    def check(self, action: str, date: str | dt.date) -> Manifest:
+        """The newest committed run of ``action`` for ``date``; RunNotFound unless it succeeded.
+
+        What an orchestrator asks after a task: a process or pod that exited 0
+        proves nothing until its manifest says so.
+        """
+        day = parse_date(date)
+        found = [m for m in self.runs(action) if m.logical_date == day]
+        if not found:
+            raise RunNotFound(f"no committed {action} run of {self.name}/{self.version} for {day}",
+                              "the run did not commit: read the task's log, then run it again")
+        if not found[-1].succeeded:
+            raise RunNotFound(f"the newest {action} run for {day}, {found[-1].run_id}, {found[-1].status.value}: "
+                              f"{(found[-1].error or {}).get('message')}", "fix the cause, then run it again")
+        return found[-1]
+
     def show(self, ref: str) -> Manifest:
         """One run, by id, ``action/run_ts``, ``run_ts`` or alias."""
         return self.store.resolve(self.name, self.version, ref)

@@ -8,6 +8,7 @@ the key, the bad value and the fix.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 import os
@@ -26,7 +27,7 @@ from batchcast.schema import Schema
 SPEC_FILE = "batchcast.toml"
 ENV_PREFIX = "BATCHCAST__"
 KINDS = ("training", "application", "evaluation")
-EXECUTORS = ("inline", "local")  # grows as backends are added
+EXECUTORS = ("inline", "local", "kubernetes")  # grows as backends are added
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -133,6 +134,24 @@ class OutputSpec(_Section):
             raise _fail(exc.message, exc.fix or "") from None
 
 
+class AirflowSpec(_Section):
+    """How ``batchcast airflow render`` turns the action into a DAG."""
+
+    start_date: dt.date = Field(dt.date(2026, 1, 1), description="The DAG's start date.")
+    catchup: bool = Field(False, description="Airflow catchup: run every missed interval.")
+    retries: int = Field(0, ge=0, description="Task retries.")
+    retry_delay: float = Field(300, gt=0, description="Seconds between retries.")
+    batchcast: str | None = Field(None, description="local: batchcast's own executable; default the rendering one.")
+    image: str | None = Field(None, description="kubernetes: the service's image, with batchcast and the model.")
+    namespace: str = Field("default", description="kubernetes: the pod's namespace.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="kubernetes: node labels.")
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="kubernetes: {requests = {cpu, memory}, limits = {...}}.")
+    secrets: list[str] = Field(default_factory=list,
+                               description="kubernetes: Secrets whose keys become env vars (credentials).")
+    pool: str | None = Field(None, description="The Airflow pool the task runs in.")
+
+
 class ActionSpec(_Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
@@ -144,6 +163,7 @@ class ActionSpec(_Section):
     output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
     timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
     batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
+    airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Rendering as an Airflow DAG.")
 
     @field_validator("executor")
     @classmethod

@@ -15,6 +15,7 @@ from batchcast import scaffold
 from batchcast.cli.output import console, emit, manifest_table, models_table, runs_table, setup_logging
 from batchcast.errors import BatchcastError
 from batchcast.service import Service
+from batchcast.spec import find_spec
 
 
 class _Group(click.Group):
@@ -136,6 +137,40 @@ def promote(ctx: click.Context, run: str, alias: str) -> None:
     """Point an alias (default champion) at a successful training RUN."""
     manifest = _service(ctx).promote(run, alias)
     click.echo(f"{alias} -> {manifest.run_id}")
+
+
+@main.command()
+@click.argument("action")
+@click.option("--date", required=True, help="The logical date, YYYY-MM-DD.")
+@click.pass_context
+def check(ctx: click.Context, action: str, date: str) -> None:
+    """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest."""
+    click.echo(f"{_service(ctx).check(action, date).run_id} succeeded")
+
+
+@main.group()
+def airflow() -> None:
+    """Render services as Airflow 3 DAG files."""
+
+
+@airflow.command("render")
+@click.argument("specs", nargs=-1, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The DAGs folder to write into.")
+@click.option("--from-config", "from_config", type=click.Path(exists=True, file_okay=False),
+              help="Render the original JSON graph configs in this folder instead of specs.")
+@click.option("--batchcast", "batchcast_bin", help="The batchcast executable Airflow tasks call (default this one).")
+@click.pass_context
+def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_config: str | None,
+                   batchcast_bin: str | None) -> None:
+    """Write one DAG file per scheduled action of each SPEC (default the current spec)."""
+    from batchcast.airflow import render, render_config
+
+    if from_config:
+        written = render_config(Path(from_config), Path(out))
+    else:
+        written = render([Path(s) for s in specs] or [find_spec(ctx.obj["spec"])], Path(out), batchcast_bin)
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 @main.command()

@@ -16,7 +16,14 @@ BACKENDS: dict[str, tuple[str, str]] = {
 __all__ = ["BACKENDS", "Executor", "get_executor"]
 
 
+# Executors that run only as rendered Airflow tasks so far.
+AIRFLOW_ONLY = {"kubernetes": "a KubernetesPodOperator task"}
+
+
 def get_executor(name: str) -> Executor:
+    if name in AIRFLOW_ONLY:
+        raise SpecError(f"the {name} executor runs as {AIRFLOW_ONLY[name]} in Airflow, not from this command",
+                        "run 'batchcast airflow render', or pass --executor local to run here")
     if name not in BACKENDS:
         raise SpecError(f"unknown executor '{name}'", f"use one of {', '.join(BACKENDS)}")
     target, extra = BACKENDS[name]

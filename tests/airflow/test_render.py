@@ -1,0 +1,84 @@
+"""Rendering, checked without Airflow: the files, the original JSON configs and their errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from batchcast.airflow import render, render_config
+from batchcast.errors import SpecError
+from tests.conftest import bc
+
+ORIGINAL = {
+    "graph": {"dag_id": "example-prediction-service-training", "schedule_interval": "0 0 1 * *",
+              "start_date": "2019-07-01"},
+    "tasks": [{"name": "start", "code": "make -C /opt/example training-start"},
+              {"name": "wait", "code": "make -C /opt/example training-wait"},
+              {"name": "check", "code": "make -C /opt/example training-check"}],
+    "dependencies": [["wait", "start"], ["check", "wait"]],
+}
+
+
+def test_render_writes_one_dag_per_scheduled_action(tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    files = render([spec], tmp_path / "dags", batchcast_bin="/opt/bc/bin/batchcast")
+    assert sorted(f.name for f in files) == ["churn_1_application.py", "churn_1_training.py"]
+    text = (tmp_path / "dags" / "churn_1_training.py").read_text()
+    assert "import batchcast" not in text and "from batchcast" not in text
+    assert f"/opt/bc/bin/batchcast --spec {spec} run training --date {{{{ ds }}}}" in text
+    assert "schedule='0 3 * * 1'" in text
+    compile(text, "dag.py", "exec")
+
+
+def test_render_never_writes_credentials_from_the_environment(tmp_path, monkeypatch):
+    bc("init", "svc", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('executor = "local"', 'executor = "kubernetes"\n'
+                                             'airflow = { image = "reg/churn:1", secrets = ["churn-db"] }'))
+    monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", "postgresql://u:hunter2@db/x")
+    for f in render([spec], tmp_path / "dags"):
+        assert "hunter2" not in f.read_text()
+        assert "secret_ref=k8s.V1SecretEnvSource(name=n)) for n in ['churn-db']" in f.read_text()
+
+
+def test_original_config_renders(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "training.json").write_text(json.dumps(ORIGINAL))
+    [dag] = render_config(tmp_path / "cfg", tmp_path / "dags")
+    text = dag.read_text()
+    assert "dag_id='example-prediction-service-training'" in text and "schedule='0 0 1 * *'" in text
+    assert "dt.datetime(2019, 7, 1" in text
+    assert "tasks['start'] >> tasks['wait']" in text and "tasks['wait'] >> tasks['check']" in text
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["dependencies"].append(["start", "check"]), "cycle: start -> check -> wait -> start"),
+    (lambda c: c["dependencies"].append(["wait", "stop"]), "unknown task 'stop'"),
+    (lambda c: c["graph"].update(schedule_interval="monthly-ish"), "'monthly-ish' is not a cron"),
+    (lambda c: c["graph"].pop("dag_id"), "not a graph config"),
+])
+def test_original_config_errors_are_one_clear_line(tmp_path, change, message):
+    config = json.loads(json.dumps(ORIGINAL))
+    change(config)
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "g.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError, match=message.replace("(", r"\(")):
+        render_config(tmp_path / "cfg", tmp_path / "dags")
+    assert not (tmp_path / "dags" / "example_prediction_service_training.py").exists()
+
+
+def test_kubernetes_executor_cannot_run_here_and_says_why(tmp_path):
+    bc("init", "svc", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    result = bc("run", "training", "--executor", "kubernetes", cwd=svc, ok=False)
+    assert "runs as a KubernetesPodOperator task in Airflow" in result.stderr
+
+
+def test_check_reads_the_manifest(tmp_path):
+    bc("init", "svc", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    assert "no committed training run" in bc("check", "training", "--date", "2026-01-01", cwd=svc, ok=False).stderr
+    bc("run", "training", "--date", "2026-01-01", "--executor", "inline", cwd=svc)
+    assert "succeeded" in bc("check", "training", "--date", "2026-01-01", cwd=svc).stdout
