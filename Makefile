@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install services bigquery-emulator demo test bench clean
+.PHONY: install services bigquery-emulator airflow demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -47,7 +47,18 @@ $(BQ_STAMP):
 
 bigquery-emulator: $(BQ_STAMP)
 
-test: install services bigquery-emulator
+# Apache Airflow 3 in its own venv: it pins its own libraries, and the rendered
+# DAGs must import without batchcast installed there.
+AIRFLOW_STAMP := .venv-airflow/.installed-1
+
+$(AIRFLOW_STAMP):
+	test -x .venv-airflow/bin/python || $(PY) -m venv .venv-airflow
+	.venv-airflow/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4' apache-airflow-providers-cncf-kubernetes
+	touch $@
+
+airflow: $(AIRFLOW_STAMP)
+
+test: install services bigquery-emulator airflow
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every comparison side by side, one run; writes benchmarks/results/latest.json.
@@ -56,4 +67,4 @@ bench: install services
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .venv-bq demo .pytest_cache
+	rm -rf $(VENV) .venv-bq .venv-airflow demo .pytest_cache

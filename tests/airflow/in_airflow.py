@@ -1,0 +1,71 @@
+"""Run inside Airflow's own virtualenv (not batchcast's): ``python in_airflow.py COMMAND DAGS_DIR [ARGS]``.
+
+Prints one JSON document. The tests call it with ``.venv-airflow/bin/python``,
+so batchcast is never importable here: the DAG files must stand alone.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def bag(folder: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=folder)
+
+
+def parse(folder: str) -> dict:
+    # What a DAG processor has imported already; timed apart, so the figures are the files' own.
+    start = time.perf_counter()
+    import airflow.providers.standard.operators.bash  # noqa: F401
+    from airflow.dag_processing.dagbag import DagBag  # noqa: F401
+
+    warm_up = round(time.perf_counter() - start, 3)
+    timings = {}
+    for path in sorted(Path(folder).glob("*.py")):
+        start = time.perf_counter()
+        bag(str(path))
+        timings[path.name] = round(time.perf_counter() - start, 3)
+    found = bag(folder)
+    return {"import_errors": {k: str(v) for k, v in found.import_errors.items()}, "parse_seconds": timings,
+            "operator_imports_seconds": warm_up,
+            "dags": {d.dag_id: {"tasks": _ordered(d), "schedule": getattr(d.timetable, "expression", None),
+                                "start_date": d.start_date.date().isoformat(),
+                                "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in d.tasks}}
+                     for d in found.dags.values()}}
+
+
+def _ordered(dag) -> list:
+    """Task ids upstream first (Kahn's order, ties by name)."""
+    pending = {t.task_id: set(t.upstream_task_ids) for t in dag.tasks}
+    order = []
+    while pending:
+        ready = sorted(k for k, ups in pending.items() if not ups - set(order))
+        order += ready
+        for k in ready:
+            pending.pop(k)
+    return order
+
+
+def test(folder: str, dag_id: str, day: str) -> dict:
+    import datetime as dt
+
+    dag = bag(folder).get_dag(dag_id)
+    run = dag.test(logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc))
+    return {"state": str(run.state)}
+
+
+def pod(folder: str, dag_id: str) -> dict:
+    dag = bag(folder).get_dag(dag_id)
+    out = {}
+    for task in dag.tasks:
+        request = task.build_pod_request_obj()
+        out[task.task_id] = request.to_dict()
+    return out
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    print(json.dumps({"parse": parse, "test": test, "pod": pod}[command](*args), default=str))
