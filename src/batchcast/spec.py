@@ -150,6 +150,8 @@ class AirflowSpec(_Section):
     secrets: list[str] = Field(default_factory=list,
                                description="kubernetes: Secrets whose keys become env vars (credentials).")
     pool: str | None = Field(None, description="The Airflow pool the task runs in.")
+    alert_webhook_variable: str | None = Field(
+        None, description="An Airflow Variable holding a Slack-compatible webhook URL, posted to on failure.")
 
 
 class ActionSpec(_Section):

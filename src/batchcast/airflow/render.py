@@ -24,6 +24,26 @@ import datetime as dt
 from airflow.sdk import DAG
 '''
 
+CALLBACK = '''
+
+def alert(context):
+    """on_failure_callback: post to the webhook kept in an Airflow Variable (never in this file)."""
+    import json
+    import urllib.request
+
+    from airflow.sdk import Variable
+
+    url = Variable.get({variable!r}, default=None)
+    if not url:
+        return
+    ti = context["ti"]
+    text = (f"batchcast {{ti.dag_id}} failed for {{context['ds']}}: task {{ti.task_id}}, "
+            f"try {{ti.try_number}}; its log is in Airflow, its manifest in the artifact store")
+    request = urllib.request.Request(url, data=json.dumps({{"text": text}}).encode(),
+                                     headers={{"Content-Type": "application/json"}})
+    urllib.request.urlopen(request, timeout=10)
+'''
+
 DAG_OPEN = '''
 with DAG(
     dag_id={dag_id!r},
@@ -32,7 +52,7 @@ with DAG(
     catchup={catchup!r},
     max_active_runs=1,
     tags={tags!r},
-    default_args={{"retries": {retries!r}, "retry_delay": dt.timedelta(seconds={retry_delay!r})}},
+    default_args={{"retries": {retries!r}, "retry_delay": dt.timedelta(seconds={retry_delay!r}){callback}}},
 ) as dag:
 '''
 
@@ -104,9 +124,13 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
         text += "from kubernetes.client import models as k8s\n"
     else:
         text += "from airflow.providers.standard.operators.bash import BashOperator\n"
+    callback = ""
+    if af.alert_webhook_variable:
+        text += CALLBACK.format(variable=af.alert_webhook_variable)
+        callback = ', "on_failure_callback": alert'
     text += DAG_OPEN.format(dag_id=_dag_id(spec, name), schedule=action.schedule, start=af.start_date,
                             catchup=af.catchup, tags=["batchcast", spec.service.name], retries=af.retries,
-                            retry_delay=af.retry_delay)
+                            retry_delay=af.retry_delay, callback=callback)
     if action.executor == "kubernetes":
         return text + _kubernetes(spec, name, action, pool)
     executable = af.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")
@@ -201,7 +225,7 @@ def _config_dag(path: Path, graph: dict) -> str:
     text = HEADER.format(title=f"{graph['dag_id']} on {graph['schedule']}", source=path)
     text += "from airflow.providers.standard.operators.bash import BashOperator\n"
     text += DAG_OPEN.format(dag_id=graph["dag_id"], schedule=graph["schedule"], start=graph["start"],
-                            catchup=graph["catchup"], tags=["batchcast"], retries=0, retry_delay=300)
+                            catchup=graph["catchup"], tags=["batchcast"], retries=0, retry_delay=300, callback="")
     text += "    tasks = {}\n"
     for name, code in graph["tasks"].items():
         text += CONFIG_TASK.format(name=name, code=code)
