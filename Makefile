@@ -49,11 +49,12 @@ bigquery-emulator: $(BQ_STAMP)
 
 # Apache Airflow 3 in its own venv: it pins its own libraries, and the rendered
 # DAGs must import without batchcast installed there.
-AIRFLOW_STAMP := .venv-airflow/.installed-1
+AIRFLOW_STAMP := .venv-airflow/.installed-2
 
 $(AIRFLOW_STAMP):
 	test -x .venv-airflow/bin/python || $(PY) -m venv .venv-airflow
-	.venv-airflow/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4' apache-airflow-providers-cncf-kubernetes
+	.venv-airflow/bin/python -m pip install --quiet 'apache-airflow>=3.1,<4' apache-airflow-providers-cncf-kubernetes \
+	  apache-airflow-providers-google
 	touch $@
 
 airflow: $(AIRFLOW_STAMP)

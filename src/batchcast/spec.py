@@ -27,7 +27,7 @@ from batchcast.schema import Schema
 SPEC_FILE = "batchcast.toml"
 ENV_PREFIX = "BATCHCAST__"
 KINDS = ("training", "application", "evaluation")
-EXECUTORS = ("inline", "local", "kubernetes")  # grows as backends are added
+EXECUTORS = ("inline", "local", "kubernetes", "gce")  # grows as backends are added
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -150,6 +150,10 @@ class AirflowSpec(_Section):
     secrets: list[str] = Field(default_factory=list,
                                description="kubernetes: Secrets whose keys become env vars (credentials).")
     pool: str | None = Field(None, description="The Airflow pool the task runs in.")
+    project: str | None = Field(None, description="gce: the Google Cloud project of the VM.")
+    zone: str = Field("europe-west1-b", description="gce: the VM's zone.")
+    machine_type: str = Field("e2-standard-4", description="gce: the VM's machine type.")
+    poke_interval: float = Field(60, gt=0, description="gce: seconds between checks of the VM's state.")
     alert_webhook_variable: str | None = Field(
         None, description="An Airflow Variable holding a Slack-compatible webhook URL, posted to on failure.")
 

@@ -33,7 +33,8 @@ def parse(folder: str) -> dict:
             "operator_imports_seconds": warm_up,
             "dags": {d.dag_id: {"tasks": _ordered(d), "schedule": getattr(d.timetable, "expression", None),
                                 "start_date": d.start_date.date().isoformat(),
-                                "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in d.tasks}}
+                                "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in d.tasks},
+                                "modes": {t.task_id: getattr(t, "mode", None) for t in d.tasks}}
                      for d in found.dags.values()}}
 
 
@@ -66,6 +67,15 @@ def pod(folder: str, dag_id: str) -> dict:
     return out
 
 
+def call_check(folder: str, dag_id: str, task_id: str, day: str) -> dict:
+    """Call a PythonOperator's callable, as the task would, and report its result or error."""
+    task = bag(folder).get_dag(dag_id).get_task(task_id)
+    try:
+        return {"ok": task.python_callable(day)}
+    except Exception as exc:
+        return {"error": str(exc)}
+
+
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    print(json.dumps({"parse": parse, "test": test, "pod": pod}[command](*args), default=str))
+    print(json.dumps({"parse": parse, "test": test, "pod": pod, "call": call_check}[command](*args), default=str))

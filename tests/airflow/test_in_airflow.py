@@ -143,3 +143,31 @@ def test_failed_task_alerts_through_the_webhook_variable(airflow_env, tmp_path, 
         server.shutdown()
     assert state == "failed"
     assert len(received) == 1 and "churn-1-training failed for 2026-01-01" in received[0]["text"]
+
+
+def test_gce_chain_waits_without_a_slot_and_checks_the_manifest(airflow_env, gcs_endpoint, tmp_path):
+    from tests.store.test_remote import fresh_store
+
+    store = fresh_store("gs")
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    spec = svc / "batchcast.toml"
+    spec.write_text(spec.read_text().replace(
+        'executor = "local"', 'executor = "gce"\nairflow = { image = "europe-docker.pkg.dev/p/r/churn:1", '
+                              'project = "my-project" }', 1).replace("[model]", f'[storage]\nurl = "{store.url}"\n\n[model]'))
+    dags = tmp_path / "dags"
+    render([spec], dags)
+    dag = in_airflow(airflow_env, "parse", str(dags))["dags"]["churn-1-training"]
+    assert dag["tasks"] == ["training_start", "training_wait", "training_check", "training_delete"]
+    assert dag["modes"]["training_wait"] == "reschedule"
+    text = (dags / "churn_1_training.py").read_text()
+    assert "europe-docker.pkg.dev/p/r/churn:1 run training --date {{ ds }}" in text
+
+    env = {**airflow_env, "STORAGE_EMULATOR_HOST": gcs_endpoint}
+    missing = in_airflow(env, "call", str(dags), "churn-1-training", "training_check", "2026-01-01")
+    assert "no committed run for 2026-01-01" in missing["error"]
+    # The VM's run, played here by the local executor writing to the same store.
+    bc("run", "training", "--date", "2026-01-01", "--executor", "inline", cwd=svc,
+       env={"BATCHCAST__STORAGE__URL": store.url})
+    found = in_airflow(env, "call", str(dags), "churn-1-training", "training_check", "2026-01-01")
+    assert found.get("ok", "").startswith("churn/1/training/"), found

@@ -95,6 +95,70 @@ KUBERNETES_TASKS = '''    run = KubernetesPodOperator(
 '''
 
 
+GCE_HELPERS = '''
+
+PROJECT, ZONE, STORE = {project!r}, {zone!r}, {store!r}
+
+
+def vm_name(ds):
+    return {vm_prefix!r} + ds.replace("-", "")
+
+
+def vm_stopped(ds):
+    """The container's startup script powers the VM off when the run ends."""
+    from airflow.providers.google.cloud.hooks.compute import ComputeEngineHook
+
+    status = ComputeEngineHook().get_instance_info(zone=ZONE, resource_id=vm_name(ds), project_id=PROJECT)["status"]
+    return status in ("TERMINATED", "STOPPED")
+
+
+def run_succeeded(ds):
+    """Read the run's manifest, written last by batchcast: the only proof that it succeeded."""
+    import json
+
+    from google.cloud import storage
+
+    bucket, _, prefix = STORE[len("gs://"):].partition("/")
+    client = storage.Client(project=PROJECT)
+    names = sorted((b.name for b in client.list_blobs(bucket, prefix=f"{{prefix}}/{run_path}/".lstrip("/"))
+                    if b.name.endswith("/manifest.json")), reverse=True)
+    for name in names:
+        manifest = json.loads(client.bucket(bucket).blob(name).download_as_bytes())
+        if manifest["logical_date"] == ds:
+            if manifest["status"] != "succeeded":
+                raise RuntimeError(f"{{manifest['run_id']}} {{manifest['status']}}: {{(manifest.get('error') or {{}}).get('message')}}")
+            return manifest["run_id"]
+    raise RuntimeError(f"no committed run for {{ds}} under {{STORE}}: the VM stopped before batchcast committed")
+'''
+
+GCE_TASKS = '''    start = ComputeEngineInsertInstanceOperator(
+        task_id={start_id!r},
+        project_id=PROJECT,
+        zone=ZONE,
+        resource_id="{vm_prefix}{{{{ ds_nodash }}}}",
+        body={body!r},{pool}
+    )
+    # Reschedule mode: no worker slot is held while the VM works.
+    wait = PythonSensor(
+        task_id={wait_id!r},
+        python_callable=vm_stopped,
+        op_args=["{{{{ ds }}}}"],
+        mode="reschedule",
+        poke_interval={poke!r},
+        timeout={timeout!r},
+    )
+    check = PythonOperator(task_id={check_id!r}, python_callable=run_succeeded, op_args=["{{{{ ds }}}}"])
+    delete = ComputeEngineDeleteInstanceOperator(
+        task_id={delete_id!r},
+        project_id=PROJECT,
+        zone=ZONE,
+        resource_id="{vm_prefix}{{{{ ds_nodash }}}}",
+        trigger_rule="all_done",
+    )
+    start >> wait >> check >> delete
+'''
+
+
 def render(specs: list[Path], out: Path, batchcast_bin: str | None = None) -> list[Path]:
     """One DAG file per scheduled action of each spec; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +186,12 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
     if action.executor == "kubernetes":
         text += "from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator\n"
         text += "from kubernetes.client import models as k8s\n"
+    elif action.executor == "gce":
+        text += ("from airflow.providers.google.cloud.operators.compute import (\n"
+                 "    ComputeEngineDeleteInstanceOperator,\n    ComputeEngineInsertInstanceOperator,\n)\n"
+                 "from airflow.providers.standard.operators.python import PythonOperator\n"
+                 "from airflow.providers.standard.sensors.python import PythonSensor\n")
+        text += _gce_helpers(spec, name)
     else:
         text += "from airflow.providers.standard.operators.bash import BashOperator\n"
     callback = ""
@@ -133,6 +203,8 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
                             retry_delay=af.retry_delay, callback=callback)
     if action.executor == "kubernetes":
         return text + _kubernetes(spec, name, action, pool)
+    if action.executor == "gce":
+        return text + _gce(spec, name, action, pool)
     executable = af.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")
     command = shlex.join([executable, "--spec", str(spec.file), "run", name]) + " --date {{ ds }}"
     return text + LOCAL_TASK.format(task_id=name, command=command, timeout=action.timeout, pool=pool)
@@ -151,6 +223,42 @@ def _kubernetes(spec: ServiceSpec, name: str, action: ActionSpec, pool: str) -> 
         task_id=name, check_id=f"{name}_check", pod_name=slug, check_name=f"{slug}-check", namespace=af.namespace,
         image=af.image, action=name, env=env, secrets=af.secrets, requests=af.resources.get("requests"),
         limits=af.resources.get("limits"), node_selector=af.node_selector, timeout=action.timeout, pool=pool)
+
+
+def _vm_prefix(spec: ServiceSpec, name: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"bc-{spec.service.name}-{name}-".lower())
+
+
+def _gce_helpers(spec: ServiceSpec, name: str) -> str:
+    af = spec.actions[name].airflow
+    where = f"{spec.file.name} [actions.{name}.airflow]"
+    if not af.image or not af.project:
+        raise SpecError(f"{where}: the gce executor needs image and project", "set image = ... and project = ...")
+    if not spec.storage.url.startswith("gs://"):
+        raise SpecError(f"{spec.file.name} [storage] url: the gce executor needs a gs:// store, got '{spec.storage.url}'",
+                        "set [storage] url = \"gs://bucket/prefix\", readable by Airflow and the VM")
+    return GCE_HELPERS.format(project=af.project, zone=af.zone, store=spec.storage.url.rstrip("/"),
+                              vm_prefix=_vm_prefix(spec, name),
+                              run_path=f"{spec.service.name}/{spec.service.version}/{name}")
+
+
+def _gce(spec: ServiceSpec, name: str, action: ActionSpec, pool: str) -> str:
+    af = action.airflow
+    env = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in [
+        ("BATCHCAST__STORAGE__URL", spec.storage.url), ("BATCHCAST__WAREHOUSE__URL", spec.warehouse.url)])
+    # Container-Optimized OS runs the container, then powers the VM off: the wait sees TERMINATED.
+    script = (f"#!/bin/bash\ndocker run --rm {env} {shlex.quote(af.image)} "
+              f"run {shlex.quote(name)} --date {{{{ ds }}}} --executor inline\nshutdown -h now\n")
+    body = {"name": f"{_vm_prefix(spec, name)}{{{{ ds_nodash }}}}",
+            "machine_type": f"zones/{af.zone}/machineTypes/{af.machine_type}",
+            "disks": [{"boot": True, "auto_delete": True, "initialize_params": {
+                "source_image": "projects/cos-cloud/global/images/family/cos-stable"}}],
+            "network_interfaces": [{"network": "global/networks/default"}],
+            "service_accounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
+            "metadata": {"items": [{"key": "startup-script", "value": script}]}}
+    return GCE_TASKS.format(start_id=f"{name}_start", wait_id=f"{name}_wait", check_id=f"{name}_check",
+                            delete_id=f"{name}_delete", vm_prefix=_vm_prefix(spec, name), body=body,
+                            poke=af.poke_interval, timeout=action.timeout, pool=pool)
 
 
 # -- the original design's JSON graph configs ---------------------------------------

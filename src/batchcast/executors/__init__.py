@@ -17,7 +17,7 @@ __all__ = ["BACKENDS", "Executor", "get_executor"]
 
 
 # Executors that run only as rendered Airflow tasks so far.
-AIRFLOW_ONLY = {"kubernetes": "a KubernetesPodOperator task"}
+AIRFLOW_ONLY = {"kubernetes": "a KubernetesPodOperator task", "gce": "a Compute Engine start/wait/check chain"}
 
 
 def get_executor(name: str) -> Executor:
