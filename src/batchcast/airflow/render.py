@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shlex
@@ -296,7 +297,7 @@ def _load_graph(path: Path) -> dict:
         raise SpecError(f"{path}: graph.schedule_interval '{schedule}' is not a cron expression",
                         "use five fields, e.g. '0 0 1 * *'")
     try:
-        start = __import__("datetime").date.fromisoformat(start)
+        start = dt.date.fromisoformat(start)
     except ValueError:
         raise SpecError(f"{path}: graph.start_date '{start}' is not YYYY-MM-DD", "write e.g. 2019-07-01") from None
     for pair in deps:
