@@ -71,6 +71,48 @@ class Service:
         """Every committed run, oldest first."""
         return self.store.list_runs(self.name, self.version, action)
 
+    @property
+    def ledger(self):
+        from batchcast.scheduling.ledger import Ledger
+
+        return Ledger(self.spec.root / ".batchcast" / "ledger.db")
+
+    def schedule(self, count: int = 3, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """The next ``count`` runs of each scheduled action, with their logical dates."""
+        from batchcast.scheduling.plan import upcoming
+
+        now = now or dt.datetime.now(dt.timezone.utc)
+        return [{"action": name, "schedule": action.schedule, "at": tick.isoformat(),
+                 "logical_date": tick.date().isoformat()}
+                for name, action in self.spec.actions.items() if action.schedule
+                for tick in upcoming(action.schedule, now, count)]
+
+    def backfill(self, action: str, start: str | dt.date, end: str | dt.date, *, now: bool = False) -> list:
+        """Queue every logical date of ``action``'s schedule from ``start`` to ``end`` in the ledger.
+
+        With ``now``, run them here, oldest first, and return their manifests;
+        publishing replaces each date, so a second backfill changes no row counts.
+        """
+        from batchcast.scheduling.plan import ticks
+
+        chosen = self.spec.action(action)
+        if not chosen.schedule:
+            raise SpecError(f"{self.spec.file.name} [actions.{action}] has no schedule to backfill",
+                            f"add schedule = \"0 6 * * *\" to [actions.{action}], or use 'batchcast run --date'")
+        days = ticks(chosen.schedule, parse_date(start), parse_date(end))
+        ledger = self.ledger
+        ledger.queue(self.name, self.version, action, days)
+        if not now:
+            return []
+        manifests = []
+        for day in days:
+            ledger.set(self.name, self.version, action, day, "running", attempt=True)
+            manifest = self.run(action, day)
+            ledger.set(self.name, self.version, action, day, manifest.status.value, run_id=manifest.run_id,
+                       error=(manifest.error or {}).get("message"))
+            manifests.append(manifest)
+        return manifests
+
     def check(self, action: str, date: str | dt.date) -> Manifest:
         """The newest committed run of ``action`` for ``date``; RunNotFound unless it succeeded.
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from batchcast import scaffold
-from batchcast.cli.output import console, emit, manifest_table, models_table, runs_table, setup_logging
+from batchcast.cli.output import (console, emit, manifest_table, models_table, rows_table, runs_table,
+                                  setup_logging)
 from batchcast.errors import BatchcastError
 from batchcast.service import Service
 from batchcast.spec import find_spec
@@ -146,6 +147,33 @@ def promote(ctx: click.Context, run: str, alias: str) -> None:
 def check(ctx: click.Context, action: str, date: str) -> None:
     """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest."""
     click.echo(f"{_service(ctx).check(action, date).run_id} succeeded")
+
+
+@main.command()
+@click.option("--count", default=3, show_default=True, help="How many upcoming runs per action.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
+    """List the next runs of each scheduled action, with their logical dates."""
+    upcoming = _service(ctx).schedule(count)
+    emit(upcoming, as_json, lambda: rows_table(upcoming))
+
+
+@main.command()
+@click.argument("action")
+@click.option("--from", "start", required=True, help="The first logical date, YYYY-MM-DD.")
+@click.option("--to", "end", required=True, help="The last logical date, YYYY-MM-DD.")
+@click.option("--now", is_flag=True, help="Run the dates here, oldest first, instead of only queueing them.")
+@click.pass_context
+def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -> None:
+    """Queue (or with --now, run) ACTION for every scheduled date from --from to --to."""
+    manifests = _service(ctx).backfill(action, start, end, now=now)
+    for m in manifests:
+        click.echo(f"{m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}")
+    if not now:
+        click.echo("queued in the ledger; pass --now to run them here")
+    if any(not m.succeeded for m in manifests):
+        ctx.exit(1)
 
 
 @main.group()

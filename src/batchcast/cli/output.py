@@ -66,6 +66,13 @@ def models_table(models: list[dict]) -> Table:
     return table
 
 
+def rows_table(rows: list[dict]) -> Table:
+    table = Table(*(rows[0] if rows else ["nothing"]))
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    return table
+
+
 def _arrow_table(arrow) -> Table:
     table = Table(*arrow.column_names)
     for row in arrow.to_pylist():

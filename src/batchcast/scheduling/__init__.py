@@ -1,0 +1,1 @@
+"""Deciding which runs are due: cron plans and the SQLite ledger of every logical date."""

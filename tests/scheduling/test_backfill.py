@@ -1,0 +1,63 @@
+"""Schedules as logical dates, the ledger, and backfills through the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from batchcast import Service
+from batchcast.errors import SpecError
+from batchcast.scheduling.plan import ticks, upcoming
+from tests.conftest import bc, bc_json, query
+
+
+def test_ticks_are_logical_dates():
+    days = ticks("0 6 * * *", dt.date(2026, 1, 1), dt.date(2026, 1, 10))
+    assert days == [dt.date(2026, 1, d) for d in range(1, 11)]
+    assert ticks("0 3 * * 1", dt.date(2026, 1, 1), dt.date(2026, 1, 31)) == [
+        dt.date(2026, 1, 5), dt.date(2026, 1, 12), dt.date(2026, 1, 19), dt.date(2026, 1, 26)]
+    assert ticks("0 * * * *", dt.date(2026, 1, 1), dt.date(2026, 1, 2)) == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+    with pytest.raises(SpecError, match="empty"):
+        ticks("0 6 * * *", dt.date(2026, 1, 2), dt.date(2026, 1, 1))
+
+
+def test_upcoming_is_strictly_after():
+    now = dt.datetime(2026, 1, 1, 6, 0, tzinfo=dt.timezone.utc)
+    assert [t.isoformat() for t in upcoming("0 6 * * *", now, 2)] == [
+        "2026-01-02T06:00:00+00:00", "2026-01-03T06:00:00+00:00"]
+
+
+def test_backfill_now_runs_ten_dates_idempotently(tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    env = {"BATCHCAST__ACTIONS__APPLICATION__EXECUTOR": "inline", "BATCHCAST__ACTIONS__TRAINING__EXECUTOR": "inline"}
+    bc("run", "training", cwd=svc, env=env)
+    out = bc("backfill", "application", "--from", "2026-01-01", "--to", "2026-01-10", "--now", cwd=svc, env=env)
+    assert out.stdout.count(" succeeded ") == 10
+    db = svc / ".batchcast" / "warehouse.duckdb"
+    counts = query(db, "SELECT _logical_date::VARCHAR, count(*) FROM predictions GROUP BY 1 ORDER BY 1")
+    assert counts == [(f"2026-01-{d:02d}", 1000) for d in range(1, 11)]
+    bc("backfill", "application", "--from", "2026-01-01", "--to", "2026-01-10", "--now", cwd=svc, env=env)
+    assert query(db, "SELECT _logical_date::VARCHAR, count(*) FROM predictions GROUP BY 1 ORDER BY 1") == counts
+    ledger = Service(svc / "batchcast.toml").ledger.rows("churn", "1", "application")
+    assert [(r["logical_date"], r["state"], r["attempts"]) for r in ledger] == [
+        (f"2026-01-{d:02d}", "succeeded", 2) for d in range(1, 11)]
+
+
+def test_backfill_without_now_only_queues(tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    assert "queued in the ledger" in bc("backfill", "training", "--from", "2026-01-01", "--to", "2026-01-31",
+                                        cwd=svc).stdout
+    rows = Service(svc / "batchcast.toml").ledger.rows("churn", "1")
+    assert [(r["action"], r["logical_date"], r["state"]) for r in rows] == [
+        ("training", d, "queued") for d in ("2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26")]
+    assert bc_json("runs", cwd=svc) == []
+
+
+def test_schedule_lists_next_runs(tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    upcoming_runs = bc_json("schedule", "--count", "2", cwd=tmp_path / "svc")
+    assert [r["action"] for r in upcoming_runs] == ["training", "training", "application", "application"]
+    assert all(r["at"][11:16] in ("03:00", "06:00") for r in upcoming_runs)
