@@ -72,10 +72,33 @@ class Service:
         return self.store.list_runs(self.name, self.version, action)
 
     @property
+    def ledger_path(self) -> Path:
+        return self.spec.root / ".batchcast" / "ledger.db"
+
+    @property
     def ledger(self):
         from batchcast.scheduling.ledger import Ledger
 
-        return Ledger(self.spec.root / ".batchcast" / "ledger.db")
+        return Ledger(self.ledger_path)
+
+    def history(self, action: str | None = None) -> list[dict[str, Any]]:
+        """Committed runs, plus the ledger's dates that are not (or not yet again) a committed run.
+
+        A queued, waiting, running, retrying or skipped date shows with that
+        state; a date the ledger says finished shows through its manifest.
+        """
+        rows = [m.summary() for m in self.runs(action)]
+        if not self.ledger_path.exists():  # reading must not create local state
+            return rows
+        committed = {(r["action"], r["logical_date"]) for r in rows}
+        for entry in self.ledger.rows(self.name, self.version, action):
+            key = (entry["action"], entry["logical_date"])
+            if key not in committed or entry["state"] not in ("succeeded", "failed", "timed out"):
+                rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": entry["state"],
+                             "logical_date": entry["logical_date"], "started_at": None, "ended_at": None,
+                             "duration_s": None, "rows": {}, "model_run": None, "error": entry["error"],
+                             "source": "ledger"})
+        return rows
 
     def schedule(self, count: int = 3, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         """The next ``count`` runs of each scheduled action, with their logical dates."""

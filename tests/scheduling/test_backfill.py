@@ -53,7 +53,14 @@ def test_backfill_without_now_only_queues(tmp_path):
     rows = Service(svc / "batchcast.toml").ledger.rows("churn", "1")
     assert [(r["action"], r["logical_date"], r["state"]) for r in rows] == [
         ("training", d, "queued") for d in ("2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26")]
-    assert bc_json("runs", cwd=svc) == []
+    listed = bc_json("runs", cwd=svc)
+    assert [(r["status"], r["logical_date"], r["source"]) for r in listed] == [
+        ("queued", d, "ledger") for d in ("2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26")]
+    bc("run", "training", "--date", "2026-01-05", "--executor", "inline", cwd=svc)
+    listed = bc_json("runs", cwd=svc)  # the committed run replaces nothing: the date is still queued again
+    assert [(r["status"], r["logical_date"]) for r in listed][:2] == [("succeeded", "2026-01-05"),
+                                                                       ("queued", "2026-01-05")]
+    assert "queued" in bc("runs", cwd=svc).stdout
 
 
 def test_schedule_lists_next_runs(tmp_path):

@@ -106,9 +106,9 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def runs(ctx: click.Context, action: str | None, as_json: bool) -> None:
-    """List every committed run."""
-    found = _service(ctx).runs(action)
-    emit([m.summary() for m in found], as_json, lambda: runs_table(found))
+    """List every committed run, and the ledger's queued, running or skipped dates."""
+    found = _service(ctx).history(action)
+    emit(found, as_json, lambda: runs_table(found))
 
 
 @main.command()

@@ -41,11 +41,12 @@ def emit(data: Any, as_json: bool, table: Callable[[], Any]) -> None:
         console.print(rendered if isinstance(rendered, Table) else _arrow_table(rendered))
 
 
-def runs_table(runs) -> Table:
+def runs_table(runs: list[dict]) -> Table:
     table = Table("run", "status", "logical date", "duration", "rows", "model")
-    for m in runs:
-        table.add_row(m.run_id, _status(m.status.value), m.logical_date.isoformat(), f"{m.duration_s:.1f} s",
-                      " ".join(f"{k}={v}" for k, v in m.rows.items()), m.model_run or "")
+    for r in runs:
+        duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else ""
+        table.add_row(r["run_id"] or "", _status(r["status"]), r["logical_date"], duration,
+                      " ".join(f"{k}={v}" for k, v in r["rows"].items()), r["model_run"] or "")
     return table
 
 
