@@ -19,6 +19,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     │   └── WarehouseUnavailable   (transient) it could not be reached
     ├── ExecutorError          the isolated environment could not be built or run
     │   └── RunTimeout         the run exceeded its timeout and was killed
+    ├── SchedulerError         the scheduler cannot start (another one holds the service)
     └── MissingExtra           an optional backend's package is not installed
 """
 
@@ -100,6 +101,16 @@ class ExecutorError(BatchcastError):
 
 class RunTimeout(ExecutorError):
     """Raised when a run exceeds its action's timeout; its process tree is killed."""
+
+
+class SchedulerError(BatchcastError):
+    """Raised when the embedded scheduler cannot take charge of a service."""
+
+
+def is_transient(error_type: str | None) -> bool:
+    """Whether an error recorded by type name (in a manifest) is worth retrying."""
+    found = globals().get(error_type or "")
+    return isinstance(found, type) and issubclass(found, BatchcastError) and found.transient
 
 
 class MissingExtra(BatchcastError):

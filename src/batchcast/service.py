@@ -36,10 +36,11 @@ class Service:
         return self.spec.service.version
 
     def run(self, action: str, date: str | dt.date | None = None, *, executor: str | None = None,
-            model: str | None = None) -> Manifest:
+            model: str | None = None, run_ts: str | None = None) -> Manifest:
         """Run ``action`` for the logical ``date`` (default today) and return its committed manifest.
 
-        ``executor`` and ``model`` override the action's spec for this run.
+        ``executor`` and ``model`` override the action's spec for this run;
+        ``run_ts`` fixes its id in advance (the scheduler records it first).
         Raises before any run exists if the spec is invalid or no model can
         be applied; every later failure is in the returned manifest.
         """
@@ -51,7 +52,7 @@ class Service:
         folder = Path(tempfile.mkdtemp(prefix="batchcast-run-"))
         try:
             request = RunRequest(spec_path=str(spec.file), overrides=overrides, action=action,
-                                 logical_date=parse_date(date), run_ts=new_run_ts(),
+                                 logical_date=parse_date(date), run_ts=run_ts or new_run_ts(),
                                  executor=chosen.executor, model_run=model_run,
                                  log_path=str(folder / "log.txt"))
             return get_executor(chosen.executor).submit(request, spec)
@@ -94,7 +95,8 @@ class Service:
         for entry in self.ledger.rows(self.name, self.version, action):
             key = (entry["action"], entry["logical_date"])
             if key not in committed or entry["state"] not in ("succeeded", "failed", "timed out"):
-                rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": entry["state"],
+                status = "waiting for training" if entry["state"] == "waiting" else entry["state"]
+                rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": status,
                              "logical_date": entry["logical_date"], "started_at": None, "ended_at": None,
                              "duration_s": None, "rows": {}, "model_run": None, "error": entry["error"],
                              "source": "ledger"})
@@ -105,10 +107,21 @@ class Service:
         from batchcast.scheduling.plan import upcoming
 
         now = now or dt.datetime.now(dt.timezone.utc)
-        return [{"action": name, "schedule": action.schedule, "at": tick.isoformat(),
-                 "logical_date": tick.date().isoformat()}
+        paused = self.ledger.paused(self.name, self.version) if self.ledger_path.exists() else set()
+        return [{"action": name, "schedule": action.schedule, "timezone": action.timezone, "at": tick.isoformat(),
+                 "logical_date": tick.date().isoformat(), "paused": name in paused}
                 for name, action in self.spec.actions.items() if action.schedule
-                for tick in upcoming(action.schedule, now, count)]
+                for tick in upcoming(action.schedule, now, count, action.timezone)]
+
+    def pause(self, action: str) -> None:
+        """Stop the scheduler from queueing or starting ``action``; runs in flight finish."""
+        self.spec.action(action)
+        self.ledger.pause(self.name, self.version, action)
+
+    def resume(self, action: str) -> None:
+        """Undo :meth:`pause`; the dates missed meanwhile follow the action's catchup policy."""
+        self.spec.action(action)
+        self.ledger.resume(self.name, self.version, action)
 
     def backfill(self, action: str, start: str | dt.date, end: str | dt.date, *, now: bool = False) -> list:
         """Queue every logical date of ``action``'s schedule from ``start`` to ``end`` in the ledger.
@@ -122,7 +135,7 @@ class Service:
         if not chosen.schedule:
             raise SpecError(f"{self.spec.file.name} [actions.{action}] has no schedule to backfill",
                             f"add schedule = \"0 6 * * *\" to [actions.{action}], or use 'batchcast run --date'")
-        days = ticks(chosen.schedule, parse_date(start), parse_date(end))
+        days = ticks(chosen.schedule, parse_date(start), parse_date(end), chosen.timezone)
         ledger = self.ledger
         ledger.queue(self.name, self.version, action, days)
         if not now:

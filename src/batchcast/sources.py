@@ -51,6 +51,8 @@ def open_input(spec: InputSpec, warehouse: Warehouse, root: Path, logical_date: 
         try:
             return warehouse.read(query, batch_size), f"query on {warehouse.url.split('://')[0]}"
         except WarehouseError as exc:
+            if exc.transient:
+                raise  # unreachable, not wrong: the fix is to wait, and the scheduler retries it
             raise InputError(f"{where} query: {exc.message}", f"correct the query in {where}") from None
     path = render(spec.path, logical_date, f"{where} path")
     return _open_files(path, spec.format, root, batch_size, where), path

@@ -137,10 +137,6 @@ class OutputSpec(_Section):
 class AirflowSpec(_Section):
     """How ``batchcast airflow render`` turns the action into a DAG."""
 
-    start_date: dt.date = Field(dt.date(2026, 1, 1), description="The DAG's start date.")
-    catchup: bool = Field(False, description="Airflow catchup: run every missed interval.")
-    retries: int = Field(0, ge=0, description="Task retries.")
-    retry_delay: float = Field(300, gt=0, description="Seconds between retries.")
     batchcast: str | None = Field(None, description="local: batchcast's own executable; default the rendering one.")
     image: str | None = Field(None, description="kubernetes: the service's image, with batchcast and the model.")
     namespace: str = Field("default", description="kubernetes: the pod's namespace.")
@@ -162,7 +158,17 @@ class ActionSpec(_Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
     config: str | None = Field(None, description="The action's config file, relative to the model repository.")
-    schedule: str | None = Field(None, description="Cron expression, used by the scheduler.")
+    schedule: str | None = Field(None, description="Cron expression; each tick's date is a logical date.")
+    start_date: dt.date | None = Field(
+        None, description="First logical date scheduled; default the first day a scheduler saw the action.")
+    timezone: str = Field("UTC", description="Time zone of the cron schedule and of its logical dates.")
+    catchup: Literal["all", "latest", "none"] = Field(
+        "latest", description="Missed dates: all (oldest first), latest (the rest skipped), none (all skipped).")
+    max_active_runs: int = Field(1, ge=1, description="Runs of this action the scheduler runs at once.")
+    retries: int = Field(2, ge=0, description="Retries of a run that failed on a transient error.")
+    retry_delay: float = Field(60, gt=0, description="Seconds before the first retry; doubled for each next one.")
+    wait_for_training: float = Field(
+        86400, ge=0, description="Seconds an application waits for a trained model before failing.")
     executor: str = Field("local", description="Where the action runs: inline or local.")
     model: str | None = Field(None, description="Alias or run id to apply; default champion, else latest training.")
     input: InputSpec | None = Field(None, description="Python contract: where the data comes from.")
@@ -178,6 +184,17 @@ class ActionSpec(_Section):
             raise _fail(f"unknown executor '{value}'", f"use one of {', '.join(EXECUTORS)}")
         return value
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _fail(f"unknown time zone '{value}'", "use an IANA name, e.g. UTC or Europe/Paris") from None
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
@@ -188,11 +205,23 @@ class ActionSpec(_Section):
         return value
 
 
+class AlertsSection(_Section):
+    """Where the embedded scheduler reports a failed date, and the recovery after it."""
+
+    webhook: str | None = Field(None, description="Slack-compatible webhook URL; better set in BATCHCAST__ALERTS__WEBHOOK.")
+    email: list[str] = Field(default_factory=list, description="Addresses to email.")
+    smtp: str = Field("smtp://127.0.0.1:25", description="SMTP server, smtp://[user@]host:port (smtps:// for TLS); "
+                                                       "the password comes from BATCHCAST_SMTP_PASSWORD.")
+    sender: str = Field("batchcast@localhost", description="The From address of alert emails.")
+    dashboard: str = Field("http://127.0.0.1:8765", description="Base URL of 'batchcast ui', for links to runs.")
+
+
 class ServiceSpec(_Section):
     service: ServiceSection
     model: ModelSection = Field(default_factory=ModelSection)
     storage: StorageSection = Field(default_factory=StorageSection)
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -320,12 +349,12 @@ def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = No
 
 def _refuse_secrets(file: Path, data: dict) -> None:
     """A password written into the spec would end up in version control."""
-    for section in ("warehouse", "storage"):
-        url = (data.get(section) or {}).get("url")
+    for section, key in (("warehouse", "url"), ("storage", "url"), ("alerts", "smtp")):
+        url = (data.get(section) or {}).get(key)
         if isinstance(url, str) and "://" in url and urlsplit(url).password is not None:
-            raise SpecError(f"{file}: [{section}] url: holds a password, which does not belong in a spec file",
-                            f"remove it; set PGPASSWORD (or the service's own credential variables), "
-                            f"or pass the whole URL as BATCHCAST__{section.upper()}__URL")
+            raise SpecError(f"{file}: [{section}] {key}: holds a password, which does not belong in a spec file",
+                            f"remove it; set PGPASSWORD or BATCHCAST_SMTP_PASSWORD (or the service's own "
+                            f"credential variables), or pass the whole URL as BATCHCAST__{section.upper()}__{key.upper()}")
 
 
 def env_overrides(environ=os.environ) -> dict:

@@ -167,6 +167,18 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
     return manifest
 
 
+def commit_orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
+                  error: BatchcastError) -> Manifest:
+    """Commit the manifest of a run whose process died (or was killed) before committing, with its log."""
+    store = ArtifactStore(spec.storage_url)
+    outcome = Outcome()
+    if Path(request.log_path).exists():
+        s = spec.service
+        rid = run_id(s.name, s.version, request.action, request.run_ts)
+        outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
+    return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
+
+
 def _error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, BatchcastError):
         return exc.to_dict()

@@ -199,9 +199,10 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
     if af.alert_webhook_variable:
         text += CALLBACK.format(variable=af.alert_webhook_variable)
         callback = ', "on_failure_callback": alert'
-    text += DAG_OPEN.format(dag_id=_dag_id(spec, name), schedule=action.schedule, start=af.start_date,
-                            catchup=af.catchup, tags=["batchcast", spec.service.name], retries=af.retries,
-                            retry_delay=af.retry_delay, callback=callback)
+    text += DAG_OPEN.format(dag_id=_dag_id(spec, name), schedule=action.schedule,
+                            start=action.start_date or dt.date.today(), catchup=action.catchup == "all",
+                            tags=["batchcast", spec.service.name], retries=action.retries,
+                            retry_delay=action.retry_delay, callback=callback)
     if action.executor == "kubernetes":
         return text + _kubernetes(spec, name, action, pool)
     if action.executor == "gce":

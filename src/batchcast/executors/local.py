@@ -21,8 +21,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import batchcast
-from batchcast.actions import Outcome, PythonEnv, RunRequest, commit_manifest, execute
-from batchcast.errors import BatchcastError, ExecutorError, RunNotFound, RunTimeout
+from batchcast.actions import PythonEnv, RunRequest, commit_orphan, execute
+from batchcast.errors import ExecutorError, RunNotFound, RunTimeout
 from batchcast.executors import process
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
@@ -54,7 +54,7 @@ class LocalExecutor(Executor):
             code = process.run(argv, cwd=spec.root, env=env, log_path=log_path,
                                timeout=spec.action(request.action).timeout)
         except RunTimeout as exc:
-            return _commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
         store = ArtifactStore(spec.storage_url)
         s = spec.service
         try:
@@ -63,19 +63,7 @@ class LocalExecutor(Executor):
             error = ExecutorError(f"the worker exited with code {code} before committing its run; "
                                   f"last log lines: {process.tail(log_path)}",
                                   "read the run's log; a crash here is a batchcast bug or an out-of-memory kill")
-            return _commit_orphan(spec, request, RunStatus.FAILED, started, error)
-
-
-def _commit_orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
-                   error: BatchcastError) -> Manifest:
-    store = ArtifactStore(spec.storage_url)
-
-    outcome = Outcome()
-    if Path(request.log_path).exists():
-        s = spec.service
-        rid = run_id(s.name, s.version, request.action, request.run_ts)
-        outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
-    return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
+            return commit_orphan(spec, request, RunStatus.FAILED, started, error)
 
 
 def cache_dir() -> Path:

@@ -1,7 +1,9 @@
 """The ledger: one row per (service, version, action, logical date), in SQLite beside the artifacts.
 
 It is what makes a date run at most once unless asked again, and what
-`batchcast runs` shows for dates that have no committed run yet.
+`batchcast runs` shows for dates that have no committed run yet. The
+scheduler, backfills, `pause` and `runs` may share the file, so every call
+opens its own short transaction.
 """
 
 from __future__ import annotations
@@ -11,15 +13,26 @@ import sqlite3
 from pathlib import Path
 
 STATES = ("queued", "waiting", "running", "retrying", "succeeded", "failed", "timed out", "skipped")
+FINAL = ("succeeded", "failed", "timed out", "skipped")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, logical_date TEXT NOT NULL,
     state TEXT NOT NULL, run_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
-    updated_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL, next_at TEXT, waiting_since TEXT,
     PRIMARY KEY (service, version, action, logical_date)
-)
+);
+CREATE TABLE IF NOT EXISTS paused (
+    service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, since TEXT NOT NULL,
+    PRIMARY KEY (service, version, action)
+);
+CREATE TABLE IF NOT EXISTS health (
+    service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, failing INTEGER NOT NULL,
+    PRIMARY KEY (service, version, action)
+);
 """
+# Columns added after the first release of the ledger, for files written by it.
+LATER_COLUMNS = {"next_at": "TEXT", "waiting_since": "TEXT"}
 
 
 class Ledger:
@@ -27,10 +40,13 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         with self._connect() as con:
-            con.execute(SCHEMA)
+            con.executescript(SCHEMA)
+            have = {row["name"] for row in con.execute("PRAGMA table_info(runs)")}
+            for column, kind in LATER_COLUMNS.items():
+                if column not in have:
+                    con.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
-        # A fresh connection per call: the scheduler, backfills and `runs` may share the file.
         con = sqlite3.connect(self.path, timeout=30)
         con.row_factory = sqlite3.Row
         return con
@@ -42,25 +58,78 @@ class Ledger:
             con.executemany(
                 "INSERT INTO runs (service, version, action, logical_date, state, updated_at) "
                 "VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT DO UPDATE SET state = 'queued', error = NULL, "
-                "updated_at = excluded.updated_at",
+                "attempts = 0, next_at = NULL, waiting_since = NULL, updated_at = excluded.updated_at",
                 [(service, version, action, d.isoformat(), now) for d in days])
 
+    def add(self, service: str, version: str, action: str, days: list[dt.date], state: str) -> None:
+        """Record ``days`` in ``state`` unless the ledger already knows them (new ticks of a schedule)."""
+        now = _now()
+        with self._connect() as con:
+            con.executemany(
+                "INSERT INTO runs (service, version, action, logical_date, state, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(service, version, action, d.isoformat(), state, now) for d in days])
+
     def set(self, service: str, version: str, action: str, day: dt.date, state: str, *,
-            run_id: str | None = None, error: str | None = None, attempt: bool = False) -> None:
+            run_id: str | None = None, error: str | None = None, attempt: bool = False,
+            next_at: dt.datetime | None = None, waiting_since: dt.datetime | None = None) -> None:
         if state not in STATES:
             raise ValueError(f"unknown ledger state {state!r}")
         with self._connect() as con:
             con.execute(
                 "UPDATE runs SET state = ?, run_id = coalesce(?, run_id), error = ?, updated_at = ?, "
-                "attempts = attempts + ? WHERE service = ? AND version = ? AND action = ? AND logical_date = ?",
-                (state, run_id, error, _now(), int(attempt), service, version, action, day.isoformat()))
+                "attempts = attempts + ?, next_at = ?, waiting_since = ? "
+                "WHERE service = ? AND version = ? AND action = ? AND logical_date = ?",
+                (state, run_id, error, _now(), int(attempt), _iso(next_at), _iso(waiting_since),
+                 service, version, action, day.isoformat()))
 
-    def rows(self, service: str, version: str, action: str | None = None) -> list[dict]:
+    def rows(self, service: str, version: str, action: str | None = None,
+             states: tuple[str, ...] | None = None) -> list[dict]:
         with self._connect() as con:
             found = con.execute(
                 "SELECT * FROM runs WHERE service = ? AND version = ? AND (? IS NULL OR action = ?) "
                 "ORDER BY logical_date, action", (service, version, action, action)).fetchall()
-        return [dict(r) for r in found]
+        return [dict(r) for r in found if states is None or r["state"] in states]
+
+    def newest(self, service: str, version: str, action: str) -> dt.date | None:
+        """The newest logical date recorded for ``action``, whatever its state."""
+        with self._connect() as con:
+            found = con.execute("SELECT max(logical_date) FROM runs WHERE service = ? AND version = ? AND action = ?",
+                                (service, version, action)).fetchone()[0]
+        return dt.date.fromisoformat(found) if found else None
+
+    # -- pause and resume -------------------------------------------------
+
+    def pause(self, service: str, version: str, action: str) -> None:
+        with self._connect() as con:
+            con.execute("INSERT INTO paused VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (service, version, action, _now()))
+
+    def resume(self, service: str, version: str, action: str) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM paused WHERE service = ? AND version = ? AND action = ?",
+                        (service, version, action))
+
+    def paused(self, service: str, version: str) -> set[str]:
+        with self._connect() as con:
+            found = con.execute("SELECT action FROM paused WHERE service = ? AND version = ?",
+                                (service, version)).fetchall()
+        return {r["action"] for r in found}
+
+    # -- health, for recovery alerts --------------------------------------
+
+    def mark_health(self, service: str, version: str, action: str, failing: bool) -> bool:
+        """Record whether ``action`` is failing; True if that changed."""
+        with self._connect() as con:
+            before = con.execute("SELECT failing FROM health WHERE service = ? AND version = ? AND action = ?",
+                                 (service, version, action)).fetchone()
+            con.execute("INSERT INTO health VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET failing = excluded.failing",
+                        (service, version, action, int(failing)))
+        return bool(before["failing"] if before else False) != failing
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def _now() -> str:

@@ -1,0 +1,218 @@
+"""The embedded scheduler, as a real process on a real service: catch-up, waiting, retries, timeouts, pause."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from batchcast import Service
+from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
+
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+
+
+def scheduled(tmp_path: Path, application: str, training: str = "", rows: int = 300) -> Path:
+    """A Python-contract service (inline executor) with extra keys for its actions."""
+    spec = write_python_service(tmp_path, rows)
+    text = spec.read_text()
+    text = text.replace('[actions.application]\n', f'[actions.application]\n{application}\n')
+    text = text.replace('[actions.training]\n', f'[actions.training]\n{training}\n')
+    spec.write_text(text)
+    return spec
+
+
+def scheduler(spec: Path, *args: str, ok: bool | None = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    result = subprocess.run([BATCHCAST, "--spec", str(spec), "scheduler", "--interval", "0.3", "--exit-when-idle",
+                             *args], cwd=spec.parent, capture_output=True, text=True, timeout=timeout)
+    if ok is not None and (result.returncode == 0) != ok:
+        raise AssertionError(f"scheduler exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def ledger(spec: Path, action: str) -> list[tuple[str, str, int]]:
+    rows = Service(spec).ledger.rows("scores", "2", action)
+    return [(r["logical_date"], r["state"], r["attempts"]) for r in rows]
+
+
+def committed(spec: Path, action: str) -> list[tuple[str, str]]:
+    return [(m.logical_date.isoformat(), m.status.value) for m in Service(spec).runs(action)]
+
+
+def days_back(n: int) -> list[str]:
+    return [(TODAY - dt.timedelta(days=k)).isoformat() for k in range(n - 1, -1, -1)]
+
+
+def test_catchup_all_runs_each_missed_date_once_oldest_first(tmp_path):
+    start = TODAY - dt.timedelta(days=2)
+    spec = scheduled(tmp_path, f'schedule = "0 0 * * *"\nstart_date = {start}\ncatchup = "all"')
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    scheduler(spec)
+    assert ledger(spec, "application") == [(d, "succeeded", 1) for d in days_back(3)]
+    assert committed(spec, "application") == [(d, "succeeded") for d in days_back(3)]
+    counts = query(tmp_path / ".batchcast" / "warehouse.duckdb",
+                   "SELECT _logical_date::VARCHAR, count(*), count(DISTINCT player_id) FROM scores GROUP BY 1 ORDER BY 1")
+    assert counts == [(d, 300, 300) for d in days_back(3)]
+    scheduler(spec)  # a second start finds nothing due: no date runs twice
+    assert len(committed(spec, "application")) == 3
+
+
+def test_catchup_latest_runs_one_and_skips_the_rest(tmp_path):
+    start = TODAY - dt.timedelta(days=2)
+    spec = scheduled(tmp_path, f'schedule = "0 0 * * *"\nstart_date = {start}\ncatchup = "latest"')
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    scheduler(spec)
+    older, latest = days_back(3)[:2], days_back(3)[2]
+    assert ledger(spec, "application") == [(d, "skipped", 0) for d in older] + [(latest, "succeeded", 1)]
+    assert committed(spec, "application") == [(latest, "succeeded")]
+    listed = bc_json("--spec", str(spec), "runs", "--action", "application", cwd=tmp_path)
+    assert sorted((r["logical_date"], r["status"]) for r in listed) == [
+        (older[0], "skipped"), (older[1], "skipped"), (latest, "succeeded")]
+
+
+def test_catchup_none_skips_what_was_missed(tmp_path):
+    start = TODAY - dt.timedelta(days=2)
+    spec = scheduled(tmp_path, f'schedule = "0 0 * * *"\nstart_date = {start}\ncatchup = "none"')
+    scheduler(spec)
+    assert ledger(spec, "application") == [(d, "skipped", 0) for d in days_back(3)]
+    assert committed(spec, "application") == []
+
+
+def test_application_waits_for_training_then_runs(tmp_path):
+    """Both scheduled for today: application shows 'waiting for training' until the model exists."""
+    spec = scheduled(tmp_path, 'schedule = "0 0 * * *"', training='schedule = "0 0 * * *"')
+    Service(spec).pause("training")
+    proc = subprocess.Popen([BATCHCAST, "--spec", str(spec), "scheduler", "--interval", "0.3"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        listed = _until(lambda: [r for r in bc_json("--spec", str(spec), "runs", cwd=tmp_path)
+                                 if r["status"] == "waiting for training"])
+        assert listed[0]["action"] == "application" and "no" in listed[0]["error"]
+        bc("--spec", str(spec), "resume", "training", cwd=tmp_path)
+        _until(lambda: ledger(spec, "application") == [(TODAY.isoformat(), "succeeded", 1)])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out
+    assert ledger(spec, "training") == [(TODAY.isoformat(), "succeeded", 1)]
+    application = Service(spec).runs("application")
+    assert [m.model_run for m in application] == [Service(spec).runs("training")[0].run_id]
+
+
+def test_waiting_has_a_limit(tmp_path):
+    spec = scheduled(tmp_path, 'schedule = "0 0 * * *"\nwait_for_training = 1')
+    result = scheduler(spec, ok=False)
+    [(day, state, attempts)] = ledger(spec, "application")
+    assert (day, state, attempts) == (TODAY.isoformat(), "failed", 0)
+    row = Service(spec).ledger.rows("scores", "2", "application")[0]
+    assert "wait_for_training" in row["error"] and "waited 1 s" in row["error"], result.stderr
+
+
+def test_transient_errors_are_retried_with_backoff_terminal_ones_are_not(tmp_path):
+    # A DuckDB file another process holds is 'unavailable' (transient); a missing column is a schema error (terminal).
+    spec = scheduled(tmp_path, 'schedule = "0 0 * * *"\nretries = 2\nretry_delay = 0.5')
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, time
+        con = duckdb.connect({str(tmp_path / '.batchcast' / 'warehouse.duckdb')!r})
+        print('held', flush=True)
+        time.sleep(600)""")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        scheduler(spec, ok=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert ledger(spec, "application") == [(TODAY.isoformat(), "failed", 3)]
+    runs = Service(spec).runs("application")
+    assert [m.error["type"] for m in runs] == ["WarehouseUnavailable"] * 3
+    gaps = [(b.started_at - a.ended_at).total_seconds() for a, b in zip(runs, runs[1:])]
+    assert gaps[0] >= 0.5 and gaps[1] >= 1.0  # 0.5 s, then doubled
+
+    broken = spec.read_text().replace("label:BOOL", "label:BOOL,missing_col:STRING")
+    spec.write_text(broken)
+    bc("--spec", str(spec), "backfill", "application", "--from", str(TODAY), "--to", str(TODAY), cwd=tmp_path)
+    scheduler(spec, ok=False)
+    assert ledger(spec, "application") == [(TODAY.isoformat(), "failed", 1)]
+    assert Service(spec).runs("application")[-1].error["type"] == "SchemaError"
+
+
+def test_paused_actions_do_not_run_until_resumed(tmp_path):
+    spec = scheduled(tmp_path, "", training='schedule = "0 0 * * *"')
+    bc("--spec", str(spec), "pause", "training", cwd=tmp_path)
+    assert bc_json("--spec", str(spec), "schedule", cwd=tmp_path)[0]["paused"] is True
+    scheduler(spec)
+    assert ledger(spec, "training") == [] and committed(spec, "training") == []
+    bc("--spec", str(spec), "resume", "training", cwd=tmp_path)
+    scheduler(spec)
+    assert committed(spec, "training") == [(TODAY.isoformat(), "succeeded")]
+
+
+def test_a_second_scheduler_on_the_same_service_is_refused(tmp_path):
+    spec = scheduled(tmp_path, "", training='schedule = "0 0 * * *"')
+    Service(spec).pause("training")
+    first = subprocess.Popen([BATCHCAST, "--spec", str(spec), "scheduler", "--interval", "0.3"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _until(lambda: (tmp_path / ".batchcast" / "scheduler" / "scheduler.lock").exists()
+               and (tmp_path / ".batchcast" / "scheduler" / "scheduler.lock").read_text() == str(first.pid))
+        second = scheduler(spec, ok=False, timeout=60)
+        assert "another scheduler is running scores/2" in second.stderr and "fix: stop it first" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+
+
+def test_a_run_past_its_timeout_is_killed_with_its_children(tmp_path):
+    """Command contract, local executor: the model starts a grandchild that would outlive a naive kill."""
+    repo = tmp_path / "repo"
+    (repo / "prediction").mkdir(parents=True)
+    (repo / "prediction" / "__init__.py").write_text("")
+    (repo / "prediction" / "main.py").write_text(textwrap.dedent(f"""
+        import subprocess, time
+        child = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        open({str(tmp_path / 'child.pid')!r}, "w").write(str(child.pid))
+        time.sleep(600)
+        """))
+    spec = tmp_path / "batchcast.toml"
+    spec.write_text(textwrap.dedent("""
+        [service]
+        name = "scores"
+        version = "2"
+        [model]
+        path = "repo"
+        command = "python -m prediction.main"
+        [actions.training]
+        executor = "local"
+        schedule = "0 0 * * *"
+        timeout = 3
+        """))
+    scheduler(spec, ok=False)
+    assert ledger(spec, "training") == [(TODAY.isoformat(), "timed out", 1)]
+    [manifest] = Service(spec).runs("training")
+    assert manifest.status.value == "timed out" and "timeout of 3 s" in manifest.error["message"]
+    pid = int((tmp_path / "child.pid").read_text())
+    assert not _alive(pid), f"the model's child {pid} survived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def _until(check, timeout: float = 120, every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout} s: {check}")
