@@ -29,6 +29,9 @@ services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  echo "installing PostgreSQL (Debian package)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing headless Chromium for the dashboard tests (Debian package)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # The BigQuery emulator (local-bigquery) needs Python >= 3.13 and DuckDB 1.5.5 with
 # extension wheels, so it lives in its own venv; see ENVIRONMENT.md.

@@ -92,8 +92,11 @@ class Service:
         if not self.ledger_path.exists():  # reading must not create local state
             return rows
         committed = {(r["action"], r["logical_date"]) for r in rows}
+        run_ids = {r["run_id"] for r in rows}
         for entry in self.ledger.rows(self.name, self.version, action):
             key = (entry["action"], entry["logical_date"])
+            if entry["run_id"] in run_ids and entry["state"] in ("running", "succeeded", "failed", "timed out"):
+                continue  # its manifest is committed, and says more (a scheduler may not have recorded it yet)
             if key not in committed or entry["state"] not in ("succeeded", "failed", "timed out"):
                 status = "waiting for training" if entry["state"] == "waiting" else entry["state"]
                 rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": status,

@@ -231,6 +231,17 @@ class ArtifactStore:
             written.append(local)
         return written
 
+    def read_verified(self, manifest: Manifest, rel: str) -> bytes:
+        """One small file of a run (a log, metrics), checked against its manifest's sha256."""
+        entry = manifest.files.get(rel)
+        if entry is None:
+            raise RunNotFound(f"run {manifest.run_id} stored no '{rel}'", "see the run's manifest for its files")
+        data = self.fs.cat_file(self._path(manifest.run_id, rel))
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise IntegrityError(f"{manifest.run_id}/{rel}: differs from the sha256 in its manifest",
+                                 "the file changed after the run was committed; do not trust it")
+        return data
+
     def _download_verified(self, run_id: str, rel: str, entry: FileEntry, local: Path) -> None:
         digest = hashlib.sha256()
         try:
