@@ -216,3 +216,23 @@ def _until(check, timeout: float = 120, every: float = 0.3):
             return found
         time.sleep(every)
     raise AssertionError(f"not true within {timeout} s: {check}")
+
+
+def test_the_scheduler_is_the_timeout_of_inline_runs(tmp_path):
+    """Inline runs have no timeout of their own: the scheduler kills the run's tree and commits it timed out."""
+    spec = scheduled(tmp_path, 'schedule = "0 0 * * *"\ntimeout = 8')
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    model = tmp_path / "repo" / "model.py"
+    model.write_text(model.read_text().replace("    def predict(self, X):", textwrap.indent(textwrap.dedent(f"""\
+        def predict(self, X):
+            import subprocess, time
+            child = subprocess.Popen(["sleep", "600"], start_new_session=True)
+            open({str(tmp_path / 'child.pid')!r}, "w").write(str(child.pid))
+            time.sleep(600)
+
+        def _unused(self, X):"""), "    ")))
+    scheduler(spec, ok=False)
+    assert ledger(spec, "application") == [(TODAY.isoformat(), "timed out", 1)]
+    [manifest] = Service(spec).runs("application")
+    assert manifest.status.value == "timed out" and "killed with its children" in manifest.error["message"]
+    assert not _alive(int((tmp_path / "child.pid").read_text()))

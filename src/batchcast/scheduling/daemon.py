@@ -44,7 +44,7 @@ from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service
 
 log = logging.getLogger("batchcast")
-GRACE_S = 30  # beyond an action's timeout, for the executor's own kill to commit first
+GRACE_S = 30  # beyond an action's timeout, for an executor's own kill to commit first
 KIND_ORDER = {"training": 0, "evaluation": 1, "application": 2}
 READY = ("queued", "waiting", "retrying")
 
@@ -250,7 +250,9 @@ class Scheduler:
             code = active.proc.poll() if active.proc else None
             ended = code is not None if active.proc else not _lock_held(active.paths["lock"])
             action = active.tracked.service.spec.actions[active.action]
-            if not ended and (now - active.started).total_seconds() > action.timeout + GRACE_S:
+            # The inline executor has no timeout of its own: the scheduler's kill is its timeout.
+            grace = 0 if action.executor == "inline" else GRACE_S
+            if not ended and (now - active.started).total_seconds() > action.timeout + grace:
                 self._kill(active, action.timeout)
                 continue
             if ended:
