@@ -59,8 +59,14 @@ def test_rendered_service_imports_cleanly(airflow_env, tmp_path):
     assert listed.returncode == 0 and "No data found" in listed.stdout + listed.stderr, listed.stdout + listed.stderr
 
 
+def starting(spec, day: str = "2026-01-01"):
+    """Airflow runs no task for a date before its DAG's start_date, which defaults to the day of rendering."""
+    spec.write_text(spec.read_text().replace('executor = "local"', f'executor = "local"\nstart_date = {day}'))
+
+
 def test_training_then_application_run_in_airflow(airflow_env, tmp_path):
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    starting(tmp_path / "svc" / "batchcast.toml")
     dags = tmp_path / "dags"
     render([tmp_path / "svc" / "batchcast.toml"], dags)
     assert in_airflow(airflow_env, "test", str(dags), "churn-1-training", "2026-01-01")["state"] == "success"
@@ -134,6 +140,7 @@ def test_failed_task_alerts_through_the_webhook_variable(airflow_env, tmp_path, 
         spec.write_text(spec.read_text().replace(
             '[actions.application]', '[actions.training.airflow]\nalert_webhook_variable = "churn_alerts"\n\n'
                                      '[actions.application]'))
+        starting(spec)
         dags = tmp_path / "dags"
         render([spec], dags)
         assert "127.0.0.1" not in (dags / "churn_1_training.py").read_text()
