@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install services bigquery-emulator airflow demo test bench clean
+.PHONY: install services bigquery-emulator airflow container-base demo test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -62,7 +62,26 @@ $(AIRFLOW_STAMP):
 
 airflow: $(AIRFLOW_STAMP)
 
-test: install services bigquery-emulator airflow
+# Podman (runc, vfs: see ENVIRONMENT.md) and a local base image, since no registry is
+# reachable: a Debian bookworm rootfs with python3, built once by debootstrap from the
+# Debian mirror apt uses and cached in ~/.cache/batchcast, then imported into podman.
+CONTAINER_ARGS ?= --storage-driver vfs --events-backend none --runtime runc
+BASE_IMAGE := localhost/batchcast-base:bookworm
+BASE_TAR := $(HOME)/.cache/batchcast/rootfs-bookworm-python3.tar
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+
+container-base:
+	@command -v podman >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { \
+	  echo "installing podman, runc and debootstrap (Debian packages)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq podman buildah runc debootstrap >/dev/null; }
+	@test -f $(BASE_TAR) || { \
+	  echo "debootstrap: bookworm minbase + python3 (about 80 s, once)"; \
+	  rm -rf $(BASE_TAR).d && mkdir -p $(dir $(BASE_TAR)) && \
+	  $(SUDO) debootstrap --variant=minbase --include=python3,python3-pip,python3-venv bookworm $(BASE_TAR).d $(DEBIAN_MIRROR) >/dev/null && \
+	  tar -C $(BASE_TAR).d -cf $(BASE_TAR).tmp . && mv $(BASE_TAR).tmp $(BASE_TAR) && rm -rf $(BASE_TAR).d; }
+	@podman $(CONTAINER_ARGS) image exists $(BASE_IMAGE) || podman $(CONTAINER_ARGS) import --quiet $(BASE_TAR) $(BASE_IMAGE)
+
+test: install services bigquery-emulator airflow container-base
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every comparison side by side, one run; writes benchmarks/results/latest.json.

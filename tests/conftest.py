@@ -192,3 +192,22 @@ def bigquery_endpoint(tmp_path_factory):
     with _service("BigQuery emulator", bigquery_emulator(tmp_path_factory.mktemp("bq"))) as endpoint:
         with _environment(BATCHCAST_BIGQUERY_ENDPOINT=endpoint):
             yield endpoint
+
+
+# Podman with runc and vfs (ENVIRONMENT.md) and the base image `make container-base` imports.
+CONTAINER_ARGS = "--storage-driver vfs --events-backend none --runtime runc"
+BASE_IMAGE = "localhost/batchcast-base:bookworm"
+
+
+@pytest.fixture(scope="session")
+def podman():
+    """The podman command line the container executor uses; skips (loudly) without podman or the base image."""
+    import shutil
+
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed: run 'make container-base' (apt-get install podman runc)")
+    argv = ["podman", *CONTAINER_ARGS.split()]
+    if subprocess.run([*argv, "image", "exists", BASE_IMAGE]).returncode != 0:
+        pytest.skip(f"the base image {BASE_IMAGE} is missing: run 'make container-base'")
+    with _environment(BATCHCAST_CONTAINER_ARGS=CONTAINER_ARGS, BATCHCAST_CONTAINER_ENGINE="podman"):
+        yield argv

@@ -74,6 +74,7 @@ class Manifest(BaseModel):
     files: dict[str, FileEntry] = Field(default_factory=dict, description="Every stored file with its sha256.")
     error: dict[str, Any] | None = None
     versions: dict[str, str] = Field(default_factory=dict, description="Python, batchcast and library versions.")
+    image: dict[str, str] | None = Field(None, description="The container image the run ran in: ref and digest.")
 
     @property
     def duration_s(self) -> float:

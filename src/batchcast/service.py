@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,6 +45,8 @@ class Service:
         Raises before any run exists if the spec is invalid or no model can
         be applied; every later failure is in the returned manifest.
         """
+        if run_ts is not None and not re.fullmatch(r"\d{8}T\d{12}Z", run_ts):
+            raise SpecError(f"run timestamp '{run_ts}' is not YYYYMMDDTHHMMSSffffffZ", "leave it to batchcast")
         overrides = _merge(self.overrides, {"actions": {action: {"executor": executor, "model": model}}})
         spec = load_spec(self.spec.file, overrides)
         spec.check_files()

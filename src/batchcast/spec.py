@@ -27,7 +27,7 @@ from batchcast.schema import Schema
 SPEC_FILE = "batchcast.toml"
 ENV_PREFIX = "BATCHCAST__"
 KINDS = ("training", "application", "evaluation")
-EXECUTORS = ("inline", "local", "kubernetes", "gce")  # grows as backends are added
+EXECUTORS = ("inline", "local", "container", "kubernetes", "gce")  # grows as backends are added
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -216,12 +216,24 @@ class AlertsSection(_Section):
     dashboard: str = Field("http://127.0.0.1:8765", description="Base URL of 'batchcast ui', for links to runs.")
 
 
+class ImageSection(_Section):
+    """The service's container image: what ``batchcast build`` writes and the container executors run."""
+
+    base: str = Field("python:3.11-slim", description="Base image; it must have python3 with venv and pip.")
+    registry: str = Field("localhost", description="Registry part of the tag {registry}/{project}/{name}:{version}.")
+    project: str = Field("batchcast", description="Project part of the tag.")
+    network: str = Field("host", description="container: podman/docker --network (host reaches 127.0.0.1 services).")
+    exclude: list[str] = Field(default_factory=lambda: [".git", ".batchcast", ".venv", "__pycache__", "output"],
+                               description="Names left out of the model repository copied into the image.")
+
+
 class ServiceSpec(_Section):
     service: ServiceSection
     model: ModelSection = Field(default_factory=ModelSection)
     storage: StorageSection = Field(default_factory=StorageSection)
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
+    image: ImageSection = Field(default_factory=ImageSection)
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -272,6 +284,10 @@ class ServiceSpec(_Section):
         if rest and rest != ":memory:" and not rest.startswith("/"):
             return prefix + str((self.root / rest).resolve())
         return url
+
+    @property
+    def image_tag(self) -> str:
+        return f"{self.image.registry}/{self.image.project}/{self.service.name}:{self.service.version}"
 
     @property
     def command(self) -> str:

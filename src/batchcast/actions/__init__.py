@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import shutil
 import tempfile
 import traceback
@@ -158,11 +159,12 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
     manifest = Manifest(
         run_id=run_id(s.name, s.version, request.action, request.run_ts), name=s.name, version=s.version,
         action=request.action, kind=action.kind, run_ts=request.run_ts, status=status,
-        logical_date=request.logical_date, started_at=started, ended_at=_now(), executor=request.executor,
+        logical_date=request.logical_date, started_at=started, ended_at=_now(),
+        executor=os.environ.get("BATCHCAST_EXECUTOR", request.executor),  # the container's, seen from inside
         contract=spec.model.contract, model_run=request.model_run,
         inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},
         outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
-        error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"))
+        error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image())
     store.commit(manifest)
     return manifest
 
@@ -177,6 +179,15 @@ def commit_orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, sta
         rid = run_id(s.name, s.version, request.action, request.run_ts)
         outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
     return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
+
+
+def _image() -> dict[str, str] | None:
+    """The image this process runs in, as its Dockerfile and its executor declared it."""
+    ref = os.environ.get("BATCHCAST_IMAGE")
+    if not ref:
+        return None
+    return {"ref": ref, "digest": os.environ.get("BATCHCAST_IMAGE_DIGEST", ""),
+            "id": os.environ.get("BATCHCAST_IMAGE_ID", "")}
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

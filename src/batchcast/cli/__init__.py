@@ -87,11 +87,13 @@ def validate(ctx: click.Context) -> None:
 @click.option("--date", help="The logical date, YYYY-MM-DD (default today, UTC).")
 @click.option("--executor", help="Override the action's executor (inline, local).")
 @click.option("--model", help="Apply this run id or alias instead of the default.")
+@click.option("--run-ts", hidden=True, help="Fix the run's timestamp (for executors that wait on the run id).")
 @click.pass_context
-def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None) -> None:
+def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
+        run_ts: str | None) -> None:
     """Run ACTION once, for one logical date."""
     with console.status(f"running {action}...") if console.is_terminal else nullcontext():
-        manifest = _service(ctx).run(action, date, executor=executor, model=model)
+        manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
     click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
                f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
     if not manifest.succeeded:
@@ -174,6 +176,19 @@ def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -
         click.echo("queued in the ledger; pass --now to run them here")
     if any(not m.succeeded for m in manifests):
         ctx.exit(1)
+
+
+@main.command()
+@click.option("--engine", type=click.Choice(["podman", "docker"]), help="Default: podman if installed, else docker.")
+@click.option("--push", is_flag=True, help="Push the image to its registry after building it.")
+@click.pass_context
+def build(ctx: click.Context, engine: str | None, push: bool) -> None:
+    """Build the service's image ({registry}/{project}/{name}:{version}) for the container executors."""
+    from batchcast.containers import build as build_image, engine_command
+
+    with console.status("building the image...") if console.is_terminal else nullcontext():
+        built = build_image(_service(ctx).spec, engine_command(engine), push=push)
+    click.echo(f"built {built.tag} ({built.image_id[:19]}); Dockerfile kept at {built.dockerfile}")
 
 
 @main.command()

@@ -11,6 +11,7 @@ from batchcast.executors.base import Executor
 BACKENDS: dict[str, tuple[str, str]] = {
     "inline": ("batchcast.executors.inline:InlineExecutor", ""),
     "local": ("batchcast.executors.local:LocalExecutor", ""),
+    "container": ("batchcast.executors.container:ContainerExecutor", ""),
 }
 
 __all__ = ["BACKENDS", "Executor", "get_executor"]

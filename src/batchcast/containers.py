@@ -1,0 +1,153 @@
+"""Container images: ``batchcast build`` and the engine (podman or docker) the container executor drives.
+
+An image holds code and dependencies (batchcast, the model's requirements,
+the model repository and its spec), never a trained model: a training run
+is fetched from the artifact store when applied, so a new model needs no
+new image. Wheels are downloaded on the host (with its package index
+settings) and installed in the image with ``--no-index``, so the build
+itself needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import distribution
+from pathlib import Path
+
+from batchcast.errors import ExecutorError, SpecError
+from batchcast.spec import ServiceSpec
+
+ENGINES = ("podman", "docker")
+SERVICE_DIR = "/srv/service"
+MODEL_DIR = "/srv/model"
+ENTRYPOINT = ('exec batchcast run "$ACTION" --date "$LOGICAL_DATE" --executor inline '
+              '${RUN_TS:+--run-ts "$RUN_TS"} ${MODEL_RUN:+--model "$MODEL_RUN"}')
+
+DOCKERFILE = """\
+# Written by batchcast build for {name}/{version}; the image holds code, not trained models.
+FROM {base}
+COPY wheels /tmp/wheels
+RUN python3 -m venv /opt/batchcast \\
+ && /opt/batchcast/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels {packages} \\
+ && rm -rf /tmp/wheels
+COPY model {model_dir}
+COPY batchcast.toml {service_dir}/batchcast.toml
+ENV PATH=/opt/batchcast/bin:$PATH \\
+    NAME={name} VERSION={version} \\
+    BATCHCAST_SPEC={service_dir}/batchcast.toml \\
+    BATCHCAST__MODEL__PATH={model_dir} \\
+    BATCHCAST_IMAGE={tag}
+WORKDIR {service_dir}
+ENTRYPOINT ["/bin/sh", "-c", {entrypoint}]
+"""
+
+
+@dataclass
+class Built:
+    tag: str
+    image_id: str
+    dockerfile: Path
+
+
+def engine_command(name: str | None = None) -> list[str]:
+    """The engine's argv prefix: ``--engine``, else podman, else docker, plus BATCHCAST_CONTAINER_ARGS."""
+    candidates = [name] if name else list(ENGINES)
+    for candidate in candidates:
+        if candidate not in ENGINES:
+            raise SpecError(f"unknown container engine '{candidate}'", f"use one of {', '.join(ENGINES)}")
+        found = shutil.which(candidate)
+        if found:
+            return [found, *shlex.split(os.environ.get("BATCHCAST_CONTAINER_ARGS", ""))]
+    raise ExecutorError(f"no container engine found (looked for {', '.join(candidates)})",
+                        "install podman (apt-get install podman) or docker, or pass --engine")
+
+
+def engine_run(engine: list[str], *args: str, timeout: float | None = None, check: bool = True) -> str:
+    """Run one engine command; ExecutorError with its last lines if it fails."""
+    try:
+        result = subprocess.run([*engine, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ExecutorError(f"'{Path(engine[0]).name} {args[0]}' did not answer within {timeout:g} s",
+                            "check the container engine") from None
+    if check and result.returncode != 0:
+        last = " | ".join(result.stderr.strip().splitlines()[-3:])
+        raise ExecutorError(f"{Path(engine[0]).name} {args[0]} failed: {last}",
+                            "read the engine's message; 'batchcast build' must have built the image")
+    return result.stdout.strip()
+
+
+def dockerfile(spec: ServiceSpec) -> str:
+    packages = ["batchcast"] + (["-r", f"/tmp/wheels/requirements.txt"] if spec.requirements_path else [])
+    s = spec.service
+    return DOCKERFILE.format(name=s.name, version=s.version, base=spec.image.base, packages=" ".join(packages),
+                             model_dir=MODEL_DIR, service_dir=SERVICE_DIR, tag=spec.image_tag,
+                             entrypoint=json.dumps(ENTRYPOINT))
+
+
+def build(spec: ServiceSpec, engine: list[str], *, push: bool = False, context: Path | None = None) -> Built:
+    """Write the build context and Dockerfile, build the image, tag it, and push it if asked."""
+    spec.check_files()
+    ctx = context or Path(tempfile.mkdtemp(prefix="batchcast-build-"))
+    try:
+        _context(spec, ctx)
+        engine_run(engine, "build", "--pull=never", "--network=none", "--ulimit", "nofile=4096:4096", "-t", spec.image_tag,
+                   "-f", str(ctx / "Dockerfile"), str(ctx), timeout=3600)
+        image_id = engine_run(engine, "image", "inspect", "--format", "{{.Id}}", spec.image_tag)
+        if push:
+            engine_run(engine, "push", spec.image_tag, timeout=3600)
+        kept = Path(spec.root) / ".batchcast" / "Dockerfile"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ctx / "Dockerfile", kept)
+        return Built(spec.image_tag, image_id, kept)
+    finally:
+        if context is None:
+            shutil.rmtree(ctx, ignore_errors=True)
+
+
+def identity(engine: list[str], tag: str) -> tuple[str, str]:
+    """The image's digest (of its manifest, what a registry names it by) and its local id."""
+    found = engine_run(engine, "image", "inspect", "--format", "{{.Digest}}|{{.Id}}", tag)
+    digest, _, image_id = found.partition("|")
+    return digest, image_id
+
+
+def _context(spec: ServiceSpec, ctx: Path) -> None:
+    ignore = shutil.ignore_patterns(*spec.image.exclude)
+    shutil.copytree(spec.model_path, ctx / "model", ignore=ignore)
+    shutil.copy(spec.file, ctx / "batchcast.toml")
+    wheels = ctx / "wheels"
+    wheels.mkdir()
+    _batchcast_wheel(wheels)
+    args = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), *wheels.glob("batchcast-*.whl")]
+    if spec.requirements_path:
+        shutil.copy(spec.requirements_path, wheels / "requirements.txt")
+        args += ["-r", str(wheels / "requirements.txt")]
+    _pip(args, "download the image's packages")
+    (ctx / "Dockerfile").write_text(dockerfile(spec))
+
+
+def _batchcast_wheel(dest: Path) -> None:
+    """A wheel of the running batchcast: built from its source checkout, or downloaded at its version."""
+    dist = distribution("batchcast")
+    direct = dist.read_text("direct_url.json")
+    source = json.loads(direct)["url"].removeprefix("file://") if direct else None
+    if source and Path(source, "pyproject.toml").exists():
+        _pip([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), source],
+             "build batchcast's wheel")
+    else:
+        _pip([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", str(dest),
+              f"batchcast=={dist.version}"], "download batchcast")
+
+
+def _pip(args: list[str], what: str) -> None:
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = " | ".join(line for line in result.stderr.strip().splitlines() if "WARNING" not in line)[-600:]
+        raise ExecutorError(f"could not {what}: {last}", "check the package index settings (pip config list)")

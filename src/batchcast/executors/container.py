@@ -1,0 +1,136 @@
+"""The service's image, run by podman or docker on this machine.
+
+The container runs ``batchcast run ACTION --executor inline`` (the image is
+the isolation) with the run id fixed in advance; this process waits on the
+container's state through the engine, saves the container's log, and reads
+the outcome from the manifest the container committed. A container that
+ends without committing (killed, out of memory) gets a failed manifest
+that says how it ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from pathlib import Path
+
+from batchcast.actions import RunRequest, commit_orphan
+from batchcast.containers import engine_command, engine_run, identity
+from batchcast.errors import ExecutorError, RunExists, RunNotFound, RunTimeout
+from batchcast.executors.base import Executor
+from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.spec import ServiceSpec
+from batchcast.store import ArtifactStore
+
+# Passed by name (the value comes from this process's environment, never the command line).
+PASS_THROUGH = ("AWS_", "GOOGLE_", "PG", "STORAGE_EMULATOR_HOST", "BATCHCAST_BIGQUERY_ENDPOINT", "BATCHCAST__",
+                "GCSFS_")
+
+
+class ContainerExecutor(Executor):
+    name = "container"
+
+    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+        engine = engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE"))
+        started = dt.datetime.now(dt.timezone.utc)
+        name = container_name(spec, request)
+        try:
+            engine_run(engine, "run", "--detach", "--name", name, *self._options(spec, request, engine), spec.image_tag)
+        except ExecutorError:
+            engine_run(engine, "rm", "--force", name, check=False)
+            raise
+        try:
+            code = self._wait(engine, name, spec.action(request.action).timeout)
+        except RunTimeout as exc:
+            engine_run(engine, "kill", name, check=False)
+            self._save_log(engine, name, request)
+            engine_run(engine, "rm", "--force", name, check=False)
+            return _orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+        except BaseException:  # interrupted: leave no container behind
+            engine_run(engine, "rm", "--force", name, check=False)
+            raise
+        state = engine_run(engine, "inspect", "--format", "{{.State.OOMKilled}}", name, check=False)
+        self._save_log(engine, name, request)
+        engine_run(engine, "rm", "--force", name, check=False)
+        try:
+            return ArtifactStore(spec.storage_url).manifest(run_id(spec.service.name, spec.service.version,
+                                                                   request.action, request.run_ts))
+        except RunNotFound:
+            return _orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
+                f"container {name} exited with code {code}{_how(code, state == 'true')} before committing its run",
+                "read the run's log; run it again once the cause is fixed"))
+
+    def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
+        engine_run(engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE")), "kill",
+                   container_name(spec, request), check=False)
+
+    def _options(self, spec: ServiceSpec, request: RunRequest, engine: list[str]) -> list[str]:
+        digest, image_id = identity(engine, spec.image_tag)
+        env = {"BATCHCAST_EXECUTOR": self.name, "ACTION": request.action, "LOGICAL_DATE": request.logical_date.isoformat(),
+               "RUN_TS": request.run_ts, "MODEL_RUN": request.model_run or "",
+               "BATCHCAST_IMAGE_DIGEST": digest, "BATCHCAST_IMAGE_ID": image_id,
+               "BATCHCAST__STORAGE__URL": spec.storage_url, "BATCHCAST__WAREHOUSE__URL": spec.warehouse_url}
+        # Explicit limits: without them runc copies the caller's, which a rootful podman may not set here.
+        options = [f"--network={spec.image.network}", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+        for key, value in env.items():
+            options += ["--env", f"{key}={value}"]
+        for key in sorted(os.environ):
+            if key.startswith(PASS_THROUGH) and key not in env:
+                options += ["--env", key]
+        for folder in _local_folders(spec):  # same path inside, so every URL means the same thing
+            options += ["--volume", f"{folder}:{folder}"]
+        return options
+
+    def _wait(self, engine: list[str], name: str, timeout: float) -> int:
+        try:
+            out = subprocess.run([*engine, "wait", name], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RunTimeout(f"container {name} ran longer than its timeout of {timeout:g} s and was killed",
+                             "raise [actions.*] timeout, or make the job faster") from None
+        try:
+            return int(out.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise ExecutorError(f"cannot tell how container {name} ended: {out.stderr.strip()[-300:]}",
+                                "check the container engine") from None
+
+    def _save_log(self, engine: list[str], name: str, request: RunRequest) -> None:
+        result = subprocess.run([*engine, "logs", name], capture_output=True, text=True)
+        with open(request.log_path, "a") as log:
+            log.write(result.stdout + result.stderr)
+
+
+def container_name(spec: ServiceSpec, request: RunRequest) -> str:
+    s = spec.service
+    return f"batchcast-{s.name}-{s.version}-{request.action}-{request.run_ts}".lower().replace(".", "-")
+
+
+def _local_folders(spec: ServiceSpec) -> list[str]:
+    folders = []
+    if "://" not in spec.storage_url:
+        Path(spec.storage_url).mkdir(parents=True, exist_ok=True)
+        folders.append(spec.storage_url)
+    url = spec.warehouse_url
+    if url.startswith("duckdb:///") and ":memory:" not in url:
+        folder = Path(url[len("duckdb:///"):].split("?")[0]).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        folders.append(str(folder))
+    return sorted(set(folders))
+
+
+def _how(code: int, oom: bool) -> str:
+    if oom:
+        return " (OOMKilled: out of memory; raise the container's memory)"
+    if code == 137:
+        return " (killed by SIGKILL: 'kill', or out of memory)"
+    if code == 143:
+        return " (stopped by SIGTERM)"
+    return ""
+
+
+def _orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime, error) -> Manifest:
+    try:
+        return commit_orphan(spec, request, status, started, error)
+    except RunExists:  # the container committed just before it was killed: its manifest stands
+        s = spec.service
+        return ArtifactStore(spec.storage_url).manifest(run_id(s.name, s.version, request.action, request.run_ts))

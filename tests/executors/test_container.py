@@ -1,0 +1,122 @@
+"""The container executor with real podman (runc, vfs) and images built by `batchcast build` from a local base."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from batchcast import Service
+from tests.conftest import BASE_IMAGE, BATCHCAST, bc, query
+
+SLOW_SENTINEL = "SLOW"  # a file in the artifact store that makes the example's application sleep
+
+
+def with_image(spec: Path) -> None:
+    spec.write_text(spec.read_text() + f'\n[image]\nbase = "{BASE_IMAGE}"\n')
+
+
+@pytest.fixture(scope="module")
+def example(podman, tmp_path_factory):
+    """The example service, its application made to sleep while a sentinel file exists, built once."""
+    root = tmp_path_factory.mktemp("container")
+    bc("init", "svc", "--name", "churn", cwd=root)
+    svc = root / "svc"
+    task = svc / "prediction" / "task.py"
+    task.write_text(task.read_text().replace("    def application(self) -> None:\n", (
+        "    def application(self) -> None:\n"
+        "        import os, pathlib, time\n"
+        f"        while pathlib.Path(os.environ.get('BATCHCAST__STORAGE__URL', '/nonexistent'), '{SLOW_SENTINEL}').exists():\n"
+        "            time.sleep(0.2)\n")))
+    with_image(svc / "batchcast.toml")
+    out = bc("build", cwd=svc)
+    assert "built localhost/batchcast/churn:1" in out.stdout
+    return svc
+
+
+def test_build_writes_a_dockerfile_and_tags_the_image(example, podman):
+    dockerfile = (example / ".batchcast" / "Dockerfile").read_text()
+    assert dockerfile.startswith("# Written by batchcast build") and f"FROM {BASE_IMAGE}" in dockerfile
+    assert "--no-index" in dockerfile and "batchcast run" in dockerfile and "model.joblib" not in dockerfile
+    tags = subprocess.run([*podman, "image", "inspect", "--format", "{{.RepoTags}}", "localhost/batchcast/churn:1"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "localhost/batchcast/churn:1" in tags
+
+
+def test_training_and_application_in_containers_deliver_what_local_does(example, podman):
+    bc("run", "training", "--executor", "container", cwd=example)
+    out = bc("run", "application", "--executor", "container", "--date", "2026-01-01", cwd=example)
+    assert '"written": 1000' in out.stdout
+    service = Service(example / "batchcast.toml")
+    [training] = service.runs("training")
+    [application] = service.runs("application")
+    digest, image_id = subprocess.run([*podman, "image", "inspect", "--format", "{{.Digest}} {{.Id}}",
+                                       "localhost/batchcast/churn:1"], capture_output=True, text=True,
+                                      check=True).stdout.split()
+    for manifest in (training, application):
+        assert manifest.executor == "container" and manifest.image["ref"] == "localhost/batchcast/churn:1"
+        assert digest.startswith("sha256:") and (manifest.image["digest"], manifest.image["id"]) == (digest, image_id)
+        assert manifest.versions["python"].startswith("3.11")  # the image's Debian Python, not the host's
+    assert application.model_run == training.run_id and "log.txt" in application.files
+    db = example / ".batchcast" / "warehouse.duckdb"
+    sql = "SELECT player_id, label, _model_run FROM predictions WHERE _logical_date = '2026-01-01' ORDER BY player_id"
+    in_container = query(db, sql)
+    bc("run", "application", "--executor", "local", "--date", "2026-01-01", "--model", training.run_id, cwd=example)
+    assert len(in_container) == 1000 and query(db, sql) == in_container  # the local run replaced the date's rows
+
+
+def test_a_killed_container_fails_the_run_and_leaves_the_table(example, podman):
+    service = Service(example / "batchcast.toml")
+    if not service.runs("training"):
+        bc("run", "training", "--executor", "inline", cwd=example)
+    db = example / ".batchcast" / "warehouse.duckdb"
+    before = query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1")
+    sentinel = Path(service.spec.storage_url) / SLOW_SENTINEL
+    sentinel.touch()
+    try:
+        run = subprocess.Popen([BATCHCAST, "run", "application", "--executor", "container", "--date", "2026-01-01"],
+                               cwd=example, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        name = _running_container(podman)
+        subprocess.run([*podman, "kill", name], check=True, capture_output=True)
+        out, err = run.communicate(timeout=120)
+    finally:
+        sentinel.unlink()
+    assert run.returncode == 1
+    failed = service.runs("application")[-1]
+    assert failed.status.value == "failed" and "exited with code 137" in failed.error["message"]
+    assert "killed by SIGKILL" in failed.error["message"] and "log.txt" in failed.files
+    assert query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1") == before
+    assert subprocess.run([*podman, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                          check=True).stdout.strip() == ""  # nothing left behind
+    bc("run", "application", "--executor", "container", "--date", "2026-01-01", cwd=example)
+    assert service.runs("application")[-1].succeeded
+
+
+def test_an_adopted_command_contract_repository_runs_in_containers(adopted, podman):
+    spec = adopted / "batchcast.toml"
+    with_image(spec)
+    bc("build", cwd=adopted)
+    bc("run", "training", "--executor", "container", cwd=adopted)
+    bc("run", "application", "--executor", "container", "--date", "2026-01-01", cwd=adopted)
+    rows = json.loads(bc("runs", "--json", cwd=adopted).stdout)
+    assert [(r["action"], r["status"]) for r in rows] == [("training", "succeeded"), ("application", "succeeded")]
+    assert rows[1]["rows"]["written"] > 0
+
+
+def test_a_missing_image_says_to_build_it(tmp_path, podman):
+    bc("init", "svc", "--name", "nobuild", cwd=tmp_path)
+    out = bc("run", "training", "--executor", "container", cwd=tmp_path / "svc", ok=False)
+    assert "localhost/batchcast/nobuild:1" in out.stderr and "batchcast build" in out.stderr
+
+
+def _running_container(podman, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = subprocess.run([*podman, "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+        if names:
+            return names[0]
+        time.sleep(0.2)
+    raise AssertionError("no container started")
