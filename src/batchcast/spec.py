@@ -154,6 +154,20 @@ class AirflowSpec(_Section):
         None, description="An Airflow Variable holding a Slack-compatible webhook URL, posted to on failure.")
 
 
+class KubernetesSpec(_Section):
+    """How the kubernetes executor runs the action: a batch/v1 Job per run."""
+
+    image: str | None = Field(None, description="The image; default the service's {registry}/{project}/{name}:{version}.")
+    namespace: str = Field("default", description="The Job's namespace.")
+    service_account: str | None = Field(None, description="The pod's service account.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels, e.g. a node pool's.")
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="{requests = {cpu, memory}, limits = {...}}.")
+    secrets: list[str] = Field(default_factory=list, description="Secrets whose keys become env vars (credentials).")
+    ttl_seconds_after_finished: int = Field(3600, ge=0, description="Kubernetes deletes the finished Job after this.")
+    poll_interval: float = Field(10, gt=0, description="Seconds per watch call, between checks of the Job's pod.")
+
+
 class ActionSpec(_Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
@@ -176,6 +190,7 @@ class ActionSpec(_Section):
     timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
     batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
     airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Rendering as an Airflow DAG.")
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="The kubernetes executor's Job.")
 
     @field_validator("executor")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from batchcast.errors import BatchcastError, RunTimeout
+from batchcast.errors import BatchcastError, RunExists, RunTimeout
 from batchcast.runs import FileEntry, Manifest, RunStatus, library_versions, run_id
 from batchcast.spec import ActionSpec, ServiceSpec, load_config, load_spec, redact
 from batchcast.store import ArtifactStore
@@ -171,14 +171,20 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
 
 def commit_orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
                   error: BatchcastError) -> Manifest:
-    """Commit the manifest of a run whose process died (or was killed) before committing, with its log."""
+    """Commit the manifest of a run whose process died (or was killed) before committing, with its log.
+
+    If the process did commit after all (just before it was killed), its own manifest stands and is returned.
+    """
     store = ArtifactStore(spec.storage_url)
+    s = spec.service
+    rid = run_id(s.name, s.version, request.action, request.run_ts)
     outcome = Outcome()
-    if Path(request.log_path).exists():
-        s = spec.service
-        rid = run_id(s.name, s.version, request.action, request.run_ts)
-        outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
-    return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
+    try:
+        if Path(request.log_path).exists():
+            outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
+        return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
+    except RunExists:
+        return store.manifest(rid)
 
 
 def _image() -> dict[str, str] | None:

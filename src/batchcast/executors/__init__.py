@@ -12,13 +12,14 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "inline": ("batchcast.executors.inline:InlineExecutor", ""),
     "local": ("batchcast.executors.local:LocalExecutor", ""),
     "container": ("batchcast.executors.container:ContainerExecutor", ""),
+    "kubernetes": ("batchcast.executors.kubernetes:KubernetesExecutor", "kubernetes"),
 }
 
 __all__ = ["BACKENDS", "Executor", "get_executor"]
 
 
 # Executors that run only as rendered Airflow tasks so far.
-AIRFLOW_ONLY = {"kubernetes": "a KubernetesPodOperator task", "gce": "a Compute Engine start/wait/check chain"}
+AIRFLOW_ONLY = {"gce": "a Compute Engine start/wait/check chain"}
 
 
 def get_executor(name: str) -> Executor:

@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 from batchcast.actions import RunRequest, commit_orphan
-from batchcast.containers import engine_command, engine_run, identity
-from batchcast.errors import ExecutorError, RunExists, RunNotFound, RunTimeout
+from batchcast.containers import engine_command, engine_run, identity, run_env
+from batchcast.errors import ExecutorError, RunNotFound, RunTimeout
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
@@ -46,7 +46,7 @@ class ContainerExecutor(Executor):
             engine_run(engine, "kill", name, check=False)
             self._save_log(engine, name, request)
             engine_run(engine, "rm", "--force", name, check=False)
-            return _orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
         except BaseException:  # interrupted: leave no container behind
             engine_run(engine, "rm", "--force", name, check=False)
             raise
@@ -57,7 +57,7 @@ class ContainerExecutor(Executor):
             return ArtifactStore(spec.storage_url).manifest(run_id(spec.service.name, spec.service.version,
                                                                    request.action, request.run_ts))
         except RunNotFound:
-            return _orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
+            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
                 f"container {name} exited with code {code}{_how(code, state == 'true')} before committing its run",
                 "read the run's log; run it again once the cause is fixed"))
 
@@ -67,10 +67,7 @@ class ContainerExecutor(Executor):
 
     def _options(self, spec: ServiceSpec, request: RunRequest, engine: list[str]) -> list[str]:
         digest, image_id = identity(engine, spec.image_tag)
-        env = {"BATCHCAST_EXECUTOR": self.name, "ACTION": request.action, "LOGICAL_DATE": request.logical_date.isoformat(),
-               "RUN_TS": request.run_ts, "MODEL_RUN": request.model_run or "",
-               "BATCHCAST_IMAGE_DIGEST": digest, "BATCHCAST_IMAGE_ID": image_id,
-               "BATCHCAST__STORAGE__URL": spec.storage_url, "BATCHCAST__WAREHOUSE__URL": spec.warehouse_url}
+        env = {**run_env(spec, request, self.name), "BATCHCAST_IMAGE_DIGEST": digest, "BATCHCAST_IMAGE_ID": image_id}
         # Explicit limits: without them runc copies the caller's, which a rootful podman may not set here.
         options = [f"--network={spec.image.network}", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
         for key, value in env.items():
@@ -126,11 +123,3 @@ def _how(code: int, oom: bool) -> str:
     if code == 143:
         return " (stopped by SIGTERM)"
     return ""
-
-
-def _orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime, error) -> Manifest:
-    try:
-        return commit_orphan(spec, request, status, started, error)
-    except RunExists:  # the container committed just before it was killed: its manifest stands
-        s = spec.service
-        return ArtifactStore(spec.storage_url).manifest(run_id(s.name, s.version, request.action, request.run_ts))

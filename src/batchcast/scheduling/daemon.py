@@ -36,7 +36,7 @@ from pathlib import Path
 
 from batchcast import alerts
 from batchcast.actions import RunRequest, commit_orphan
-from batchcast.errors import RunExists, RunNotFound, RunTimeout, SchedulerError, is_transient
+from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
 from batchcast.executors.process import kill_tree
 from batchcast.runs import Manifest, RunStatus, new_run_ts, run_id
 from batchcast.scheduling.ledger import Ledger
@@ -266,10 +266,7 @@ class Scheduler:
                 active.proc.wait()
         error = RunTimeout(f"the run ran longer than its timeout of {timeout:g} s and was killed with its children",
                            "raise [actions.*] timeout, or make the job faster")
-        try:
-            self._commit_for(active, RunStatus.TIMED_OUT, error)
-        except RunExists:
-            pass  # it committed on its own just before the kill: its manifest stands
+        self._commit_for(active, RunStatus.TIMED_OUT, error)  # its own manifest stands if it had committed
         self.settle(active, -signal.SIGKILL)
 
     def settle(self, active: Active, code: int | None) -> None:
