@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -71,6 +72,9 @@ def _service_view(service: Service) -> dict:
 def serve(specs: list[Path], host: str = "127.0.0.1", port: int = 8765) -> None:
     services = [Service(spec) for spec in specs]
     server = ThreadingHTTPServer((host, port), _handler(services))
+    # A browser's idle preconnected sockets must not keep the server from stopping.
+    server.daemon_threads, server.block_on_close = True, False
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     log.info("dashboard on http://%s:%d/ for %s", host, server.server_address[1],
              ", ".join(f"{s.name}/{s.version}" for s in services))
     try:
@@ -83,6 +87,8 @@ def serve(specs: list[Path], host: str = "127.0.0.1", port: int = 8765) -> None:
 
 def _handler(services: list[Service]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 30  # seconds a connection may stay silent
+
         def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
             try:
