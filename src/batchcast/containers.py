@@ -69,10 +69,11 @@ def engine_command(name: str | None = None) -> list[str]:
                         "install podman (apt-get install podman) or docker, or pass --engine")
 
 
-def engine_run(engine: list[str], *args: str, timeout: float | None = None, check: bool = True) -> str:
+def engine_run(engine: list[str], *args: str, timeout: float | None = None, check: bool = True,
+               env: dict | None = None) -> str:
     """Run one engine command; ExecutorError with its last lines if it fails."""
     try:
-        result = subprocess.run([*engine, *args], capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run([*engine, *args], capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise ExecutorError(f"'{Path(engine[0]).name} {args[0]}' did not answer within {timeout:g} s",
                             "check the container engine") from None

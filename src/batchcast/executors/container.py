@@ -35,8 +35,9 @@ class ContainerExecutor(Executor):
         engine = engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE"))
         started = dt.datetime.now(dt.timezone.utc)
         name = container_name(spec, request)
+        options, env = self._options(spec, request, engine)
         try:
-            engine_run(engine, "run", "--detach", "--name", name, *self._options(spec, request, engine), spec.image_tag)
+            engine_run(engine, "run", "--detach", "--name", name, *options, spec.image_tag, env=env)
         except ExecutorError:
             engine_run(engine, "rm", "--force", name, check=False)
             raise
@@ -65,19 +66,18 @@ class ContainerExecutor(Executor):
         engine_run(engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE")), "kill",
                    container_name(spec, request), check=False)
 
-    def _options(self, spec: ServiceSpec, request: RunRequest, engine: list[str]) -> list[str]:
+    def _options(self, spec: ServiceSpec, request: RunRequest, engine: list[str]) -> tuple[list[str], dict]:
+        """The engine's options, and its environment: values travel there, only names on the command line."""
         digest, image_id = identity(engine, spec.image_tag)
         env = {**run_env(spec, request, self.name), "BATCHCAST_IMAGE_DIGEST": digest, "BATCHCAST_IMAGE_ID": image_id}
         # Explicit limits: without them runc copies the caller's, which a rootful podman may not set here.
         options = [f"--network={spec.image.network}", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
-        for key, value in env.items():
-            options += ["--env", f"{key}={value}"]
-        for key in sorted(os.environ):
-            if key.startswith(PASS_THROUGH) and key not in env:
-                options += ["--env", key]
+        names = sorted({*env, *(key for key in os.environ if key.startswith(PASS_THROUGH))})
+        for key in names:
+            options += ["--env", key]
         for folder in _local_folders(spec):  # same path inside, so every URL means the same thing
             options += ["--volume", f"{folder}:{folder}"]
-        return options
+        return options, {**os.environ, **env}
 
     def _wait(self, engine: list[str], name: str, timeout: float) -> int:
         try:

@@ -13,11 +13,13 @@ from values in the Job.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
+from urllib.parse import urlsplit
 
 from batchcast.actions import RunRequest, commit_orphan
 from batchcast.containers import run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout
+from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
@@ -117,6 +119,11 @@ def build_job(spec: ServiceSpec, request: RunRequest):
     from kubernetes import client as k
 
     k8s = spec.action(request.action).kubernetes
+    for key, url in (("storage", spec.storage_url), ("warehouse", spec.warehouse_url)):
+        if urlsplit(url).password is not None:  # it would be readable by anyone who can read the Job
+            raise SpecError(f"the {key} URL holds a password, which the Kubernetes Job would carry in clear",
+                            f"put BATCHCAST__{key.upper()}__URL (or PGPASSWORD) in a Secret listed in "
+                            f"[actions.{request.action}.kubernetes] secrets, and leave the password out of the URL here")
     labels = {"app.kubernetes.io/managed-by": "batchcast", "batchcast/service": spec.service.name,
               "batchcast/version": spec.service.version, "batchcast/action": request.action}
     container = k.V1Container(
@@ -151,7 +158,8 @@ def _client():
         config.load_incluster_config()
     except config.ConfigException:
         try:
-            config.load_kube_config()  # KUBECONFIG, else ~/.kube/config
+            # KUBECONFIG read now, not when the client was imported; else ~/.kube/config
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         except (config.ConfigException, OSError) as exc:
             raise ExecutorError(f"no Kubernetes cluster configured: {exc}",
                                 "set KUBECONFIG, or run batchcast inside the cluster") from None

@@ -1,0 +1,115 @@
+"""The kubernetes executor: contract tests against a FAKE Kubernetes API (tests/executors/fake_kubernetes.py).
+
+No cluster runs here. These tests check the requests the executor sends
+(parsed by the official client's own types) and how it reads what the API
+answers; they are not cluster tests.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+from batchcast import RunStatus, Service
+from batchcast.actions import RunRequest
+from batchcast.errors import SpecError
+from batchcast.executors.kubernetes import KubernetesExecutor
+from tests.conftest import BATCHCAST
+from tests.executors.contract import ExecutorContract
+from tests.executors.fake_kubernetes import FakeKubernetes
+
+
+@pytest.fixture
+def fake_api(adopted, tmp_path, monkeypatch):
+    with FakeKubernetes(adopted / "batchcast.toml", BATCHCAST, tmp_path) as fake:
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig))
+        yield fake
+
+
+class TestKubernetesContractAgainstFakeAPI(ExecutorContract):
+    @pytest.fixture
+    def executor(self, fake_api):
+        return "kubernetes"
+
+    def check_interpreter(self, prefix):
+        assert prefix == sys.prefix  # the fake's "kubelet" runs the entry point with batchcast's interpreter
+
+
+def configure(spec, extra: str) -> None:
+    spec.write_text(spec.read_text().replace("[actions.application]",
+                                             f"[actions.training.kubernetes]\n{extra}\n\n[actions.application]"))
+
+
+def test_job_body_has_image_env_secrets_resources_placement_and_no_retries(adopted, fake_api):
+    spec = adopted / "batchcast.toml"
+    configure(spec, 'image = "europe-docker.pkg.dev/acme/models/churn:1"\nnamespace = "models"\n'
+                    'service_account = "churn-runner"\nsecrets = ["churn-credentials"]\n'
+                    'node_selector = { "cloud.google.com/gke-nodepool" = "batch" }\n'
+                    'resources = { requests = { cpu = "1", memory = "2Gi" }, limits = { memory = "4Gi" } }\n'
+                    'ttl_seconds_after_finished = 600')
+    manifest = Service(spec).run("training", "2026-01-01", executor="kubernetes")
+    assert manifest.succeeded and manifest.executor == "kubernetes"
+    [job] = fake_api.created
+    assert ("POST", "/apis/batch/v1/namespaces/models/jobs") in fake_api.requests
+    assert job["spec"]["backoffLimit"] == 0 and job["spec"]["ttlSecondsAfterFinished"] == 600
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["serviceAccountName"] == "churn-runner"
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "batch"}
+    [container] = pod["containers"]
+    assert container["image"] == "europe-docker.pkg.dev/acme/models/churn:1"
+    assert container["envFrom"] == [{"secretRef": {"name": "churn-credentials"}}]
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ACTION"] == "training" and env["LOGICAL_DATE"] == "2026-01-01" and env["NAME"] == "churn"
+    assert manifest.run_id.endswith(env["RUN_TS"]) and job["metadata"]["annotations"]["batchcast/run-id"] == manifest.run_id
+    assert "log.txt" in manifest.files
+
+
+def test_a_password_in_a_url_is_refused_before_any_job_exists(adopted, fake_api, monkeypatch):
+    monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", "postgresql://svc:s3cr3t@db/warehouse")
+    with pytest.raises(SpecError) as err:
+        Service(adopted / "batchcast.toml").run("training", executor="kubernetes")
+    assert "Secret" in err.value.fix and "s3cr3t" not in str(err.value) and fake_api.created == []
+
+
+@pytest.mark.parametrize("scenario, expected", [
+    ("oom", "was OOMKilled (out of memory, exit code 137)"),
+    ("evicted", "was evicted: The node was low on resource: memory."),
+])
+def test_a_pod_that_dies_without_committing_fails_with_the_reason(adopted, fake_api, scenario, expected):
+    fake_api.scenario = scenario
+    manifest = Service(adopted / "batchcast.toml").run("training", executor="kubernetes")
+    assert manifest.status is RunStatus.FAILED and expected in manifest.error["message"]
+    assert "before the run committed" in manifest.error["message"]
+
+
+def test_an_image_that_cannot_be_pulled_fails_fast_and_deletes_the_job(adopted, fake_api):
+    fake_api.scenario = "image_pull"
+    configure(adopted / "batchcast.toml", "poll_interval = 1")
+    started = time.monotonic()
+    manifest = Service(adopted / "batchcast.toml").run("training", executor="kubernetes")
+    assert manifest.status is RunStatus.FAILED and "ErrImagePull" in manifest.error["message"]
+    assert time.monotonic() - started < 60  # not the action's one-hour timeout
+    assert any(method == "DELETE" for method, _ in fake_api.requests)
+
+
+def test_cancel_deletes_the_job_and_the_run_fails(adopted, fake_api):
+    fake_api.scenario = "hang"
+    service = Service(adopted / "batchcast.toml")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(m=service.run("training", executor="kubernetes")))
+    thread.start()
+    for _ in range(200):
+        if fake_api.created:
+            break
+        time.sleep(0.05)
+    env = {e["name"]: e["value"] for e in fake_api.created[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    request = RunRequest(spec_path=str(service.spec.file), action="training", logical_date=env["LOGICAL_DATE"],
+                         run_ts=env["RUN_TS"], executor="kubernetes", log_path="/dev/null")
+    KubernetesExecutor().cancel(request, service.spec)
+    thread.join(timeout=60)
+    manifest = result["m"]
+    assert manifest.status is RunStatus.FAILED and "deleted (cancelled)" in manifest.error["message"]
