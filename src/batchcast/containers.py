@@ -85,7 +85,8 @@ def engine_run(engine: list[str], *args: str, timeout: float | None = None, chec
 
 
 def dockerfile(spec: ServiceSpec) -> str:
-    packages = ["batchcast"] + (["-r", f"/tmp/wheels/requirements.txt"] if spec.requirements_path else [])
+    extras = f"[{','.join(spec.image.extras)}]" if spec.image.extras else ""
+    packages = [f"'batchcast{extras}'"] + (["-r", "/tmp/wheels/requirements.txt"] if spec.requirements_path else [])
     s = spec.service
     return DOCKERFILE.format(name=s.name, version=s.version, base=spec.image.base, packages=" ".join(packages),
                              model_dir=MODEL_DIR, service_dir=SERVICE_DIR, tag=spec.image_tag,
@@ -134,7 +135,9 @@ def _context(spec: ServiceSpec, ctx: Path) -> None:
     wheels = ctx / "wheels"
     wheels.mkdir()
     _batchcast_wheel(wheels)
-    args = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels), *wheels.glob("batchcast-*.whl")]
+    extras = f"[{','.join(spec.image.extras)}]" if spec.image.extras else ""
+    args = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels),
+            *(f"{whl}{extras}" for whl in wheels.glob("batchcast-*.whl"))]
     if spec.requirements_path:
         shutil.copy(spec.requirements_path, wheels / "requirements.txt")
         args += ["-r", str(wheels / "requirements.txt")]

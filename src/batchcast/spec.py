@@ -168,6 +168,21 @@ class KubernetesSpec(_Section):
     poll_interval: float = Field(10, gt=0, description="Seconds per watch call, between checks of the Job's pod.")
 
 
+class GceSpec(_Section):
+    """How the gce executor runs the action: a Compute Engine VM per run, with a container declaration."""
+
+    project: str | None = Field(None, description="The Google Cloud project of the VM.")
+    zone: str = Field("europe-west1-b", description="The VM's zone.")
+    machine_type: str = Field("e2-standard-4", description="The VM's machine type.")
+    service_account: str = Field("default", description="The VM's service account (email); it needs the store, "
+                                 "the warehouse and compute.instances.delete on itself.")
+    boot_image: str = Field("projects/cos-cloud/global/images/family/cos-stable",
+                            description="Container-Optimized OS, which runs the container declaration.")
+    disk_gb: int = Field(20, ge=10, description="Boot disk size.")
+    boot_timeout: float = Field(600, gt=0, description="Seconds for the VM to reach RUNNING before it is deleted.")
+    poll_interval: float = Field(30, gt=0, description="Seconds between reads of the instance's state.")
+
+
 class ActionSpec(_Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
@@ -191,6 +206,7 @@ class ActionSpec(_Section):
     batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
     airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Rendering as an Airflow DAG.")
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="The kubernetes executor's Job.")
+    gce: GceSpec = Field(default_factory=GceSpec, description="The gce executor's VM.")
 
     @field_validator("executor")
     @classmethod
@@ -238,6 +254,7 @@ class ImageSection(_Section):
     registry: str = Field("localhost", description="Registry part of the tag {registry}/{project}/{name}:{version}.")
     project: str = Field("batchcast", description="Project part of the tag.")
     network: str = Field("host", description="container: podman/docker --network (host reaches 127.0.0.1 services).")
+    extras: list[str] = Field(default_factory=list, description="batchcast extras installed in the image, e.g. gce.")
     exclude: list[str] = Field(default_factory=lambda: [".git", ".batchcast", ".venv", "__pycache__", "output"],
                                description="Names left out of the model repository copied into the image.")
 

@@ -69,11 +69,13 @@ def test_original_config_errors_are_one_clear_line(tmp_path, change, message):
     assert not (tmp_path / "dags" / "example_prediction_service_training.py").exists()
 
 
-def test_kubernetes_executor_cannot_run_here_and_says_why(tmp_path):
+def test_kubernetes_executor_without_a_cluster_says_how_to_configure_one(tmp_path):
     bc("init", "svc", cwd=tmp_path)
     svc = tmp_path / "svc"
-    result = bc("run", "training", "--executor", "kubernetes", cwd=svc, ok=False)
-    assert "runs as a KubernetesPodOperator task in Airflow" in result.stderr
+    result = bc("run", "training", "--executor", "kubernetes", cwd=svc, ok=False,
+                env={"KUBECONFIG": str(tmp_path / "no-such-kubeconfig")})
+    assert "no Kubernetes cluster configured" in result.stderr and "fix: set KUBECONFIG" in result.stderr
+    assert bc("runs", "--json", cwd=svc).stdout.strip() == "[]"  # nothing was run
 
 
 def test_check_reads_the_manifest(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from contextlib import nullcontext
@@ -92,8 +93,14 @@ def validate(ctx: click.Context) -> None:
 def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
         run_ts: str | None) -> None:
     """Run ACTION once, for one logical date."""
-    with console.status(f"running {action}...") if console.is_terminal else nullcontext():
-        manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
+    try:
+        with console.status(f"running {action}...") if console.is_terminal else nullcontext():
+            manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
+    finally:
+        if os.environ.get("BATCHCAST_DELETE_VM"):  # in a gce executor's VM: delete it, whatever happened
+            from batchcast.executors.gce import delete_self
+
+            delete_self()
     click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
                f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
     if not manifest.succeeded:

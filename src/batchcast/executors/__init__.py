@@ -13,19 +13,13 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "local": ("batchcast.executors.local:LocalExecutor", ""),
     "container": ("batchcast.executors.container:ContainerExecutor", ""),
     "kubernetes": ("batchcast.executors.kubernetes:KubernetesExecutor", "kubernetes"),
+    "gce": ("batchcast.executors.gce:GceExecutor", "gce"),
 }
 
 __all__ = ["BACKENDS", "Executor", "get_executor"]
 
 
-# Executors that run only as rendered Airflow tasks so far.
-AIRFLOW_ONLY = {"gce": "a Compute Engine start/wait/check chain"}
-
-
 def get_executor(name: str) -> Executor:
-    if name in AIRFLOW_ONLY:
-        raise SpecError(f"the {name} executor runs as {AIRFLOW_ONLY[name]} in Airflow, not from this command",
-                        "run 'batchcast airflow render', or pass --executor local to run here")
     if name not in BACKENDS:
         raise SpecError(f"unknown executor '{name}'", f"use one of {', '.join(BACKENDS)}")
     target, extra = BACKENDS[name]

@@ -1,0 +1,172 @@
+"""A Compute Engine VM per run, through the official ``google-cloud-compute`` client.
+
+The original design, without its weaknesses: the VM runs Container-Optimized
+OS with a container declaration (the service's image, the run's env,
+restart never), and the container deletes its own VM when the run ends
+(``BATCHCAST_DELETE_VM``, read by ``batchcast run``). This process waits on
+the instance through the Compute Engine API (no shell loop polling for its
+absence), reads the outcome from the manifest, and deletes the VM itself if
+it never came up, ended without deleting itself, or outlived the timeout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+import yaml
+
+from batchcast.actions import RunRequest, commit_orphan
+from batchcast.containers import run_env
+from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
+from batchcast.executors.base import Executor
+from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.spec import ServiceSpec
+from batchcast.store import ArtifactStore
+
+ENDPOINT_ENV = "BATCHCAST_COMPUTE_ENDPOINT"  # an emulator or fake API; anonymous credentials then
+DELETE_ENV = "BATCHCAST_DELETE_VM"  # projects/P/zones/Z/instances/NAME: the VM the run deletes when it ends
+UP = ("RUNNING", "STOPPING", "SUSPENDING", "TERMINATED", "STOPPED", "SUSPENDED")
+
+
+class GceExecutor(Executor):
+    name = "gce"
+
+    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+        gce = spec.action(request.action).gce
+        if not gce.project:
+            raise SpecError(f"{spec.file.name} [actions.{request.action}.gce] project: not set",
+                            "set the Google Cloud project the VM runs in")
+        instances = instances_client()
+        name = vm_name(spec, request)
+        started = dt.datetime.now(dt.timezone.utc)
+        instances.insert(project=gce.project, zone=gce.zone, instance_resource=build_instance(spec, request)).result()
+        try:
+            ended = self._wait(instances, gce, name, spec.action(request.action).timeout)
+        except (RunTimeout, ExecutorError) as exc:
+            self._save_log(instances, gce, name, request)
+            _delete(instances, gce, name)
+            status = RunStatus.TIMED_OUT if isinstance(exc, RunTimeout) else RunStatus.FAILED
+            return commit_orphan(spec, request, status, started, exc)
+        except BaseException:
+            _delete(instances, gce, name)
+            raise
+        if ended != "deleted":  # it stopped without deleting itself
+            self._save_log(instances, gce, name, request)
+            _delete(instances, gce, name)
+        try:
+            return ArtifactStore(spec.storage_url).manifest(
+                run_id(spec.service.name, spec.service.version, request.action, request.run_ts))
+        except RunNotFound:
+            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
+                f"VM {gce.project}/{gce.zone}/{name} ended ({ended}) before the run committed",
+                "read the run's log (the VM's serial output) and the VM's container logs; fix the cause, then run it again"))
+
+    def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
+        _delete(instances_client(), spec.action(request.action).gce, vm_name(spec, request))
+
+    def _wait(self, instances, gce, name: str, timeout: float) -> str:
+        """Until the VM is gone ("deleted") or stopped (its status); raises if it never comes up or runs too long."""
+        from google.api_core.exceptions import NotFound
+
+        begun, up = time.monotonic(), False
+        while True:
+            try:
+                status = instances.get(project=gce.project, zone=gce.zone, instance=name).status
+            except NotFound:
+                return "deleted"
+            up = up or status in UP
+            if status in ("TERMINATED", "STOPPED", "SUSPENDED"):
+                return status
+            waited = time.monotonic() - begun
+            if not up and waited > gce.boot_timeout:
+                raise ExecutorError(f"VM {gce.project}/{gce.zone}/{name} never came up: still {status} after "
+                                    f"{gce.boot_timeout:g} s; it was deleted",
+                                    "check the zone's capacity and quotas, or use another zone or machine type")
+            if waited > timeout:
+                raise RunTimeout(f"VM {gce.project}/{gce.zone}/{name} ran longer than its timeout of {timeout:g} s "
+                                 "and was deleted", "raise [actions.*] timeout, or make the job faster")
+            time.sleep(gce.poll_interval)
+
+    def _save_log(self, instances, gce, name: str, request: RunRequest) -> None:
+        from google.api_core.exceptions import GoogleAPICallError
+
+        try:
+            text = instances.get_serial_port_output(project=gce.project, zone=gce.zone, instance=name).contents
+        except GoogleAPICallError as exc:
+            text = f"(no serial output from VM {name}: {exc.message})\n"
+        with open(request.log_path, "a") as log:
+            log.write(text)
+
+
+def build_instance(spec: ServiceSpec, request: RunRequest):
+    """The Instance: COS boot disk, the container declaration with the run's env, restart never, labels."""
+    from google.cloud import compute_v1 as c
+
+    gce = spec.action(request.action).gce
+    name = vm_name(spec, request)
+    env = {**run_env(spec, request, "gce"), DELETE_ENV: f"projects/{gce.project}/zones/{gce.zone}/instances/{name}"}
+    declaration = {"spec": {"containers": [{"name": "run", "image": spec.image_tag, "stdin": False, "tty": False,
+                                            "env": [{"name": k, "value": v} for k, v in env.items()]}],
+                            "restartPolicy": "Never"}}
+    return c.Instance(
+        name=name, machine_type=f"zones/{gce.zone}/machineTypes/{gce.machine_type}",
+        labels={"managed-by": "batchcast", "batchcast-service": _label(spec.service.name),
+                "batchcast-action": _label(request.action)},
+        disks=[c.AttachedDisk(boot=True, auto_delete=True, initialize_params=c.AttachedDiskInitializeParams(
+            source_image=gce.boot_image, disk_size_gb=gce.disk_gb))],
+        network_interfaces=[c.NetworkInterface(network="global/networks/default",
+                                               access_configs=[c.AccessConfig(name="External NAT")])],
+        service_accounts=[c.ServiceAccount(email=gce.service_account,
+                                           scopes=["https://www.googleapis.com/auth/cloud-platform"])],
+        metadata=c.Metadata(items=[c.Items(key="gce-container-declaration", value=yaml.safe_dump(declaration)),
+                                   c.Items(key="google-logging-enabled", value="true")]))
+
+
+def vm_name(spec: ServiceSpec, request: RunRequest) -> str:
+    """An RFC 1035 name (63 characters at most), unique per run."""
+    stem = _label(f"bc-{spec.service.name}-{spec.service.version}-{request.action}")[:40].rstrip("-")
+    return f"{stem}-{request.run_ts.lower()}"
+
+
+def instances_client():
+    try:
+        from google.cloud import compute_v1
+    except ImportError:
+        raise MissingExtra("the gce executor", "gce") from None
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if endpoint:
+        from google.auth.credentials import AnonymousCredentials
+
+        return compute_v1.InstancesClient(credentials=AnonymousCredentials(),
+                                          client_options={"api_endpoint": endpoint})
+    return compute_v1.InstancesClient()  # Application Default Credentials
+
+
+def delete_self() -> None:
+    """Called by ``batchcast run`` inside the VM when the run ends: delete the VM named in BATCHCAST_DELETE_VM."""
+    target = os.environ.get(DELETE_ENV)
+    if not target:
+        return
+    parts = target.split("/")
+    if len(parts) != 6 or parts[0] != "projects" or parts[2] != "zones" or parts[4] != "instances":
+        raise SpecError(f"{DELETE_ENV} '{target}' is not projects/P/zones/Z/instances/NAME",
+                        "leave it to the gce executor")
+    instances_client().delete(project=parts[1], zone=parts[3], instance=parts[5])
+
+
+def _delete(instances, gce, name: str) -> None:
+    from google.api_core.exceptions import GoogleAPICallError, NotFound
+
+    try:
+        instances.delete(project=gce.project, zone=gce.zone, instance=name)
+    except NotFound:
+        pass
+    except GoogleAPICallError as exc:
+        raise ExecutorError(f"could not delete VM {gce.project}/{gce.zone}/{name}: {exc.message}",
+                            f"delete it by hand: gcloud compute instances delete {name} --zone {gce.zone}") from None
+
+
+def _label(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower())

@@ -1,0 +1,97 @@
+"""The gce executor: contract tests against a FAKE Compute Engine API (tests/executors/fake_compute.py).
+
+No Google Cloud here. These tests check the instances the executor asks for
+(parsed strictly by the official client's own types), how it waits on the
+API, and that the run inside the "VM" deletes its own VM; not cloud tests.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from batchcast import RunStatus, Service
+from batchcast.actions import RunRequest
+from batchcast.executors.gce import GceExecutor
+from tests.conftest import BATCHCAST
+from tests.executors.contract import ExecutorContract
+from tests.executors.fake_compute import FakeCompute
+
+GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_interval = 0.2\n'
+
+
+@pytest.fixture
+def fake_api(adopted, monkeypatch):
+    spec = adopted / "batchcast.toml"
+    spec.write_text(spec.read_text().replace("[actions.application]", GCE + "\n[actions.application]"))
+    with FakeCompute(spec, BATCHCAST) as fake:
+        monkeypatch.setenv("BATCHCAST_COMPUTE_ENDPOINT", fake.endpoint)
+        yield fake
+
+
+class TestGceContractAgainstFakeAPI(ExecutorContract):
+    @pytest.fixture
+    def executor(self, fake_api):
+        return "gce"
+
+    def check_interpreter(self, prefix):
+        assert prefix == sys.prefix  # the fake "VM" runs the entry point with batchcast's interpreter
+
+
+def test_the_instance_declares_the_container_and_the_run_deletes_its_own_vm(adopted, fake_api):
+    manifest = Service(adopted / "batchcast.toml").run("training", "2026-01-01", executor="gce")
+    assert manifest.succeeded and manifest.executor == "gce"
+    [body] = fake_api.inserted
+    assert body["machineType"] == "zones/europe-west1-b/machineTypes/e2-standard-4"
+    assert body["disks"][0]["initializeParams"]["sourceImage"] == "projects/cos-cloud/global/images/family/cos-stable"
+    items = {i["key"]: i["value"] for i in body["metadata"]["items"]}
+    declaration = yaml.safe_load(items["gce-container-declaration"])["spec"]
+    assert declaration["restartPolicy"] == "Never"
+    [container] = declaration["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert container["image"] == "localhost/batchcast/churn:1" and env["ACTION"] == "training"
+    assert env["BATCHCAST_DELETE_VM"] == f"projects/acme/zones/europe-west1-b/instances/{body['name']}"
+    assert manifest.run_id.endswith(env["RUN_TS"])
+    assert fake_api.deletes == [body["name"]]  # once: by the run itself; the executor found it gone
+
+
+def test_a_vm_that_never_comes_up_is_deleted_and_the_run_fails(adopted, fake_api):
+    fake_api.scenario = "never_up"
+    spec = adopted / "batchcast.toml"
+    spec.write_text(spec.read_text().replace(GCE, GCE + "boot_timeout = 1\n"))
+    manifest = Service(spec).run("training", executor="gce")
+    assert manifest.status is RunStatus.FAILED and "never came up: still PROVISIONING" in manifest.error["message"]
+    assert fake_api.deletes == [fake_api.inserted[0]["name"]]
+
+
+def test_a_vm_that_stops_without_committing_is_deleted_and_the_run_fails(adopted, fake_api):
+    fake_api.scenario = "crash"
+    manifest = Service(adopted / "batchcast.toml").run("training", executor="gce")
+    assert manifest.status is RunStatus.FAILED and "ended (TERMINATED) before the run committed" in manifest.error["message"]
+    assert fake_api.deletes == [fake_api.inserted[0]["name"]]
+    log = (adopted / ".batchcast/artifacts" / manifest.run_id / "log.txt").read_text()
+    assert "container exited with code 139" in log  # the VM's serial output, saved into the run
+
+
+def test_cancel_deletes_the_vm_and_the_run_fails(adopted, fake_api):
+    fake_api.scenario = "hang"
+    service = Service(adopted / "batchcast.toml")
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(m=service.run("training", executor="gce")))
+    thread.start()
+    for _ in range(200):
+        if fake_api.inserted:
+            break
+        time.sleep(0.05)
+    items = {i["key"]: i["value"] for i in fake_api.inserted[0]["metadata"]["items"]}
+    env = {e["name"]: e["value"]
+           for e in yaml.safe_load(items["gce-container-declaration"])["spec"]["containers"][0]["env"]}
+    request = RunRequest(spec_path=str(service.spec.file), action="training", logical_date=env["LOGICAL_DATE"],
+                         run_ts=env["RUN_TS"], executor="gce", log_path="/dev/null")
+    GceExecutor().cancel(request, service.spec)
+    thread.join(timeout=60)
+    assert result["m"].status is RunStatus.FAILED and "ended (deleted) before the run committed" in result["m"].error["message"]
