@@ -121,6 +121,11 @@ def run_env(spec: ServiceSpec, request, executor: str) -> dict[str, str]:
             "BATCHCAST__WAREHOUSE__URL": spec.warehouse_url}
 
 
+def label_value(text: str) -> str:
+    """``text`` as a cloud label value or resource name part: lower-case letters, digits and '-'."""
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+
+
 def identity(engine: list[str], tag: str) -> tuple[str, str]:
     """The image's digest (of its manifest, what a registry names it by) and its local id."""
     found = engine_run(engine, "image", "inspect", "--format", "{{.Digest}}|{{.Id}}", tag)

@@ -27,7 +27,7 @@ from batchcast.schema import Schema
 SPEC_FILE = "batchcast.toml"
 ENV_PREFIX = "BATCHCAST__"
 KINDS = ("training", "application", "evaluation")
-EXECUTORS = ("inline", "local", "container", "kubernetes", "gce")  # grows as backends are added
+EXECUTORS = ("inline", "local", "container", "kubernetes", "vertex", "gce")  # grows as backends are added
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -183,6 +183,16 @@ class GceSpec(_Section):
     poll_interval: float = Field(30, gt=0, description="Seconds between reads of the instance's state.")
 
 
+class VertexSpec(_Section):
+    """How the vertex executor runs the action: a Vertex AI CustomJob per run."""
+
+    project: str | None = Field(None, description="The Google Cloud project of the job.")
+    region: str = Field("europe-west1", description="The Vertex AI region.")
+    machine_type: str = Field("n1-standard-4", description="The worker's machine type.")
+    service_account: str | None = Field(None, description="The job's service account (email).")
+    poll_interval: float = Field(30, gt=0, description="Seconds between reads of the job's state.")
+
+
 class ActionSpec(_Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
@@ -207,6 +217,7 @@ class ActionSpec(_Section):
     airflow: AirflowSpec = Field(default_factory=AirflowSpec, description="Rendering as an Airflow DAG.")
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="The kubernetes executor's Job.")
     gce: GceSpec = Field(default_factory=GceSpec, description="The gce executor's VM.")
+    vertex: VertexSpec = Field(default_factory=VertexSpec, description="The vertex executor's CustomJob.")
 
     @field_validator("executor")
     @classmethod

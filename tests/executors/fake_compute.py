@@ -95,8 +95,8 @@ class FakeCompute:
     def insert(self, text: str) -> None:
         compute_v1.Instance.from_json(text, ignore_unknown_fields=False)  # raises on a field the API lacks
         body = json.loads(text)
-        self.inserted.append(body)
         self.vms[body["name"]] = FakeVM(body, self.scenario, self.batchcast, self.spec)
+        self.inserted.append(body)  # last: a test that sees it may act on the VM at once
 
 
 def _operation(kind: str, target: str) -> dict:

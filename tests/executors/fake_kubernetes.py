@@ -129,8 +129,8 @@ class FakeKubernetes:
         api = ApiClient()
         parsed = api.deserialize(_Response(body), "V1Job")
         assert api.sanitize_for_serialization(parsed) == body, "the Job body does not round-trip through V1Job"
-        self.created.append(body)
         self.jobs[body["metadata"]["name"]] = FakeJob(body, self.scenario, self.batchcast, self.spec)
+        self.created.append(body)  # last: a test that sees it may act on the job at once
         return self.jobs[body["metadata"]["name"]].job()
 
 

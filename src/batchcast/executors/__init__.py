@@ -13,6 +13,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "local": ("batchcast.executors.local:LocalExecutor", ""),
     "container": ("batchcast.executors.container:ContainerExecutor", ""),
     "kubernetes": ("batchcast.executors.kubernetes:KubernetesExecutor", "kubernetes"),
+    "vertex": ("batchcast.executors.vertex:VertexExecutor", "vertex"),
     "gce": ("batchcast.executors.gce:GceExecutor", "gce"),
 }
 

@@ -18,7 +18,7 @@ import time
 import yaml
 
 from batchcast.actions import RunRequest, commit_orphan
-from batchcast.containers import run_env
+from batchcast.containers import label_value, run_env
 from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
@@ -112,8 +112,8 @@ def build_instance(spec: ServiceSpec, request: RunRequest):
                             "restartPolicy": "Never"}}
     return c.Instance(
         name=name, machine_type=f"zones/{gce.zone}/machineTypes/{gce.machine_type}",
-        labels={"managed-by": "batchcast", "batchcast-service": _label(spec.service.name),
-                "batchcast-action": _label(request.action)},
+        labels={"managed-by": "batchcast", "batchcast-service": label_value(spec.service.name),
+                "batchcast-action": label_value(request.action)},
         disks=[c.AttachedDisk(boot=True, auto_delete=True, initialize_params=c.AttachedDiskInitializeParams(
             source_image=gce.boot_image, disk_size_gb=gce.disk_gb))],
         network_interfaces=[c.NetworkInterface(network="global/networks/default",
@@ -126,7 +126,7 @@ def build_instance(spec: ServiceSpec, request: RunRequest):
 
 def vm_name(spec: ServiceSpec, request: RunRequest) -> str:
     """An RFC 1035 name (63 characters at most), unique per run."""
-    stem = _label(f"bc-{spec.service.name}-{spec.service.version}-{request.action}")[:40].rstrip("-")
+    stem = label_value(f"bc-{spec.service.name}-{spec.service.version}-{request.action}")[:40].rstrip("-")
     return f"{stem}-{request.run_ts.lower()}"
 
 
@@ -166,7 +166,3 @@ def _delete(instances, gce, name: str) -> None:
     except GoogleAPICallError as exc:
         raise ExecutorError(f"could not delete VM {gce.project}/{gce.zone}/{name}: {exc.message}",
                             f"delete it by hand: gcloud compute instances delete {name} --zone {gce.zone}") from None
-
-
-def _label(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in text.lower())

@@ -1,0 +1,135 @@
+"""A Vertex AI CustomJob per run, through the official ``google-cloud-aiplatform`` client.
+
+One worker pool of one replica runs the service's image with the run's env;
+``restart_job_on_worker_restart`` is off and Vertex's own timeout is the
+action's, so retrying stays the scheduler's decision. This process waits on
+the job's state through the API and reads the outcome from the manifest the
+job committed; a job that ends without committing (a quota error, a
+preempted or crashed worker) gets a failed manifest with Vertex's error.
+Vertex sends the container's output to Cloud Logging; the run's own log is
+in its folder as with every executor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+from batchcast.actions import RunRequest, commit_orphan
+from batchcast.containers import label_value, run_env
+from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
+from batchcast.executors.base import Executor
+from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.spec import ServiceSpec
+from batchcast.store import ArtifactStore
+
+ENDPOINT_ENV = "BATCHCAST_VERTEX_ENDPOINT"  # an emulator or fake API; anonymous credentials then
+ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+         "JOB_STATE_PARTIALLY_SUCCEEDED")
+
+
+class VertexExecutor(Executor):
+    name = "vertex"
+
+    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+        vertex = spec.action(request.action).vertex
+        if not vertex.project:
+            raise SpecError(f"{spec.file.name} [actions.{request.action}.vertex] project: not set",
+                            "set the Google Cloud project the job runs in")
+        jobs = jobs_client(vertex.region)
+        started = dt.datetime.now(dt.timezone.utc)
+        created = jobs.create_custom_job(parent=f"projects/{vertex.project}/locations/{vertex.region}",
+                                         custom_job=build_job(spec, request))
+        try:
+            job = self._wait(jobs, created.name, vertex.poll_interval, spec.action(request.action).timeout)
+        except RunTimeout as exc:
+            _cancel(jobs, created.name)
+            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+        except BaseException:
+            _cancel(jobs, created.name)
+            raise
+        with open(request.log_path, "a") as log:
+            log.write(f"Vertex AI CustomJob {job.name}: {job.state.name}; {job.error.message}\n")
+        try:
+            return ArtifactStore(spec.storage_url).manifest(
+                run_id(spec.service.name, spec.service.version, request.action, request.run_ts))
+        except RunNotFound:
+            why = f": {job.error.message}" if job.error.message else ""
+            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
+                f"Vertex AI CustomJob {job.name} ended {job.state.name}{why}, before the run committed",
+                "read the job's logs in Cloud Logging; fix the cause, then run it again"))
+
+    def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
+        vertex = spec.action(request.action).vertex
+        jobs = jobs_client(vertex.region)
+        from google.cloud import aiplatform_v1
+
+        found = jobs.list_custom_jobs(request=aiplatform_v1.ListCustomJobsRequest(
+            parent=f"projects/{vertex.project}/locations/{vertex.region}",
+            filter=f'display_name="{display_name(spec, request)}"'))
+        for job in found:
+            if job.state.name not in ENDED:
+                _cancel(jobs, job.name)
+
+    def _wait(self, jobs, name: str, every: float, timeout: float):
+        deadline = time.monotonic() + timeout
+        while True:
+            job = jobs.get_custom_job(name=name)
+            if job.state.name in ENDED:
+                return job
+            if time.monotonic() > deadline:
+                raise RunTimeout(f"Vertex AI CustomJob {name} ran longer than its timeout of {timeout:g} s and was "
+                                 "cancelled", "raise [actions.*] timeout, or make the job faster")
+            time.sleep(every)
+
+
+def build_job(spec: ServiceSpec, request: RunRequest):
+    """The CustomJob: one replica of the image with the run's env, the action's timeout, no restarts."""
+    from google.cloud import aiplatform_v1 as v
+    from google.protobuf.duration_pb2 import Duration
+
+    action = spec.action(request.action)
+    s = spec.service
+    container = v.ContainerSpec(image_uri=spec.image_tag, env=[
+        v.EnvVar(name=key, value=value) for key, value in run_env(spec, request, "vertex").items()])
+    pool = v.WorkerPoolSpec(machine_spec=v.MachineSpec(machine_type=action.vertex.machine_type), replica_count=1,
+                            container_spec=container)
+    return v.CustomJob(
+        display_name=display_name(spec, request),
+        labels={"managed-by": "batchcast", "batchcast-service": label_value(s.name),
+                "batchcast-action": label_value(request.action)},
+        job_spec=v.CustomJobSpec(worker_pool_specs=[pool], service_account=action.vertex.service_account or "",
+                                 scheduling=v.Scheduling(timeout=Duration(seconds=int(action.timeout)),
+                                                         restart_job_on_worker_restart=False)))
+
+
+def display_name(spec: ServiceSpec, request: RunRequest) -> str:
+    s = spec.service
+    return run_id(s.name, s.version, request.action, request.run_ts).replace("/", "-")
+
+
+def jobs_client(region: str):
+    try:
+        from google.cloud import aiplatform_v1
+    except ImportError:
+        raise MissingExtra("the vertex executor", "vertex") from None
+    endpoint = os.environ.get(ENDPOINT_ENV)
+    if endpoint:
+        from google.auth.credentials import AnonymousCredentials
+
+        return aiplatform_v1.JobServiceClient(credentials=AnonymousCredentials(), transport="rest",
+                                              client_options={"api_endpoint": endpoint})
+    return aiplatform_v1.JobServiceClient(client_options={"api_endpoint": f"{region}-aiplatform.googleapis.com"})
+
+
+def _cancel(jobs, name: str) -> None:
+    from google.api_core.exceptions import FailedPrecondition, GoogleAPICallError, NotFound
+
+    try:
+        jobs.cancel_custom_job(name=name)
+    except (NotFound, FailedPrecondition):
+        pass  # gone, or already ended
+    except GoogleAPICallError as exc:
+        raise ExecutorError(f"could not cancel Vertex AI CustomJob {name}: {exc.message}",
+                            f"cancel it by hand: gcloud ai custom-jobs cancel {name}") from None

@@ -1,0 +1,148 @@
+"""A FAKE Vertex AI API (CustomJobs over REST), for contract tests of the vertex executor; not Google Cloud.
+
+Vertex AI cannot run here, so this HTTP server on 127.0.0.1 plays the API's
+side of the calls the executor makes: create, get, list and cancel a
+CustomJob. Every job it receives is parsed strictly into the client's own
+``aiplatform_v1.CustomJob`` type, so a field the API would not know fails
+the test.
+
+What a job does is the test's ``scenario``: ``run`` (run the worker's entry
+point on this machine with its env), ``quota`` (fail before any worker
+starts), ``hang`` (run until cancelled).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from google.cloud import aiplatform_v1
+
+ENTRYPOINT = ["run", "{ACTION}", "--date", "{LOGICAL_DATE}", "--executor", "inline", "--run-ts", "{RUN_TS}"]
+_ids = itertools.count(1000)
+
+
+class FakeJob:
+    def __init__(self, name: str, body: dict, scenario: str, batchcast: str, spec: Path):
+        self.name, self.body, self.scenario = name, body, scenario
+        self.state, self.error, self.proc = "JOB_STATE_PENDING", None, None
+        threading.Thread(target=self._guarded, args=(batchcast, spec), daemon=True).start()
+
+    def _guarded(self, batchcast: str, spec: Path) -> None:
+        try:
+            self._live(batchcast, spec)
+        except Exception as exc:  # a bug in the fake must fail the test, not hang it
+            self.state, self.error = "JOB_STATE_FAILED", {"code": 13, "message": f"fake API bug: {exc!r}"}
+
+    def _live(self, batchcast: str, spec: Path) -> None:
+        time.sleep(0.2)
+        if self.state == "JOB_STATE_CANCELLED":  # cancelled while pending
+            return
+        if self.scenario == "quota":
+            self.state = "JOB_STATE_FAILED"
+            self.error = {"code": 8, "message": "The following quota metrics exceed quota limits: custom_model_training_cpus"}
+            return
+        self.state = "JOB_STATE_RUNNING"
+        if self.scenario != "run":
+            return
+        container = self.body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
+        env = {e["name"]: e.get("value", "") for e in container["env"]}  # JSON omits empty strings
+        argv = [batchcast, "--spec", str(spec), *[a.format(**env) for a in ENTRYPOINT]]
+        if env["MODEL_RUN"]:
+            argv += ["--model", env["MODEL_RUN"]]
+        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        code = self.proc.wait()
+        if self.state == "JOB_STATE_RUNNING":
+            self.state = "JOB_STATE_SUCCEEDED" if code == 0 else "JOB_STATE_FAILED"
+            if code:
+                self.error = {"code": 3, "message": f"The replica workerpool0-0 exited with a non-zero status of {code}."}
+
+    def cancel(self) -> None:
+        self.state = "JOB_STATE_CANCELLED"
+        self.error = {"code": 1, "message": "CANCELED"}
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def resource(self) -> dict:
+        found = {**self.body, "name": self.name, "state": self.state}
+        if self.error:
+            found["error"] = self.error
+        return found
+
+
+class FakeVertex:
+    def __init__(self, spec: Path, batchcast: str):
+        self.spec, self.batchcast = spec, batchcast
+        self.scenario = "run"
+        self.jobs: dict[str, FakeJob] = {}
+        self.created: list[dict] = []
+        self.cancels: list[str] = []
+
+    def __enter__(self) -> "FakeVertex":
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for job in self.jobs.values():
+            job.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def create(self, parent: str, text: str) -> dict:
+        aiplatform_v1.CustomJob.from_json(text, ignore_unknown_fields=False)  # raises on a field the API lacks
+        body = json.loads(text)
+        name = f"{parent}/customJobs/{next(_ids)}"
+        self.jobs[name] = FakeJob(name, body, self.scenario, self.batchcast, self.spec)
+        self.created.append(body)  # last: a test that sees it may act on the job at once
+        return self.jobs[name].resource()
+
+
+def _handler(fake: FakeVertex):
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            path = self.path.split("?")[0].removeprefix("/v1/")
+            text = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            if path.endswith(":cancel"):
+                job = fake.jobs.get(path.removesuffix(":cancel"))
+                if job is None:
+                    return self._json(404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
+                fake.cancels.append(job.name)
+                job.cancel()
+                return self._json(200, {})
+            self._json(200, fake.create(path.removesuffix("/customJobs"), text))
+
+        def do_GET(self):
+            path, _, query = self.path.partition("?")
+            path = path.removeprefix("/v1/")
+            if path.endswith("/customJobs"):
+                jobs = [j.resource() for j in fake.jobs.values() if j.name.startswith(path)]
+                return self._json(200, {"customJobs": [j for j in jobs if j["displayName"] in query.replace("%22", "")]
+                                        if "display_name" in query else jobs})
+            job = fake.jobs.get(path)
+            if job is None:
+                return self._json(404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
+            self._json(200, job.resource())
+
+        def _json(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
