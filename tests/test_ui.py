@@ -100,7 +100,7 @@ def dashboard(every_minute):
                 time.sleep(0.1)
         yield svc, base
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
 
 

@@ -74,7 +74,8 @@ def serve(specs: list[Path], host: str = "127.0.0.1", port: int = 8765) -> None:
     server = ThreadingHTTPServer((host, port), _handler(services))
     # A browser's idle preconnected sockets must not keep the server from stopping.
     server.daemon_threads, server.block_on_close = True, False
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell ignores it for background jobs
+        signal.signal(sig, signal.default_int_handler)
     log.info("dashboard on http://%s:%d/ for %s", host, server.server_address[1],
              ", ".join(f"{s.name}/{s.version}" for s in services))
     try:
