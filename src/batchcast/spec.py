@@ -269,6 +269,22 @@ class ImageSection(_Section):
     exclude: list[str] = Field(default_factory=lambda: [".git", ".batchcast", ".venv", "__pycache__", "output"],
                                description="Names left out of the model repository copied into the image.")
 
+    @field_validator("base", "registry", "project", "network")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        # These reach a Dockerfile and an engine's command line: no spaces, newlines or quotes.
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$", value):
+            raise _fail(f"'{value}' is not an image reference part", "use letters, digits and . _ / : @ -")
+        return value
+
+    @field_validator("extras")
+    @classmethod
+    def _extras(cls, value: list[str]) -> list[str]:
+        for extra in value:
+            if not re.match(r"^[a-z0-9_-]{1,40}$", extra):
+                raise _fail(f"'{extra}' is not an extra's name", "use e.g. gce or postgres")
+        return value
+
 
 class ServiceSpec(_Section):
     service: ServiceSection
