@@ -95,6 +95,26 @@ def test_a_killed_container_fails_the_run_and_leaves_the_table(example, podman):
     assert service.runs("application")[-1].succeeded
 
 
+def test_a_container_past_its_timeout_is_killed_and_recorded_timed_out(example, podman):
+    service = Service(example / "batchcast.toml")
+    if not service.runs("training"):
+        bc("run", "training", "--executor", "inline", cwd=example)
+    db = example / ".batchcast" / "warehouse.duckdb"
+    before = query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1")
+    sentinel = Path(service.spec.storage_url) / SLOW_SENTINEL
+    sentinel.touch()
+    try:
+        out = bc("run", "application", "--executor", "container", "--date", "2026-01-03", cwd=example, ok=False,
+                 env={"BATCHCAST__ACTIONS__APPLICATION__TIMEOUT": "5"})
+    finally:
+        sentinel.unlink()
+    timed_out = service.runs("application")[-1]
+    assert timed_out.status.value == "timed out" and timed_out.error["type"] == "RunTimeout", out.stderr
+    assert query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1") == before
+    assert subprocess.run([*podman, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                          check=True).stdout.strip() == ""
+
+
 def test_an_adopted_command_contract_repository_runs_in_containers(adopted, podman):
     spec = adopted / "batchcast.toml"
     with_image(spec)
