@@ -208,7 +208,7 @@ class ActionSpec(_Section):
     retry_delay: float = Field(60, gt=0, description="Seconds before the first retry; doubled for each next one.")
     wait_for_training: float = Field(
         86400, ge=0, description="Seconds an application waits for a trained model before failing.")
-    executor: str = Field("local", description="Where the action runs: inline or local.")
+    executor: str = Field("local", description="Where the action runs: inline, local, container, kubernetes, vertex or gce.")
     model: str | None = Field(None, description="Alias or run id to apply; default champion, else latest training.")
     input: InputSpec | None = Field(None, description="Python contract: where the data comes from.")
     output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
