@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 
 from batchcast import Service
 from tests.conftest import bc
-from tests.scheduling.test_scheduler import TODAY, scheduled, scheduler
+from tests.scheduling.test_scheduler import TODAY, scheduled
 
 
 class Inbox:

@@ -169,11 +169,13 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
     return manifest
 
 
-def commit_orphan(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
-                  error: BatchcastError) -> Manifest:
-    """Commit the manifest of a run whose process died (or was killed) before committing, with its log.
+def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
+                     error: BatchcastError) -> Manifest:
+    """The run's own manifest if it committed one; else commit one now with ``status``, ``error`` and its log.
 
-    If the process did commit after all (just before it was killed), its own manifest stands and is returned.
+    What every executor does once the run's process (container, pod, job,
+    VM) has ended or been killed: a run that vanished without committing
+    is recorded as such, and never hides one that committed just before.
     """
     store = ArtifactStore(spec.storage_url)
     s = spec.service

@@ -15,13 +15,13 @@ import os
 import subprocess
 from pathlib import Path
 
-from batchcast.actions import RunRequest, commit_orphan
+from batchcast.actions import RunRequest, ensure_committed
 from batchcast.containers import engine_command, engine_run, identity, run_env
-from batchcast.errors import ExecutorError, RunNotFound, RunTimeout
+from batchcast.errors import ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.runs import Manifest, RunStatus
 from batchcast.spec import ServiceSpec
-from batchcast.store import ArtifactStore
+from batchcast.warehouses import local_file
 
 # Passed by name (the value comes from this process's environment, never the command line).
 PASS_THROUGH = ("AWS_", "GOOGLE_", "PG", "STORAGE_EMULATOR_HOST", "BATCHCAST_BIGQUERY_ENDPOINT", "BATCHCAST__",
@@ -47,20 +47,16 @@ class ContainerExecutor(Executor):
             engine_run(engine, "kill", name, check=False)
             self._save_log(engine, name, request)
             engine_run(engine, "rm", "--force", name, check=False)
-            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
         except BaseException:  # interrupted: leave no container behind
             engine_run(engine, "rm", "--force", name, check=False)
             raise
         state = engine_run(engine, "inspect", "--format", "{{.State.OOMKilled}}", name, check=False)
         self._save_log(engine, name, request)
         engine_run(engine, "rm", "--force", name, check=False)
-        try:
-            return ArtifactStore(spec.storage_url).manifest(run_id(spec.service.name, spec.service.version,
-                                                                   request.action, request.run_ts))
-        except RunNotFound:
-            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
-                f"container {name} exited with code {code}{_how(code, state == 'true')} before committing its run",
-                "read the run's log; run it again once the cause is fixed"))
+        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
+            f"container {name} exited with code {code}{_how(code, state == 'true')} before committing its run",
+            "read the run's log; run it again once the cause is fixed"))
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         engine_run(engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE")), "kill",
@@ -105,14 +101,13 @@ def container_name(spec: ServiceSpec, request: RunRequest) -> str:
 def _local_folders(spec: ServiceSpec) -> list[str]:
     folders = []
     if "://" not in spec.storage_url:
-        Path(spec.storage_url).mkdir(parents=True, exist_ok=True)
-        folders.append(spec.storage_url)
-    url = spec.warehouse_url
-    if url.startswith("duckdb:///") and ":memory:" not in url:
-        folder = Path(url[len("duckdb:///"):].split("?")[0]).parent
+        folders.append(Path(spec.storage_url))
+    warehouse = local_file(spec.warehouse_url)
+    if warehouse is not None:
+        folders.append(warehouse.parent)
+    for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
-        folders.append(str(folder))
-    return sorted(set(folders))
+    return sorted({str(f) for f in folders})
 
 
 def _how(code: int, oom: bool) -> str:

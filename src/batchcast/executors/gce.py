@@ -17,13 +17,12 @@ import time
 
 import yaml
 
-from batchcast.actions import RunRequest, commit_orphan
+from batchcast.actions import RunRequest, ensure_committed
 from batchcast.containers import label_value, run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
+from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.runs import Manifest, RunStatus
 from batchcast.spec import ServiceSpec
-from batchcast.store import ArtifactStore
 
 ENDPOINT_ENV = "BATCHCAST_COMPUTE_ENDPOINT"  # an emulator or fake API; anonymous credentials then
 DELETE_ENV = "BATCHCAST_DELETE_VM"  # projects/P/zones/Z/instances/NAME: the VM the run deletes when it ends
@@ -48,20 +47,16 @@ class GceExecutor(Executor):
             self._save_log(instances, gce, name, request)
             _delete(instances, gce, name)
             status = RunStatus.TIMED_OUT if isinstance(exc, RunTimeout) else RunStatus.FAILED
-            return commit_orphan(spec, request, status, started, exc)
+            return ensure_committed(spec, request, status, started, exc)
         except BaseException:
             _delete(instances, gce, name)
             raise
         if ended != "deleted":  # it stopped without deleting itself
             self._save_log(instances, gce, name, request)
             _delete(instances, gce, name)
-        try:
-            return ArtifactStore(spec.storage_url).manifest(
-                run_id(spec.service.name, spec.service.version, request.action, request.run_ts))
-        except RunNotFound:
-            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
-                f"VM {gce.project}/{gce.zone}/{name} ended ({ended}) before the run committed",
-                "read the run's log (the VM's serial output) and the VM's container logs; fix the cause, then run it again"))
+        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
+            f"VM {gce.project}/{gce.zone}/{name} ended ({ended}) before the run committed",
+            "read the run's log (the VM's serial output) and the VM's container logs; fix the cause, then run it again"))
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         _delete(instances_client(), spec.action(request.action).gce, vm_name(spec, request))

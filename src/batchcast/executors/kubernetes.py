@@ -17,13 +17,12 @@ import os
 import time
 from urllib.parse import urlsplit
 
-from batchcast.actions import RunRequest, commit_orphan
+from batchcast.actions import RunRequest, ensure_committed
 from batchcast.containers import run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
+from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
-from batchcast.store import ArtifactStore
 
 STUCK = {"ErrImagePull": "the image cannot be pulled", "ImagePullBackOff": "the image cannot be pulled",
          "InvalidImageName": "the image name is invalid",
@@ -46,21 +45,17 @@ class KubernetesExecutor(Executor):
         except RunTimeout as exc:
             self._save_log(core, k8s.namespace, name, request)
             _delete(batch, k8s.namespace, name)
-            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
         except BaseException:
             _delete(batch, k8s.namespace, name)
             raise
         self._save_log(core, k8s.namespace, name, request)
         if failure and failure[1]:  # stuck before it could run: nothing will ever commit
             _delete(batch, k8s.namespace, name)
-        try:
-            return ArtifactStore(spec.storage_url).manifest(
-                run_id(spec.service.name, spec.service.version, request.action, request.run_ts))
-        except RunNotFound:
-            reason = failure[0] if failure else "the Job ended"
-            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
-                f"Kubernetes Job {k8s.namespace}/{name}: {reason}, before the run committed",
-                "read the run's log and the Job's events (kubectl describe job); fix the cause, then run it again"))
+        reason = failure[0] if failure else "the Job ended"
+        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
+            f"Kubernetes Job {k8s.namespace}/{name}: {reason}, before the run committed",
+            "read the run's log and the Job's events (kubectl describe job); fix the cause, then run it again"))
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         client = _client()

@@ -21,13 +21,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import batchcast
-from batchcast.actions import PythonEnv, RunRequest, commit_orphan, execute
-from batchcast.errors import ExecutorError, RunNotFound, RunTimeout
+from batchcast.actions import PythonEnv, RunRequest, ensure_committed, execute
+from batchcast.errors import ExecutorError, RunTimeout
 from batchcast.executors import process
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.runs import Manifest, RunStatus
 from batchcast.spec import ServiceSpec
-from batchcast.store import ArtifactStore
 
 RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
 
@@ -54,16 +53,11 @@ class LocalExecutor(Executor):
             code = process.run(argv, cwd=spec.root, env=env, log_path=log_path,
                                timeout=spec.action(request.action).timeout)
         except RunTimeout as exc:
-            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
-        store = ArtifactStore(spec.storage_url)
-        s = spec.service
-        try:
-            return store.manifest(run_id(s.name, s.version, request.action, request.run_ts))
-        except RunNotFound:
-            error = ExecutorError(f"the worker exited with code {code} before committing its run; "
-                                  f"last log lines: {process.tail(log_path)}",
-                                  "read the run's log; a crash here is a batchcast bug or an out-of-memory kill")
-            return commit_orphan(spec, request, RunStatus.FAILED, started, error)
+            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
+        error = ExecutorError(f"the worker exited with code {code} before committing its run; "
+                              f"last log lines: {process.tail(log_path)}",
+                              "read the run's log; a crash here is a batchcast bug or an out-of-memory kill")
+        return ensure_committed(spec, request, RunStatus.FAILED, started, error)
 
 
 def cache_dir() -> Path:

@@ -16,13 +16,12 @@ import datetime as dt
 import os
 import time
 
-from batchcast.actions import RunRequest, commit_orphan
+from batchcast.actions import RunRequest, ensure_committed
 from batchcast.containers import label_value, run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunNotFound, RunTimeout, SpecError
+from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
-from batchcast.store import ArtifactStore
 
 ENDPOINT_ENV = "BATCHCAST_VERTEX_ENDPOINT"  # an emulator or fake API; anonymous credentials then
 ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
@@ -45,20 +44,16 @@ class VertexExecutor(Executor):
             job = self._wait(jobs, created.name, vertex.poll_interval, spec.action(request.action).timeout)
         except RunTimeout as exc:
             _cancel(jobs, created.name)
-            return commit_orphan(spec, request, RunStatus.TIMED_OUT, started, exc)
+            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
         except BaseException:
             _cancel(jobs, created.name)
             raise
         with open(request.log_path, "a") as log:
             log.write(f"Vertex AI CustomJob {job.name}: {job.state.name}; {job.error.message}\n")
-        try:
-            return ArtifactStore(spec.storage_url).manifest(
-                run_id(spec.service.name, spec.service.version, request.action, request.run_ts))
-        except RunNotFound:
-            why = f": {job.error.message}" if job.error.message else ""
-            return commit_orphan(spec, request, RunStatus.FAILED, started, ExecutorError(
-                f"Vertex AI CustomJob {job.name} ended {job.state.name}{why}, before the run committed",
-                "read the job's logs in Cloud Logging; fix the cause, then run it again"))
+        why = f": {job.error.message}" if job.error.message else ""
+        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
+            f"Vertex AI CustomJob {job.name} ended {job.state.name}{why}, before the run committed",
+            "read the job's logs in Cloud Logging; fix the cause, then run it again"))
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         vertex = spec.action(request.action).vertex

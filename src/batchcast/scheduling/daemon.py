@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchcast import alerts
-from batchcast.actions import RunRequest, commit_orphan
+from batchcast.actions import RunRequest, ensure_committed
 from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
 from batchcast.executors.process import kill_tree
 from batchcast.runs import Manifest, RunStatus, new_run_ts, run_id
 from batchcast.scheduling.ledger import Ledger
 from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service
+from batchcast.warehouses import local_file
 
 log = logging.getLogger("batchcast")
 GRACE_S = 30  # beyond an action's timeout, for an executor's own kill to commit first
@@ -63,10 +64,9 @@ class Tracked:
         return self.service.name, self.service.version
 
     @property
-    def slot(self) -> str | None:
-        # A DuckDB file has one writer process at a time: its services' runs go one by one.
-        url = self.service.spec.warehouse_url
-        return url.split("?")[0] if url.startswith("duckdb:///") and ":memory:" not in url else None
+    def slot(self) -> Path | None:
+        # A file-based warehouse has one writer process at a time: its services' runs go one by one.
+        return local_file(self.service.spec.warehouse_url)
 
 
 @dataclass
@@ -340,7 +340,7 @@ class Scheduler:
         request = RunRequest(spec_path=str(spec.file), action=active.action, logical_date=active.day,
                              run_ts=active.run_ts, executor=spec.actions[active.action].executor,
                              log_path=str(active.paths["log"]))
-        return commit_orphan(spec, request, status, active.started, error)
+        return ensure_committed(spec, request, status, active.started, error)
 
 
 # -- helpers ----------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from pathlib import Path
 import re
 from collections.abc import Iterable, Iterator
 
@@ -29,6 +30,11 @@ class Warehouse(abc.ABC):
 
     def __init__(self, url: str):
         self.url = url
+
+    @classmethod
+    def local_file(cls, url: str) -> Path | None:
+        """The file on this machine the warehouse lives in, for a file-based one; it has one writer at a time."""
+        return None
 
     # -- what a backend provides -----------------------------------------
 

@@ -40,6 +40,11 @@ class DuckDBWarehouse(Warehouse):
         # A reader left open keeps the file locked, even after the connection closes.
         self._readers: list[tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]] = []
 
+    @classmethod
+    def local_file(cls, url: str) -> Path | None:
+        location = url[len("duckdb:///"):].partition("?")[0]
+        return None if location in ("", ":memory:") else Path(location)
+
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
