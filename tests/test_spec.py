@@ -131,3 +131,15 @@ def test_image_fields_that_reach_a_dockerfile_are_validated(tmp_path):
     with pytest.raises(SpecError) as err:
         load_spec(spec)
     assert "[image] base" in str(err.value) and "not an image reference part" in str(err.value)
+
+
+def test_find_specs_takes_files_service_folders_and_folders_of_services(tmp_path):
+    from batchcast.spec import find_specs
+
+    for name in ("b", "a"):
+        bc("init", str(tmp_path / "many" / name), cwd=tmp_path)
+    one = tmp_path / "many" / "a"
+    assert find_specs([tmp_path / "many"]) == [(tmp_path / "many" / n / "batchcast.toml").resolve() for n in "ab"]
+    assert find_specs([one, one / "batchcast.toml"]) == [(one / "batchcast.toml").resolve()] * 2
+    with pytest.raises(SpecError, match="no such spec file"):
+        find_specs([tmp_path / "many" / "a" / "missing.toml"])

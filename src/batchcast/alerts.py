@@ -11,7 +11,7 @@ import logging
 import os
 import smtplib
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
@@ -73,7 +73,7 @@ def _webhook(url: str, alert: Alert, dashboard: str) -> None:
     payload = {  # Slack's incoming-webhook shape; Mattermost, Teams workflows and others accept it too
         "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-        "batchcast": {k: v for k, v in vars(alert).items()} | {"link": alert.link(dashboard)},
+        "batchcast": asdict(alert) | {"link": alert.link(dashboard)},
     }
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})

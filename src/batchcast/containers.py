@@ -27,8 +27,10 @@ from batchcast.spec import ServiceSpec
 ENGINES = ("podman", "docker")
 SERVICE_DIR = "/srv/service"
 MODEL_DIR = "/srv/model"
-ENTRYPOINT = ('exec batchcast run "$ACTION" --date "$LOGICAL_DATE" --executor inline '
-              '${RUN_TS:+--run-ts "$RUN_TS"} ${MODEL_RUN:+--model "$MODEL_RUN"}')
+# The run, then (on a gce executor's VM) the VM deleting itself whatever the run's outcome.
+ENTRYPOINT = ('batchcast run "$ACTION" --date "$LOGICAL_DATE" --executor inline '
+              '${RUN_TS:+--run-ts "$RUN_TS"} ${MODEL_RUN:+--model "$MODEL_RUN"}; code=$?; '
+              'if [ -n "$BATCHCAST_DELETE_VM" ]; then python -m batchcast.executors.gce; fi; exit $code')
 
 DOCKERFILE = """\
 # Written by batchcast build for {name}/{version}; the image holds code, not trained models.

@@ -401,6 +401,18 @@ def find_spec(path: str | os.PathLike | None = None, environ=os.environ) -> Path
     return chosen.resolve()
 
 
+def find_specs(paths) -> list[Path]:
+    """Spec files from paths: a file, a service folder, or a folder of services (``*/batchcast.toml``)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and not (path / SPEC_FILE).exists():
+            found += sorted(p.resolve() for p in path.glob(f"*/{SPEC_FILE}"))
+        else:
+            found.append(find_spec(path))
+    return found
+
+
 def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = None,
               environ=os.environ) -> ServiceSpec:
     """Load, merge and validate a spec; raise SpecError with one line per problem."""

@@ -7,8 +7,13 @@ checks the committed manifest: the outcome is read from there, never from logs.
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 from batchcast import RunStatus, Service
+from batchcast.actions import RunRequest
+from batchcast.executors import get_executor
+from batchcast.runs import Manifest
 
 
 def patch_training(repo, code: str) -> None:
@@ -43,3 +48,24 @@ class ExecutorContract:
         manifest = Service(adopted / "batchcast.toml").run("training", executor=executor)
         stored = adopted / ".batchcast/artifacts" / manifest.run_id / "output/prefix.json"
         self.check_interpreter(json.loads(stored.read_text()))
+
+
+def cancel_mid_run(service: Service, executor: str, submitted: list, env_of) -> Manifest:
+    """Run training in a thread, cancel it through the executor once the platform holds it, return its manifest.
+
+    ``submitted`` is the fake API's list of received bodies; ``env_of`` reads a body's container env.
+    """
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(m=service.run("training", executor=executor)))
+    thread.start()
+    for _ in range(200):
+        if submitted:
+            break
+        time.sleep(0.05)
+    env = env_of(submitted[0])
+    request = RunRequest(spec_path=str(service.spec.file), action="training", logical_date=env["LOGICAL_DATE"],
+                         run_ts=env["RUN_TS"], executor=executor, log_path="/dev/null")
+    get_executor(executor).cancel(request, service.spec)
+    thread.join(timeout=60)
+    assert not thread.is_alive(), f"the {executor} run did not end after its cancel"
+    return result["m"]

@@ -8,8 +8,8 @@ the same body, so a field the API would not know fails the test.
 
 What a "pod" does is the test's ``scenario``:
 
-- ``run``: run the image's entry point command on this machine with the
-  Job's env (a kubelet without isolation), so the run really commits;
+- ``run``: run the image's entry point on this machine with the Job's env
+  (a kubelet without isolation, see fake_api.py), so the run really commits;
 - ``oom``: the container is OOMKilled (exit 137) before committing;
 - ``evicted``: the pod is evicted;
 - ``image_pull``: the container waits forever in ErrImagePull;
@@ -19,18 +19,16 @@ What a "pod" does is the test's ``scenario``:
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from kubernetes.client import ApiClient
 
-ENTRYPOINT = ["run", "{ACTION}", "--date", "{LOGICAL_DATE}", "--executor", "inline", "--run-ts", "{RUN_TS}"]
+from tests.executors.fake_api import FakeServer, JsonHandler, Workload
+
+NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
 
 
 class FakeJob:
@@ -39,21 +37,16 @@ class FakeJob:
         self.conditions: list[dict] = []
         self.container: dict = {"waiting": {"reason": "ContainerCreating"}}
         self.pod_reason = self.pod_message = None
-        self.log, self.proc, self.deleted, self.version = "", None, False, 1
+        self.log, self.workload, self.deleted, self.version = "", None, False, 1
         threading.Thread(target=self._live, args=(batchcast, spec), daemon=True).start()
 
     def _live(self, batchcast: str, spec: Path) -> None:
         time.sleep(0.2)
         if self.scenario == "run":
             env = {e["name"]: e["value"] for e in self.body["spec"]["template"]["spec"]["containers"][0]["env"]}
-            argv = [batchcast, "--spec", str(spec), *[a.format(**env) for a in ENTRYPOINT]]
-            if env["MODEL_RUN"]:
-                argv += ["--model", env["MODEL_RUN"]]
             self._set(container={"running": {}})
-            self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            self.log = self.proc.communicate()[0]
-            code = self.proc.returncode
+            self.workload = Workload(batchcast, spec, env)
+            code, self.log = self.workload.finish()
             self._end(code, "Completed" if code == 0 else "Error")
         elif self.scenario == "oom":
             self._end(137, "OOMKilled")
@@ -77,11 +70,11 @@ class FakeJob:
             setattr(self, key, value)
         self.version += 1
 
-    def delete(self) -> None:
+    def stop(self) -> None:
         self.deleted = True
         self.version += 1
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.workload:
+            self.workload.stop()
 
     def job(self) -> dict:
         status = {"conditions": self.conditions} if self.conditions else {"active": 1}
@@ -97,8 +90,8 @@ class FakeJob:
                 "spec": self.body["spec"]["template"]["spec"], "status": status}
 
 
-class FakeKubernetes:
-    """Start with ``with FakeKubernetes(spec) as fake:``; ``fake.kubeconfig`` is a file for KUBECONFIG."""
+class FakeKubernetes(FakeServer):
+    """Start with ``with FakeKubernetes(...) as fake:``; ``fake.kubeconfig`` is a file for KUBECONFIG."""
 
     def __init__(self, spec: Path, batchcast: str, folder: Path):
         self.spec, self.batchcast, self.folder = spec, batchcast, folder
@@ -108,22 +101,17 @@ class FakeKubernetes:
         self.requests: list[tuple[str, str]] = []
 
     def __enter__(self) -> "FakeKubernetes":
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__enter__()
         self.kubeconfig = self.folder / "kubeconfig"
         self.kubeconfig.write_text(json.dumps({
             "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{self.server.server_port}"}}],
+            "clusters": [{"name": "fake", "cluster": {"server": self.endpoint}}],
             "users": [{"name": "fake", "user": {"token": "fake-token"}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
         return self
 
-    def __exit__(self, *exc) -> None:
-        for job in self.jobs.values():
-            job.delete()
-        self.server.shutdown()
-        self.server.server_close()
+    def workloads(self) -> list:
+        return list(self.jobs.values())
 
     def create(self, body: dict) -> dict:
         api = ApiClient()
@@ -133,6 +121,54 @@ class FakeKubernetes:
         self.created.append(body)  # last: a test that sees it may act on the job at once
         return self.jobs[body["metadata"]["name"]].job()
 
+    def handler(self):
+        fake = self
+
+        class Handler(JsonHandler):
+            def do_POST(self):
+                fake.requests.append(("POST", self.path))
+                self._json(201, fake.create(json.loads(self._body())))
+
+            def do_DELETE(self):
+                fake.requests.append(("DELETE", self.path))
+                job = fake.jobs.get(self.path.rsplit("/", 1)[-1])
+                if job is None or job.deleted:
+                    return self._json(404, NOT_FOUND)
+                job.stop()
+                self._json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+            def do_GET(self):
+                fake.requests.append(("GET", self.path))
+                url = urlsplit(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path.endswith("/jobs") and query.get("watch", "").lower() == "true":
+                    return self._watch(query["fieldSelector"].split("=", 1)[1], float(query.get("timeoutSeconds", 5)))
+                if url.path.endswith("/pods"):
+                    job = fake.jobs.get(query["labelSelector"].split("=", 1)[1])
+                    items = [job.pod()] if job and not job.deleted else []
+                    return self._json(200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+                if url.path.endswith("/log"):
+                    job = fake.jobs.get(url.path.split("/")[-2].removesuffix("-pod0"))
+                    return self._send(200, (job.log if job else "").encode(), "text/plain")
+                self._json(404, NOT_FOUND)
+
+            def _watch(self, name: str, timeout: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                job, seen, deadline = fake.jobs.get(name), 0, time.monotonic() + timeout
+                while job and time.monotonic() < deadline:
+                    if job.version != seen:
+                        seen = job.version
+                        kind = "DELETED" if job.deleted else ("ADDED" if seen <= 2 else "MODIFIED")
+                        self.wfile.write(json.dumps({"type": kind, "object": job.job()}).encode() + b"\n")
+                        self.wfile.flush()
+                        if job.deleted or job.conditions:
+                            break
+                    time.sleep(0.05)
+
+        return Handler
+
 
 class _Response:
     def __init__(self, body: dict):
@@ -140,64 +176,3 @@ class _Response:
 
     def getheader(self, name, default=None):
         return "application/json" if name.lower() == "content-type" else default
-
-
-def _handler(fake: FakeKubernetes):
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            fake.requests.append(("POST", self.path))
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            self._json(201, fake.create(body))
-
-        def do_DELETE(self):
-            fake.requests.append(("DELETE", self.path))
-            job = fake.jobs.get(self.path.rsplit("/", 1)[-1])
-            if job is None or job.deleted:
-                return self._json(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
-            job.delete()
-            self._json(200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
-
-        def do_GET(self):
-            fake.requests.append(("GET", self.path))
-            url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if url.path.endswith("/jobs") and query.get("watch", "").lower() == "true":
-                return self._watch(query["fieldSelector"].split("=", 1)[1], float(query.get("timeoutSeconds", 5)))
-            if url.path.endswith("/pods"):
-                job = fake.jobs.get(query["labelSelector"].split("=", 1)[1])
-                items = [job.pod()] if job and not job.deleted else []
-                return self._json(200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
-            if url.path.endswith("/log"):
-                job = fake.jobs.get(url.path.split("/")[-2].removesuffix("-pod0"))
-                return self._send(200, (job.log if job else "").encode(), "text/plain")
-            self._json(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
-
-        def _watch(self, name: str, timeout: float) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            job, seen, deadline = fake.jobs.get(name), 0, time.monotonic() + timeout
-            while job and time.monotonic() < deadline:
-                if job.version != seen:
-                    seen = job.version
-                    kind = "DELETED" if job.deleted else ("ADDED" if seen <= 2 else "MODIFIED")
-                    self.wfile.write(json.dumps({"type": kind, "object": job.job()}).encode() + b"\n")
-                    self.wfile.flush()
-                    if job.deleted or job.conditions:
-                        break
-                time.sleep(0.05)
-
-        def _json(self, code: int, body: dict) -> None:
-            self._send(code, json.dumps(body).encode(), "application/json")
-
-        def _send(self, code: int, data: bytes, kind: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    return Handler

@@ -6,33 +6,31 @@ CustomJob. Every job it receives is parsed strictly into the client's own
 ``aiplatform_v1.CustomJob`` type, so a field the API would not know fails
 the test.
 
-What a job does is the test's ``scenario``: ``run`` (run the worker's entry
-point on this machine with its env), ``quota`` (fail before any worker
-starts), ``hang`` (run until cancelled).
+What a job does is the test's ``scenario``: ``run`` (run the image's entry
+point on this machine with the worker's env, see fake_api.py), ``quota``
+(fail before any worker starts), ``hang`` (run until cancelled).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from google.cloud import aiplatform_v1
 
-ENTRYPOINT = ["run", "{ACTION}", "--date", "{LOGICAL_DATE}", "--executor", "inline", "--run-ts", "{RUN_TS}"]
+from tests.executors.fake_api import FakeServer, JsonHandler, Workload
+
+NOT_FOUND = {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
 _ids = itertools.count(1000)
 
 
 class FakeJob:
     def __init__(self, name: str, body: dict, scenario: str, batchcast: str, spec: Path):
         self.name, self.body, self.scenario = name, body, scenario
-        self.state, self.error, self.proc = "JOB_STATE_PENDING", None, None
+        self.state, self.error, self.workload = "JOB_STATE_PENDING", None, None
         threading.Thread(target=self._guarded, args=(batchcast, spec), daemon=True).start()
 
     def _guarded(self, batchcast: str, spec: Path) -> None:
@@ -54,22 +52,18 @@ class FakeJob:
             return
         container = self.body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
         env = {e["name"]: e.get("value", "") for e in container["env"]}  # JSON omits empty strings
-        argv = [batchcast, "--spec", str(spec), *[a.format(**env) for a in ENTRYPOINT]]
-        if env["MODEL_RUN"]:
-            argv += ["--model", env["MODEL_RUN"]]
-        self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        code = self.proc.wait()
+        self.workload = Workload(batchcast, spec, env)
+        code = self.workload.finish()[0]
         if self.state == "JOB_STATE_RUNNING":
             self.state = "JOB_STATE_SUCCEEDED" if code == 0 else "JOB_STATE_FAILED"
             if code:
                 self.error = {"code": 3, "message": f"The replica workerpool0-0 exited with a non-zero status of {code}."}
 
-    def cancel(self) -> None:
+    def stop(self) -> None:
         self.state = "JOB_STATE_CANCELLED"
         self.error = {"code": 1, "message": "CANCELED"}
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.workload:
+            self.workload.stop()
 
     def resource(self) -> dict:
         found = {**self.body, "name": self.name, "state": self.state}
@@ -78,7 +72,7 @@ class FakeJob:
         return found
 
 
-class FakeVertex:
+class FakeVertex(FakeServer):
     def __init__(self, spec: Path, batchcast: str):
         self.spec, self.batchcast = spec, batchcast
         self.scenario = "run"
@@ -86,18 +80,8 @@ class FakeVertex:
         self.created: list[dict] = []
         self.cancels: list[str] = []
 
-    def __enter__(self) -> "FakeVertex":
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for job in self.jobs.values():
-            job.cancel()
-        self.server.shutdown()
-        self.server.server_close()
+    def workloads(self) -> list:
+        return list(self.jobs.values())
 
     def create(self, parent: str, text: str) -> dict:
         aiplatform_v1.CustomJob.from_json(text, ignore_unknown_fields=False)  # raises on a field the API lacks
@@ -107,42 +91,31 @@ class FakeVertex:
         self.created.append(body)  # last: a test that sees it may act on the job at once
         return self.jobs[name].resource()
 
+    def handler(self):
+        fake = self
 
-def _handler(fake: FakeVertex):
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            path = self.path.split("?")[0].removeprefix("/v1/")
-            text = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-            if path.endswith(":cancel"):
+        class Handler(JsonHandler):
+            def do_POST(self):
+                path = self.path.split("?")[0].removeprefix("/v1/")
+                text = self._body()
+                if not path.endswith(":cancel"):
+                    return self._json(200, fake.create(path.removesuffix("/customJobs"), text))
                 job = fake.jobs.get(path.removesuffix(":cancel"))
                 if job is None:
-                    return self._json(404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
+                    return self._json(404, NOT_FOUND)
                 fake.cancels.append(job.name)
-                job.cancel()
-                return self._json(200, {})
-            self._json(200, fake.create(path.removesuffix("/customJobs"), text))
+                job.stop()
+                self._json(200, {})
 
-        def do_GET(self):
-            path, _, query = self.path.partition("?")
-            path = path.removeprefix("/v1/")
-            if path.endswith("/customJobs"):
-                jobs = [j.resource() for j in fake.jobs.values() if j.name.startswith(path)]
-                return self._json(200, {"customJobs": [j for j in jobs if j["displayName"] in query.replace("%22", "")]
-                                        if "display_name" in query else jobs})
-            job = fake.jobs.get(path)
-            if job is None:
-                return self._json(404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
-            self._json(200, job.resource())
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                path = path.removeprefix("/v1/")
+                if path.endswith("/customJobs"):
+                    jobs = [j.resource() for j in fake.jobs.values() if j.name.startswith(path)]
+                    if "display_name" in query:
+                        jobs = [j for j in jobs if j["displayName"] in query.replace("%22", "")]
+                    return self._json(200, {"customJobs": jobs})
+                job = fake.jobs.get(path)
+                self._json(200, job.resource()) if job else self._json(404, NOT_FOUND)
 
-        def _json(self, code: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    return Handler
+        return Handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,51 +69,46 @@ def test_training_and_application_in_containers_deliver_what_local_does(example,
     assert len(in_container) == 1000 and query(db, sql) == in_container  # the local run replaced the date's rows
 
 
-def test_a_killed_container_fails_the_run_and_leaves_the_table(example, podman):
+@contextmanager
+def slow_application(example: Path, podman: list[str]):
+    """A trained model and an application that sleeps while inside; checks the table and the engine after."""
     service = Service(example / "batchcast.toml")
     if not service.runs("training"):
         bc("run", "training", "--executor", "inline", cwd=example)
     db = example / ".batchcast" / "warehouse.duckdb"
-    before = query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1")
+    per_run = "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1"
+    before = query(db, per_run)
     sentinel = Path(service.spec.storage_url) / SLOW_SENTINEL
     sentinel.touch()
     try:
-        run = subprocess.Popen([BATCHCAST, "run", "application", "--executor", "container", "--date", "2026-01-01"],
-                               cwd=example, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        name = _running_container(podman)
-        subprocess.run([*podman, "kill", name], check=True, capture_output=True)
-        out, err = run.communicate(timeout=120)
+        yield service
     finally:
         sentinel.unlink()
+    assert query(db, per_run) == before  # the table is untouched
+    assert subprocess.run([*podman, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
+                          check=True).stdout.strip() == ""  # nothing left behind
+
+
+def test_a_killed_container_fails_the_run_and_leaves_the_table(example, podman):
+    with slow_application(example, podman) as service:
+        run = subprocess.Popen([BATCHCAST, "run", "application", "--executor", "container", "--date", "2026-01-01"],
+                               cwd=example, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.run([*podman, "kill", _running_container(podman)], check=True, capture_output=True)
+        run.communicate(timeout=120)
     assert run.returncode == 1
     failed = service.runs("application")[-1]
     assert failed.status.value == "failed" and "exited with code 137" in failed.error["message"]
     assert "killed by SIGKILL" in failed.error["message"] and "log.txt" in failed.files
-    assert query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1") == before
-    assert subprocess.run([*podman, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
-                          check=True).stdout.strip() == ""  # nothing left behind
     bc("run", "application", "--executor", "container", "--date", "2026-01-01", cwd=example)
     assert service.runs("application")[-1].succeeded
 
 
 def test_a_container_past_its_timeout_is_killed_and_recorded_timed_out(example, podman):
-    service = Service(example / "batchcast.toml")
-    if not service.runs("training"):
-        bc("run", "training", "--executor", "inline", cwd=example)
-    db = example / ".batchcast" / "warehouse.duckdb"
-    before = query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1")
-    sentinel = Path(service.spec.storage_url) / SLOW_SENTINEL
-    sentinel.touch()
-    try:
+    with slow_application(example, podman) as service:
         out = bc("run", "application", "--executor", "container", "--date", "2026-01-03", cwd=example, ok=False,
                  env={"BATCHCAST__ACTIONS__APPLICATION__TIMEOUT": "5"})
-    finally:
-        sentinel.unlink()
     timed_out = service.runs("application")[-1]
     assert timed_out.status.value == "timed out" and timed_out.error["type"] == "RunTimeout", out.stderr
-    assert query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1 ORDER BY 1") == before
-    assert subprocess.run([*podman, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True,
-                          check=True).stdout.strip() == ""
 
 
 def test_an_adopted_command_contract_repository_runs_in_containers(adopted, podman):

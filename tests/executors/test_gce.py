@@ -8,17 +8,13 @@ API, and that the run inside the "VM" deletes its own VM; not cloud tests.
 from __future__ import annotations
 
 import sys
-import threading
-import time
 
 import pytest
 import yaml
 
 from batchcast import RunStatus, Service
-from batchcast.actions import RunRequest
-from batchcast.executors.gce import GceExecutor
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ExecutorContract
+from tests.executors.contract import ExecutorContract, cancel_mid_run
 from tests.executors.fake_compute import FakeCompute
 
 GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_interval = 0.2\n'
@@ -79,19 +75,10 @@ def test_a_vm_that_stops_without_committing_is_deleted_and_the_run_fails(adopted
 
 def test_cancel_deletes_the_vm_and_the_run_fails(adopted, fake_api):
     fake_api.scenario = "hang"
-    service = Service(adopted / "batchcast.toml")
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(m=service.run("training", executor="gce")))
-    thread.start()
-    for _ in range(200):
-        if fake_api.inserted:
-            break
-        time.sleep(0.05)
-    items = {i["key"]: i["value"] for i in fake_api.inserted[0]["metadata"]["items"]}
-    env = {e["name"]: e["value"]
-           for e in yaml.safe_load(items["gce-container-declaration"])["spec"]["containers"][0]["env"]}
-    request = RunRequest(spec_path=str(service.spec.file), action="training", logical_date=env["LOGICAL_DATE"],
-                         run_ts=env["RUN_TS"], executor="gce", log_path="/dev/null")
-    GceExecutor().cancel(request, service.spec)
-    thread.join(timeout=60)
-    assert result["m"].status is RunStatus.FAILED and "ended (deleted) before the run committed" in result["m"].error["message"]
+    manifest = cancel_mid_run(Service(adopted / "batchcast.toml"), "gce", fake_api.inserted, declared_env)
+    assert manifest.status is RunStatus.FAILED and "ended (deleted) before the run committed" in manifest.error["message"]
+
+
+def declared_env(instance: dict) -> dict[str, str]:
+    items = {i["key"]: i["value"] for i in instance["metadata"]["items"]}
+    return {e["name"]: e["value"] for e in yaml.safe_load(items["gce-container-declaration"])["spec"]["containers"][0]["env"]}

@@ -8,16 +8,12 @@ and reads the API's answers; they are not cloud tests.
 from __future__ import annotations
 
 import sys
-import threading
-import time
 
 import pytest
 
 from batchcast import RunStatus, Service
-from batchcast.actions import RunRequest
-from batchcast.executors.vertex import VertexExecutor
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ExecutorContract
+from tests.executors.contract import ExecutorContract, cancel_mid_run
 from tests.executors.fake_vertex import FakeVertex
 
 VERTEX = ('[actions.training.vertex]\nproject = "acme"\nregion = "europe-west4"\nmachine_type = "n2-standard-8"\n'
@@ -51,7 +47,7 @@ def test_the_custom_job_has_the_image_env_machine_and_no_restarts(adopted, fake_
     assert spec["scheduling"]["timeout"] == "3600s" and not spec["scheduling"].get("restartJobOnWorkerRestart")
     [pool] = spec["workerPoolSpecs"]
     assert pool["machineSpec"] == {"machineType": "n2-standard-8"} and pool["replicaCount"] == "1"
-    env = {e["name"]: e.get("value", "") for e in pool["containerSpec"]["env"]}
+    env = worker_env(job)
     assert pool["containerSpec"]["imageUri"] == "localhost/batchcast/churn:1"
     assert env["ACTION"] == "training" and env["LOGICAL_DATE"] == "2026-01-01"
     assert manifest.run_id.endswith(env["RUN_TS"]) and job["displayName"] == manifest.run_id.replace("/", "-")
@@ -67,19 +63,10 @@ def test_a_job_that_fails_before_running_fails_the_run_with_vertex_error(adopted
 
 def test_cancel_cancels_the_job_and_the_run_fails(adopted, fake_api):
     fake_api.scenario = "hang"
-    service = Service(adopted / "batchcast.toml")
-    result = {}
-    thread = threading.Thread(target=lambda: result.update(m=service.run("training", executor="vertex")))
-    thread.start()
-    for _ in range(200):
-        if fake_api.created:
-            break
-        time.sleep(0.05)
-    env = {e["name"]: e.get("value", "")
-           for e in fake_api.created[0]["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]}
-    request = RunRequest(spec_path=str(service.spec.file), action="training", logical_date=env["LOGICAL_DATE"],
-                         run_ts=env["RUN_TS"], executor="vertex", log_path="/dev/null")
-    VertexExecutor().cancel(request, service.spec)
-    thread.join(timeout=60)
-    assert result["m"].status is RunStatus.FAILED and "JOB_STATE_CANCELLED" in result["m"].error["message"]
+    manifest = cancel_mid_run(Service(adopted / "batchcast.toml"), "vertex", fake_api.created, worker_env)
+    assert manifest.status is RunStatus.FAILED and "JOB_STATE_CANCELLED" in manifest.error["message"]
     assert len(fake_api.cancels) == 1
+
+
+def worker_env(job: dict) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in job["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]}

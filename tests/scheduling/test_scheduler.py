@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from batchcast import Service
@@ -32,6 +33,18 @@ def scheduler(spec: Path, *args: str, ok: bool | None = True, timeout: float = 2
     if ok is not None and (result.returncode == 0) != ok:
         raise AssertionError(f"scheduler exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@contextmanager
+def background_scheduler(spec: Path):
+    """``batchcast scheduler`` running until the block ends, then stopped with SIGTERM."""
+    proc = subprocess.Popen([BATCHCAST, "--spec", str(spec), "scheduler", "--interval", "0.3"], cwd=spec.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.output = proc.communicate(timeout=30)[0]  # read to the end: a full pipe would block it
 
 
 def ledger(spec: Path, action: str) -> list[tuple[str, str, int]]:
@@ -86,18 +99,13 @@ def test_application_waits_for_training_then_runs(tmp_path):
     """Both scheduled for today: application shows 'waiting for training' until the model exists."""
     spec = scheduled(tmp_path, 'schedule = "0 0 * * *"', training='schedule = "0 0 * * *"')
     Service(spec).pause("training")
-    proc = subprocess.Popen([BATCHCAST, "--spec", str(spec), "scheduler", "--interval", "0.3"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with background_scheduler(spec) as proc:
         listed = _until(lambda: [r for r in bc_json("--spec", str(spec), "runs", cwd=tmp_path)
                                  if r["status"] == "waiting for training"])
         assert listed[0]["action"] == "application" and "no" in listed[0]["error"]
         bc("--spec", str(spec), "resume", "training", cwd=tmp_path)
         _until(lambda: ledger(spec, "application") == [(TODAY.isoformat(), "succeeded", 1)])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out = proc.communicate(timeout=30)[0]
-    assert proc.returncode == 0, out
+    assert proc.returncode == 0, proc.output
     assert ledger(spec, "training") == [(TODAY.isoformat(), "succeeded", 1)]
     application = Service(spec).runs("application")
     assert [m.model_run for m in application] == [Service(spec).runs("training")[0].run_id]
@@ -155,16 +163,11 @@ def test_paused_actions_do_not_run_until_resumed(tmp_path):
 def test_a_second_scheduler_on_the_same_service_is_refused(tmp_path):
     spec = scheduled(tmp_path, "", training='schedule = "0 0 * * *"')
     Service(spec).pause("training")
-    first = subprocess.Popen([BATCHCAST, "--spec", str(spec), "scheduler", "--interval", "0.3"], cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        _until(lambda: (tmp_path / ".batchcast" / "scheduler" / "scheduler.lock").exists()
-               and (tmp_path / ".batchcast" / "scheduler" / "scheduler.lock").read_text() == str(first.pid))
+    with background_scheduler(spec) as first:
+        lock = tmp_path / ".batchcast" / "scheduler" / "scheduler.lock"
+        _until(lambda: lock.exists() and lock.read_text() == str(first.pid))
         second = scheduler(spec, ok=False, timeout=60)
         assert "another scheduler is running scores/2" in second.stderr and "fix: stop it first" in second.stderr
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=30)
 
 
 def test_a_run_past_its_timeout_is_killed_with_its_children(tmp_path):

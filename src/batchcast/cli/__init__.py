@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import traceback
 from contextlib import nullcontext
@@ -17,7 +16,7 @@ from batchcast.cli.output import (console, emit, manifest_table, models_table, r
                                   setup_logging)
 from batchcast.errors import BatchcastError
 from batchcast.service import Service
-from batchcast.spec import find_spec
+from batchcast.spec import find_spec, find_specs
 
 
 class _Group(click.Group):
@@ -93,14 +92,8 @@ def validate(ctx: click.Context) -> None:
 def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
         run_ts: str | None) -> None:
     """Run ACTION once, for one logical date."""
-    try:
-        with console.status(f"running {action}...") if console.is_terminal else nullcontext():
-            manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
-    finally:
-        if os.environ.get("BATCHCAST_DELETE_VM"):  # in a gce executor's VM: delete it, whatever happened
-            from batchcast.executors.gce import delete_self
-
-            delete_self()
+    with console.status(f"running {action}...") if console.is_terminal else nullcontext():
+        manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
     click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
                f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
     if not manifest.succeeded:
@@ -217,15 +210,7 @@ def resume(ctx: click.Context, action: str) -> None:
 
 
 def _specs(ctx: click.Context, paths: tuple[str, ...]) -> list[Path]:
-    """Spec files from arguments (files, or folders holding */batchcast.toml), else the current spec."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir() and not (path / "batchcast.toml").exists():
-            found += sorted(path.glob("*/batchcast.toml"))
-        else:
-            found.append(find_spec(path))
-    return found or [find_spec(ctx.obj["spec"])]
+    return find_specs(paths) or [find_spec(ctx.obj["spec"])]
 
 
 @main.command()
@@ -276,7 +261,7 @@ def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_co
     if from_config:
         written = render_config(Path(from_config), Path(out))
     else:
-        written = render([Path(s) for s in specs] or [find_spec(ctx.obj["spec"])], Path(out), batchcast_bin)
+        written = render(_specs(ctx, specs), Path(out), batchcast_bin)
     for path in written:
         click.echo(f"wrote {path}")
 

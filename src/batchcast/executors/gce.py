@@ -140,7 +140,7 @@ def instances_client():
 
 
 def delete_self() -> None:
-    """Called by ``batchcast run`` inside the VM when the run ends: delete the VM named in BATCHCAST_DELETE_VM."""
+    """Run by the image's entry point when the run ends on a VM: delete the VM named in BATCHCAST_DELETE_VM."""
     target = os.environ.get(DELETE_ENV)
     if not target:
         return
@@ -161,3 +161,7 @@ def _delete(instances, gce, name: str) -> None:
     except GoogleAPICallError as exc:
         raise ExecutorError(f"could not delete VM {gce.project}/{gce.zone}/{name}: {exc.message}",
                             f"delete it by hand: gcloud compute instances delete {name} --zone {gce.zone}") from None
+
+
+if __name__ == "__main__":  # the image's entry point, after the run
+    delete_self()

@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from batchcast import alerts
 from batchcast.actions import RunRequest, ensure_committed
@@ -145,7 +146,7 @@ class Scheduler:
         """Record the dates of ``name`` that became due, queued or skipped by its catchup policy."""
         action, ledger = tracked.service.spec.actions[name], tracked.ledger
         newest = ledger.newest(*tracked.key, name)
-        start = action.start_date or newest or now.astimezone(_zone(action.timezone)).date()
+        start = action.start_date or newest or now.astimezone(ZoneInfo(action.timezone)).date()
         if newest is not None:
             start = max(start, newest + dt.timedelta(days=1))
         ticks = due(action.schedule, start, now, action.timezone)
@@ -400,12 +401,6 @@ def _recorded_pid(path: Path, run_ts: str) -> int | None:
 def _clean(paths: dict[str, Path]) -> None:
     for key in ("lock", "result"):
         paths[key].unlink(missing_ok=True)
-
-
-def _zone(name: str):
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 
 
 def _now() -> dt.datetime:

@@ -1,0 +1,80 @@
+"""What the fake cloud APIs share: a JSON server on 127.0.0.1, and "workloads" that run the image's entry point.
+
+A fake plays the API's side only; where the platform would start the
+service's image, it runs the image's real entry point (``containers.ENTRYPOINT``)
+with the env the executor asked for, on this machine and with batchcast's
+own interpreter, so the run really commits and the executor's reading of
+its manifest is what gets tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from batchcast.containers import ENTRYPOINT
+
+
+class FakeServer:
+    """A context manager serving ``handler()`` on 127.0.0.1; ``endpoint`` is its base URL."""
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def workloads(self) -> list:
+        return []
+
+    def __enter__(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for workload in self.workloads():
+            workload.stop()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    def _json(self, code: int, body: dict) -> None:
+        self._send(code, json.dumps(body).encode(), "application/json")
+
+    def _send(self, code: int, data: bytes, kind: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> str:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class Workload:
+    """The image's entry point as a local process group, for one run."""
+
+    def __init__(self, batchcast: str, spec: Path, env: dict[str, str]):
+        bin_dir = str(Path(batchcast).parent)
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", ENTRYPOINT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "BATCHCAST_SPEC": str(spec)},
+            start_new_session=True)
+
+    def finish(self) -> tuple[int, str]:
+        output = self.proc.communicate()[0]
+        return self.proc.returncode, output
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
