@@ -65,7 +65,12 @@ airflow: $(AIRFLOW_STAMP)
 # Podman (runc, vfs: see ENVIRONMENT.md) and a local base image, since no registry is
 # reachable: a Debian bookworm rootfs with python3, built once by debootstrap from the
 # Debian mirror apt uses and cached in ~/.cache/batchcast, then imported into podman.
-CONTAINER_ARGS ?= --storage-driver vfs --events-backend none --runtime runc
+# The tests' podman keeps its images in a store of its own (vfs copies every layer whole,
+# about 1 GB each here), which the test session empties of all but the base image.
+CONTAINER_STORE ?= $(HOME)/.cache/batchcast/containers
+CONTAINER_ARGS ?= --root $(CONTAINER_STORE) --runroot $(or $(XDG_RUNTIME_DIR),/run)/batchcast-containers \
+  --storage-driver vfs --events-backend none --runtime runc
+export BATCHCAST_TEST_CONTAINER_ARGS := $(CONTAINER_ARGS)
 BASE_IMAGE := localhost/batchcast-base:bookworm
 BASE_TAR := $(HOME)/.cache/batchcast/rootfs-bookworm-python3.tar
 DEBIAN_MIRROR ?= http://deb.debian.org/debian

@@ -34,13 +34,12 @@ ENTRYPOINT = ('batchcast run "$ACTION" --date "$LOGICAL_DATE" --executor inline 
 
 DOCKERFILE = """\
 # Written by batchcast build for {name}/{version}; the image holds code, not trained models.
+# Two filesystem layers, dependencies then code; the wheels are bind-mounted, not copied into one.
 FROM {base}
-COPY wheels /tmp/wheels
-RUN python3 -m venv /opt/batchcast \\
- && /opt/batchcast/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels {packages} \\
- && rm -rf /tmp/wheels
-COPY model {model_dir}
-COPY batchcast.toml {service_dir}/batchcast.toml
+RUN --mount=type=bind,source=wheels,target=/tmp/wheels \\
+    python3 -m venv /opt/batchcast \\
+ && /opt/batchcast/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels {packages}
+COPY srv /srv
 ENV PATH=/opt/batchcast/bin:$PATH \\
     NAME={name} VERSION={version} \\
     BATCHCAST_SPEC={service_dir}/batchcast.toml \\
@@ -72,7 +71,8 @@ def engine_command(name: str | None = None) -> list[str]:
 
 
 def engine_run(engine: list[str], *args: str, timeout: float | None = None, check: bool = True,
-               env: dict | None = None) -> str:
+               env: dict | None = None,
+               fix: str = "read the engine's message; 'batchcast build' must have built the image") -> str:
     """Run one engine command; ExecutorError with its last lines if it fails."""
     try:
         result = subprocess.run([*engine, *args], capture_output=True, text=True, timeout=timeout, env=env)
@@ -81,8 +81,7 @@ def engine_run(engine: list[str], *args: str, timeout: float | None = None, chec
                             "check the container engine") from None
     if check and result.returncode != 0:
         last = " | ".join(result.stderr.strip().splitlines()[-3:])
-        raise ExecutorError(f"{Path(engine[0]).name} {args[0]} failed: {last}",
-                            "read the engine's message; 'batchcast build' must have built the image")
+        raise ExecutorError(f"{Path(engine[0]).name} {args[0]} failed: {last}", fix)
     return result.stdout.strip()
 
 
@@ -101,8 +100,12 @@ def build(spec: ServiceSpec, engine: list[str], *, push: bool = False, context: 
     ctx = context or Path(tempfile.mkdtemp(prefix="batchcast-build-"))
     try:
         _context(spec, ctx)
-        engine_run(engine, "build", "--pull=never", "--network=none", "--ulimit", "nofile=4096:4096",
-                   "-t", spec.image_tag, "-f", str(ctx / "Dockerfile"), str(ctx), timeout=3600)
+        # podman 4 pulls the base even when it is stored; docker's --pull is a flag, not a policy.
+        pull = ["--pull=missing"] if Path(engine[0]).name == "podman" else []
+        engine_run(engine, "build", *pull, "--network=none", "--ulimit", "nofile=4096:4096",
+                   "-t", spec.image_tag, "-f", str(ctx / "Dockerfile"), str(ctx), timeout=3600,
+                   fix="read the engine's message (on 'no space left on device', remove unused images: "
+                       f"{Path(engine[0]).name} image prune)")
         image_id = engine_run(engine, "image", "inspect", "--format", "{{.Id}}", spec.image_tag)
         if push:
             engine_run(engine, "push", spec.image_tag, timeout=3600)
@@ -137,8 +140,10 @@ def identity(engine: list[str], tag: str) -> tuple[str, str]:
 
 def _context(spec: ServiceSpec, ctx: Path) -> None:
     ignore = shutil.ignore_patterns(*spec.image.exclude)
-    shutil.copytree(spec.model_path, ctx / "model", ignore=ignore)
-    shutil.copy(spec.file, ctx / "batchcast.toml")
+    # The context mirrors the image's /srv, so that code is one COPY.
+    shutil.copytree(spec.model_path, ctx / MODEL_DIR.lstrip("/"), ignore=ignore)
+    (ctx / SERVICE_DIR.lstrip("/")).mkdir(parents=True)
+    shutil.copy(spec.file, ctx / SERVICE_DIR.lstrip("/") / "batchcast.toml")
     wheels = ctx / "wheels"
     wheels.mkdir()
     _batchcast_wheel(wheels)

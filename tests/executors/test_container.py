@@ -42,9 +42,12 @@ def test_build_writes_a_dockerfile_and_tags_the_image(example, podman):
     dockerfile = (example / ".batchcast" / "Dockerfile").read_text()
     assert dockerfile.startswith("# Written by batchcast build") and f"FROM {BASE_IMAGE}" in dockerfile
     assert "--no-index" in dockerfile and "batchcast run" in dockerfile and "model.joblib" not in dockerfile
-    tags = subprocess.run([*podman, "image", "inspect", "--format", "{{.RepoTags}}", "localhost/batchcast/churn:1"],
-                          capture_output=True, text=True, check=True).stdout
-    assert "localhost/batchcast/churn:1" in tags
+    def layers(image: str) -> int:
+        return int(subprocess.run([*podman, "image", "inspect", "--format", "{{len .RootFS.Layers}}", image],
+                                  capture_output=True, text=True, check=True).stdout)
+
+    # Dependencies and code, two layers over the base: under vfs every layer is a whole copy.
+    assert layers("localhost/batchcast/churn:1") == layers(BASE_IMAGE) + 2
 
 
 def test_training_and_application_in_containers_deliver_what_local_does(example, podman):
