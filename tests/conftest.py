@@ -208,8 +208,9 @@ CONTAINER_DISK_GIB = 8  # the peak measured under vfs was 7.1 GiB: two images an
 def podman():
     """The podman command line the container executor uses; skips (loudly) without podman or the base image.
 
-    The store is emptied of everything but the base image before and after the session: under
-    vfs a build costs gigabytes, and a full disk fails the next run's build.
+    The tests' own store (``--root``) is emptied of everything but the base image before and
+    after the session: under vfs a build costs gigabytes, and a full disk fails the next run's
+    build. A store given without ``--root`` is someone's default one, and is left as it is.
     """
     import shutil
 
@@ -218,7 +219,9 @@ def podman():
     argv = ["podman", *CONTAINER_ARGS.split()]
     if subprocess.run([*argv, "image", "exists", BASE_IMAGE]).returncode != 0:
         pytest.skip(f"the base image {BASE_IMAGE} is missing: run 'make container-base'")
-    _keep_only_base(argv)
+    own_store = "--root" in argv
+    if own_store:
+        _keep_only_base(argv)
     free = shutil.disk_usage(_store_root(argv)).free / 2**30
     if free < CONTAINER_DISK_GIB:
         pytest.skip(f"the container tests need about {CONTAINER_DISK_GIB} GiB free for podman's store "
@@ -227,7 +230,8 @@ def podman():
         with _environment(BATCHCAST_CONTAINER_ARGS=CONTAINER_ARGS, BATCHCAST_CONTAINER_ENGINE="podman"):
             yield argv
     finally:
-        _keep_only_base(argv)
+        if own_store:
+            _keep_only_base(argv)
 
 
 def _store_root(argv: list[str]) -> str:
