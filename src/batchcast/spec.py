@@ -134,28 +134,38 @@ class OutputSpec(_Section):
             raise _fail(exc.message, exc.fix or "") from None
 
 
+# Keys [actions.X.airflow] had before the executors got tables of their own; Airflow's tasks
+# now read the same tables as the executors, so a pod or a VM is described once.
+MOVED_FROM_AIRFLOW = {"image": "kubernetes", "namespace": "kubernetes", "node_selector": "kubernetes",
+                      "resources": "kubernetes", "secrets": "kubernetes",
+                      "project": "gce", "zone": "gce", "machine_type": "gce"}
+
+
 class AirflowSpec(_Section):
-    """How ``batchcast airflow render`` turns the action into a DAG."""
+    """How ``batchcast airflow render`` turns the action into a DAG (the pod or VM: [actions.X.kubernetes|gce])."""
 
     batchcast: str | None = Field(None, description="local: batchcast's own executable; default the rendering one.")
-    image: str | None = Field(None, description="kubernetes: the service's image, with batchcast and the model.")
-    namespace: str = Field("default", description="kubernetes: the pod's namespace.")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="kubernetes: node labels.")
-    resources: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="kubernetes: {requests = {cpu, memory}, limits = {...}}.")
-    secrets: list[str] = Field(default_factory=list,
-                               description="kubernetes: Secrets whose keys become env vars (credentials).")
     pool: str | None = Field(None, description="The Airflow pool the task runs in.")
-    project: str | None = Field(None, description="gce: the Google Cloud project of the VM.")
-    zone: str = Field("europe-west1-b", description="gce: the VM's zone.")
-    machine_type: str = Field("e2-standard-4", description="gce: the VM's machine type.")
     poke_interval: float = Field(60, gt=0, description="gce: seconds between checks of the VM's state.")
     alert_webhook_variable: str | None = Field(
         None, description="An Airflow Variable holding a Slack-compatible webhook URL, posted to on failure.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data):
+        moved = [key for key in data if key in MOVED_FROM_AIRFLOW] if isinstance(data, dict) else []
+        if moved:
+            where = {MOVED_FROM_AIRFLOW[key] for key in moved}
+            raise _fail(f"{', '.join(moved)} moved out of the airflow table",
+                        " and ".join(f"put {', '.join(k for k in moved if MOVED_FROM_AIRFLOW[k] == table)} "
+                                     f"in the action's [{table}] table ([actions.NAME.{table}])"
+                                     for table in sorted(where))
+                        + ("; a gce VM runs the image batchcast build tags from [image]" if "image" in moved else ""))
+        return data
+
 
 class KubernetesSpec(_Section):
-    """How the kubernetes executor runs the action: a batch/v1 Job per run."""
+    """How the kubernetes executor runs the action (a batch/v1 Job per run), and an Airflow DAG's pods."""
 
     image: str | None = Field(None, description="The image; default the service's {registry}/{project}/{name}:{version}.")
     namespace: str = Field("default", description="The Job's namespace.")
@@ -169,7 +179,7 @@ class KubernetesSpec(_Section):
 
 
 class GceSpec(_Section):
-    """How the gce executor runs the action: a Compute Engine VM per run, with a container declaration."""
+    """How the gce executor runs the action (a VM per run, with a container declaration), and an Airflow DAG's VM."""
 
     project: str | None = Field(None, description="The Google Cloud project of the VM.")
     zone: str = Field("europe-west1-b", description="The VM's zone.")

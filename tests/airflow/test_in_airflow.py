@@ -79,7 +79,7 @@ def test_kubernetes_pod_has_image_env_resources_and_no_secret(airflow_env, tmp_p
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     spec = tmp_path / "svc" / "batchcast.toml"
     spec.write_text(spec.read_text().replace('executor = "local"', '''executor = "kubernetes"
-airflow = { image = "registry.example/churn:1", secrets = ["churn-credentials"], node_selector = { pool = "models" }, resources = { requests = { cpu = "1", memory = "2Gi" }, limits = { memory = "4Gi" } } }'''))
+kubernetes = { image = "registry.example/churn:1", secrets = ["churn-credentials"], node_selector = { pool = "models" }, resources = { requests = { cpu = "1", memory = "2Gi" }, limits = { memory = "4Gi" } }, service_account = "churn-runner" }'''))
     spec.write_text(spec.read_text().replace("[model]", '[storage]\nurl = "gs://models/artifacts"\n\n[model]'))
     monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", "postgresql://svc:s3cr3t-value@db/warehouse")
     dags = tmp_path / "dags"
@@ -94,7 +94,7 @@ airflow = { image = "registry.example/churn:1", secrets = ["churn-credentials"],
     assert env["BATCHCAST__STORAGE__URL"] == "gs://models/artifacts"
     assert container["env_from"][0]["secret_ref"]["name"] == "churn-credentials"
     assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
-    assert run["node_selector"] == {"pool": "models"}
+    assert run["node_selector"] == {"pool": "models"} and run["service_account_name"] == "churn-runner"
     assert pods["training_check"]["spec"]["containers"][0]["args"][:2] == ["check", "training"]
     for text in [json.dumps(pods), *(f.read_text() for f in files)]:
         assert "s3cr3t-value" not in text
@@ -160,8 +160,9 @@ def test_gce_chain_waits_without_a_slot_and_checks_the_manifest(airflow_env, gcs
     svc = tmp_path / "svc"
     spec = svc / "batchcast.toml"
     spec.write_text(spec.read_text().replace(
-        'executor = "local"', 'executor = "gce"\nairflow = { image = "europe-docker.pkg.dev/p/r/churn:1", '
-                              'project = "my-project" }', 1).replace("[model]", f'[storage]\nurl = "{store.url}"\n\n[model]'))
+        'executor = "local"', 'executor = "gce"\ngce = { project = "my-project", machine_type = "e2-small" }', 1)
+        .replace("[model]", f'[storage]\nurl = "{store.url}"\n\n'
+                            '[image]\nregistry = "europe-docker.pkg.dev/p"\nproject = "r"\n\n[model]'))
     dags = tmp_path / "dags"
     render([spec], dags)
     dag = in_airflow(airflow_env, "parse", str(dags))["dags"]["churn-1-training"]
@@ -169,6 +170,7 @@ def test_gce_chain_waits_without_a_slot_and_checks_the_manifest(airflow_env, gcs
     assert dag["modes"]["training_wait"] == "reschedule"
     text = (dags / "churn_1_training.py").read_text()
     assert "europe-docker.pkg.dev/p/r/churn:1 run training --date {{ ds }}" in text
+    assert "zones/europe-west1-b/machineTypes/e2-small" in text
 
     env = {**airflow_env, "STORAGE_EMULATOR_HOST": gcs_endpoint}
     missing = in_airflow(env, "call", str(dags), "churn-1-training", "training_check", "2026-01-01")

@@ -36,7 +36,7 @@ def test_render_never_writes_credentials_from_the_environment(tmp_path, monkeypa
     bc("init", "svc", cwd=tmp_path)
     spec = tmp_path / "svc" / "batchcast.toml"
     spec.write_text(spec.read_text().replace('executor = "local"', 'executor = "kubernetes"\n'
-                                             'airflow = { image = "reg/churn:1", secrets = ["churn-db"] }'))
+                                             'kubernetes = { image = "reg/churn:1", secrets = ["churn-db"] }'))
     monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", "postgresql://u:hunter2@db/x")
     for f in render([spec], tmp_path / "dags"):
         assert "hunter2" not in f.read_text()
@@ -84,3 +84,24 @@ def test_check_reads_the_manifest(tmp_path):
     assert "no committed training run" in bc("check", "training", "--date", "2026-01-01", cwd=svc, ok=False).stderr
     bc("run", "training", "--date", "2026-01-01", "--executor", "inline", cwd=svc)
     assert "succeeded" in bc("check", "training", "--date", "2026-01-01", cwd=svc).stdout
+
+
+def test_pod_and_vm_keys_left_in_the_airflow_table_say_where_they_moved(tmp_path):
+    bc("init", "svc", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    before = spec.read_text()
+    spec.write_text(before.replace('executor = "local"', 'executor = "kubernetes"\n'
+                                   'airflow = { image = "reg/churn:1", zone = "europe-west4-a", pool = "models" }', 1))
+    out = bc("airflow", "render", "--out", str(tmp_path / "dags"), cwd=tmp_path / "svc", ok=False)
+    assert "[actions.training] airflow: image, zone moved out of the airflow table" in out.stderr, out.stderr
+    assert "put zone in the action's [gce] table" in out.stderr and "put image in the action's [kubernetes] table" in out.stderr
+    assert not (tmp_path / "dags").exists()
+
+
+def test_a_gce_dag_needs_the_vm_project(tmp_path):
+    bc("init", "svc", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('executor = "local"', 'executor = "gce"', 1)
+                    .replace("[model]", '[storage]\nurl = "gs://models/artifacts"\n\n[model]'))
+    with pytest.raises(SpecError, match=r"\[actions.training.gce\] project: the gce executor needs a project"):
+        render([spec], tmp_path / "dags")

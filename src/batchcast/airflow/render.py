@@ -75,6 +75,7 @@ KUBERNETES_TASKS = '''    run = KubernetesPodOperator(
         env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n)) for n in {secrets!r}],
         container_resources=k8s.V1ResourceRequirements(requests={requests!r}, limits={limits!r}),
         node_selector={node_selector!r},
+        service_account_name={service_account!r},
         execution_timeout=dt.timedelta(seconds={timeout!r}),
         get_logs=True,
         on_finish_action="delete_pod",{pool}
@@ -90,6 +91,7 @@ KUBERNETES_TASKS = '''    run = KubernetesPodOperator(
         env_vars={env!r},
         env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n)) for n in {secrets!r}],
         node_selector={node_selector!r},
+        service_account_name={service_account!r},
         on_finish_action="delete_pod",{pool}
     )
     run >> check
@@ -161,18 +163,22 @@ GCE_TASKS = '''    start = ComputeEngineInsertInstanceOperator(
 
 
 def render(specs: list[Path], out: Path, batchcast_bin: str | None = None) -> list[Path]:
-    """One DAG file per scheduled action of each spec; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    """One DAG file per scheduled action of each spec; returns the files written.
+
+    Every DAG is rendered before any is written: one bad spec leaves the folder as it was.
+    """
+    dags = {}
     for path in specs:
         # The file alone, not the environment: a credential in BATCHCAST__* must never land in a DAG file.
         spec = load_spec(path, environ={})
         for name, action in spec.actions.items():
             if action.schedule:
                 target = out / f"{_dag_id(spec, name).replace('-', '_').replace('.', '_')}.py"
-                target.write_text(_service_dag(spec, name, action, batchcast_bin))
-                written.append(target)
-    return written
+                dags[target] = _service_dag(spec, name, action, batchcast_bin)
+    out.mkdir(parents=True, exist_ok=True)
+    for target, text in dags.items():
+        target.write_text(text)
+    return list(dags)
 
 
 def _dag_id(spec: ServiceSpec, action: str) -> str:
@@ -213,18 +219,16 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
 
 
 def _kubernetes(spec: ServiceSpec, name: str, action: ActionSpec, pool: str) -> str:
-    af = action.airflow
-    if not af.image:
-        raise SpecError(f"{spec.file.name} [actions.{name}.airflow] image: the kubernetes executor needs an image",
-                        "set image = \"registry/churn:1\" (batchcast and the model inside)")
+    k8s = action.kubernetes
     env = {"NAME": spec.service.name, "VERSION": spec.service.version, "ACTION": name,
            "LOGICAL_DATE": "{{ ds }}", "BATCHCAST__STORAGE__URL": spec.storage.url,
            "BATCHCAST__WAREHOUSE__URL": spec.warehouse.url}
     slug = re.sub(r"[^a-z0-9-]", "-", f"{spec.service.name}-{name}".lower())
     return KUBERNETES_TASKS.format(
-        task_id=name, check_id=f"{name}_check", pod_name=slug, check_name=f"{slug}-check", namespace=af.namespace,
-        image=af.image, action=name, env=env, secrets=af.secrets, requests=af.resources.get("requests"),
-        limits=af.resources.get("limits"), node_selector=af.node_selector, timeout=action.timeout, pool=pool)
+        task_id=name, check_id=f"{name}_check", pod_name=slug, check_name=f"{slug}-check", namespace=k8s.namespace,
+        image=k8s.image or spec.image_tag, action=name, env=env, secrets=k8s.secrets,
+        requests=k8s.resources.get("requests"), limits=k8s.resources.get("limits"),
+        node_selector=k8s.node_selector, service_account=k8s.service_account, timeout=action.timeout, pool=pool)
 
 
 def _vm_prefix(spec: ServiceSpec, name: str) -> str:
@@ -232,35 +236,35 @@ def _vm_prefix(spec: ServiceSpec, name: str) -> str:
 
 
 def _gce_helpers(spec: ServiceSpec, name: str) -> str:
-    af = spec.actions[name].airflow
-    where = f"{spec.file.name} [actions.{name}.airflow]"
-    if not af.image or not af.project:
-        raise SpecError(f"{where}: the gce executor needs image and project", "set image = ... and project = ...")
+    gce = spec.actions[name].gce
+    if not gce.project:
+        raise SpecError(f"{spec.file.name} [actions.{name}.gce] project: the gce executor needs a project",
+                        "set project = \"my-project\" (the Google Cloud project of the VM)")
     if not spec.storage.url.startswith("gs://"):
         raise SpecError(f"{spec.file.name} [storage] url: the gce executor needs a gs:// store, got '{spec.storage.url}'",
                         "set [storage] url = \"gs://bucket/prefix\", readable by Airflow and the VM")
-    return GCE_HELPERS.format(project=af.project, zone=af.zone, store=spec.storage.url.rstrip("/"),
+    return GCE_HELPERS.format(project=gce.project, zone=gce.zone, store=spec.storage.url.rstrip("/"),
                               vm_prefix=_vm_prefix(spec, name),
                               run_path=f"{spec.service.name}/{spec.service.version}/{name}")
 
 
 def _gce(spec: ServiceSpec, name: str, action: ActionSpec, pool: str) -> str:
-    af = action.airflow
+    gce = action.gce
     env = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in [
         ("BATCHCAST__STORAGE__URL", spec.storage.url), ("BATCHCAST__WAREHOUSE__URL", spec.warehouse.url)])
     # Container-Optimized OS runs the container, then powers the VM off: the wait sees TERMINATED.
-    script = (f"#!/bin/bash\ndocker run --rm {env} {shlex.quote(af.image)} "
+    script = (f"#!/bin/bash\ndocker run --rm {env} {shlex.quote(spec.image_tag)} "
               f"run {shlex.quote(name)} --date {{{{ ds }}}} --executor inline\nshutdown -h now\n")
     body = {"name": f"{_vm_prefix(spec, name)}{{{{ ds_nodash }}}}",
-            "machine_type": f"zones/{af.zone}/machineTypes/{af.machine_type}",
+            "machine_type": f"zones/{gce.zone}/machineTypes/{gce.machine_type}",
             "disks": [{"boot": True, "auto_delete": True, "initialize_params": {
-                "source_image": "projects/cos-cloud/global/images/family/cos-stable"}}],
+                "source_image": gce.boot_image, "disk_size_gb": gce.disk_gb}}],
             "network_interfaces": [{"network": "global/networks/default"}],
-            "service_accounts": [{"email": "default", "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
+            "service_accounts": [{"email": gce.service_account, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
             "metadata": {"items": [{"key": "startup-script", "value": script}]}}
     return GCE_TASKS.format(start_id=f"{name}_start", wait_id=f"{name}_wait", check_id=f"{name}_check",
                             delete_id=f"{name}_delete", vm_prefix=_vm_prefix(spec, name), body=body,
-                            poke=af.poke_interval, timeout=action.timeout, pool=pool)
+                            poke=action.airflow.poke_interval, timeout=action.timeout, pool=pool)
 
 
 # -- the original design's JSON graph configs ---------------------------------------
