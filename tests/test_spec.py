@@ -1,3 +1,4 @@
+import json
 import textwrap
 from pathlib import Path
 
@@ -143,3 +144,11 @@ def test_find_specs_takes_files_service_folders_and_folders_of_services(tmp_path
     assert find_specs([one, one / "batchcast.toml"]) == [(one / "batchcast.toml").resolve()] * 2
     with pytest.raises(SpecError, match="no such spec file"):
         find_specs([tmp_path / "many" / "a" / "missing.toml"])
+
+
+@pytest.mark.parametrize("executor", ["vertex", "gce"])
+def test_a_cloud_executor_without_a_project_names_the_key_and_runs_nothing(tmp_path, executor):
+    bc("init", "svc", cwd=tmp_path)
+    out = bc("run", "training", "--executor", executor, cwd=tmp_path / "svc", ok=False)
+    assert f"[actions.training.{executor}] project: not set" in out.stderr, out.stderr
+    assert json.loads(bc("runs", "--json", cwd=tmp_path / "svc").stdout) == []

@@ -370,6 +370,14 @@ class ServiceSpec(_Section):
                             f"add [actions.{name}] to {self._file.name}, or run one of the declared actions")
         return self.actions[name]
 
+    def cloud_project(self, action: str, table: str) -> str:
+        """The Google Cloud project of the action's ``vertex`` or ``gce`` table; SpecError if unset."""
+        project = getattr(self.action(action), table).project
+        if not project:
+            raise SpecError(f"{self._file.name} [actions.{action}.{table}] project: not set",
+                            f"set project = \"my-project\", the Google Cloud project the {table} executor uses")
+        return project
+
     def check_files(self) -> None:
         """Raise SpecError if a file the spec names does not exist."""
         if not self.model_path.is_dir():

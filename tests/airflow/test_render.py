@@ -103,5 +103,5 @@ def test_a_gce_dag_needs_the_vm_project(tmp_path):
     spec = tmp_path / "svc" / "batchcast.toml"
     spec.write_text(spec.read_text().replace('executor = "local"', 'executor = "gce"', 1)
                     .replace("[model]", '[storage]\nurl = "gs://models/artifacts"\n\n[model]'))
-    with pytest.raises(SpecError, match=r"\[actions.training.gce\] project: the gce executor needs a project"):
+    with pytest.raises(SpecError, match=r"\[actions.training.gce\] project: not set"):
         render([spec], tmp_path / "dags")

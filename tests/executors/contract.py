@@ -7,8 +7,10 @@ checks the committed manifest: the outcome is read from there, never from logs.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from pathlib import Path
 
 from batchcast import RunStatus, Service
 from batchcast.actions import RunRequest
@@ -48,6 +50,21 @@ class ExecutorContract:
         manifest = Service(adopted / "batchcast.toml").run("training", executor=executor)
         stored = adopted / ".batchcast/artifacts" / manifest.run_id / "output/prefix.json"
         self.check_interpreter(json.loads(stored.read_text()))
+
+
+class ContractAgainstFakeAPI(ExecutorContract):
+    """The contract for an executor whose platform is a fake API on 127.0.0.1 (not a cluster or a cloud).
+
+    The fake's workload runs the image's entry point with batchcast's own interpreter.
+    """
+
+    def check_interpreter(self, prefix):
+        assert prefix == sys.prefix
+
+
+def with_table(spec: Path, table: str) -> None:
+    """Add an ``[actions.X.table]`` block to the adopted repository's spec (before its application action)."""
+    spec.write_text(spec.read_text().replace("[actions.application]", table + "\n[actions.application]"))
 
 
 def cancel_mid_run(service: Service, executor: str, submitted: list, env_of) -> Manifest:

@@ -7,14 +7,13 @@ API, and that the run inside the "VM" deletes its own VM; not cloud tests.
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 import yaml
 
 from batchcast import RunStatus, Service
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ExecutorContract, cancel_mid_run
+from tests.executors.contract import ContractAgainstFakeAPI, with_table, cancel_mid_run
 from tests.executors.fake_compute import FakeCompute
 
 GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_interval = 0.2\n'
@@ -23,19 +22,17 @@ GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_i
 @pytest.fixture
 def fake_api(adopted, monkeypatch):
     spec = adopted / "batchcast.toml"
-    spec.write_text(spec.read_text().replace("[actions.application]", GCE + "\n[actions.application]"))
+    with_table(spec, GCE)
     with FakeCompute(spec, BATCHCAST) as fake:
         monkeypatch.setenv("BATCHCAST_COMPUTE_ENDPOINT", fake.endpoint)
         yield fake
 
 
-class TestGceContractAgainstFakeAPI(ExecutorContract):
+class TestGceContractAgainstFakeAPI(ContractAgainstFakeAPI):
     @pytest.fixture
     def executor(self, fake_api):
         return "gce"
 
-    def check_interpreter(self, prefix):
-        assert prefix == sys.prefix  # the fake "VM" runs the entry point with batchcast's interpreter
 
 
 def test_the_instance_declares_the_container_and_the_run_deletes_its_own_vm(adopted, fake_api):

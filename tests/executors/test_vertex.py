@@ -7,13 +7,12 @@ and reads the API's answers; they are not cloud tests.
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
 from batchcast import RunStatus, Service
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ExecutorContract, cancel_mid_run
+from tests.executors.contract import ContractAgainstFakeAPI, with_table, cancel_mid_run
 from tests.executors.fake_vertex import FakeVertex
 
 VERTEX = ('[actions.training.vertex]\nproject = "acme"\nregion = "europe-west4"\nmachine_type = "n2-standard-8"\n'
@@ -23,19 +22,17 @@ VERTEX = ('[actions.training.vertex]\nproject = "acme"\nregion = "europe-west4"\
 @pytest.fixture
 def fake_api(adopted, monkeypatch):
     spec = adopted / "batchcast.toml"
-    spec.write_text(spec.read_text().replace("[actions.application]", VERTEX + "\n[actions.application]"))
+    with_table(spec, VERTEX)
     with FakeVertex(spec, BATCHCAST) as fake:
         monkeypatch.setenv("BATCHCAST_VERTEX_ENDPOINT", fake.endpoint)
         yield fake
 
 
-class TestVertexContractAgainstFakeAPI(ExecutorContract):
+class TestVertexContractAgainstFakeAPI(ContractAgainstFakeAPI):
     @pytest.fixture
     def executor(self, fake_api):
         return "vertex"
 
-    def check_interpreter(self, prefix):
-        assert prefix == sys.prefix  # the fake's "worker" runs the entry point with batchcast's interpreter
 
 
 def test_the_custom_job_has_the_image_env_machine_and_no_restarts(adopted, fake_api):

@@ -237,9 +237,7 @@ def _vm_prefix(spec: ServiceSpec, name: str) -> str:
 
 def _gce_helpers(spec: ServiceSpec, name: str) -> str:
     gce = spec.actions[name].gce
-    if not gce.project:
-        raise SpecError(f"{spec.file.name} [actions.{name}.gce] project: the gce executor needs a project",
-                        "set project = \"my-project\" (the Google Cloud project of the VM)")
+    spec.cloud_project(name, "gce")
     if not spec.storage.url.startswith("gs://"):
         raise SpecError(f"{spec.file.name} [storage] url: the gce executor needs a gs:// store, got '{spec.storage.url}'",
                         "set [storage] url = \"gs://bucket/prefix\", readable by Airflow and the VM")

@@ -34,9 +34,7 @@ class GceExecutor(Executor):
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         gce = spec.action(request.action).gce
-        if not gce.project:
-            raise SpecError(f"{spec.file.name} [actions.{request.action}.gce] project: not set",
-                            "set the Google Cloud project the VM runs in")
+        spec.cloud_project(request.action, "gce")
         instances = instances_client()
         name = vm_name(spec, request)
         started = dt.datetime.now(dt.timezone.utc)

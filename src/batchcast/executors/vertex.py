@@ -18,7 +18,7 @@ import time
 
 from batchcast.actions import RunRequest, ensure_committed
 from batchcast.containers import label_value, run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
+from batchcast.errors import ExecutorError, MissingExtra, RunTimeout
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
@@ -33,9 +33,7 @@ class VertexExecutor(Executor):
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         vertex = spec.action(request.action).vertex
-        if not vertex.project:
-            raise SpecError(f"{spec.file.name} [actions.{request.action}.vertex] project: not set",
-                            "set the Google Cloud project the job runs in")
+        spec.cloud_project(request.action, "vertex")
         jobs = jobs_client(vertex.region)
         started = dt.datetime.now(dt.timezone.utc)
         created = jobs.create_custom_job(parent=f"projects/{vertex.project}/locations/{vertex.region}",
