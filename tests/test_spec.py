@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from batchcast.errors import SpecError
-from batchcast.spec import load_spec, redact
+from batchcast.redaction import redact
+from batchcast.spec import load_spec
 from tests.conftest import bc
 
 GOOD = '''

@@ -103,3 +103,16 @@ def library_versions(*names: str) -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+class RunRequest(BaseModel):
+    """Everything needed to execute one run; JSON, so it can cross into a child process."""
+
+    spec_path: str
+    overrides: dict[str, Any] = {}
+    action: str
+    logical_date: dt.date
+    run_ts: str
+    executor: str
+    model_run: str | None = None
+    log_path: str

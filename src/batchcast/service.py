@@ -9,11 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from batchcast.actions import RunRequest
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
-from batchcast.runs import Manifest, new_run_ts, parse_date
-from batchcast.spec import ServiceSpec, load_spec
+from batchcast.runs import Manifest, RunRequest, new_run_ts, parse_date
+from batchcast.spec import ServiceSpec, load_spec, merged
 from batchcast.store import ArtifactStore
 
 CHAMPION = "champion"
@@ -47,7 +46,7 @@ class Service:
         """
         if run_ts is not None and not re.fullmatch(r"\d{8}T\d{12}Z", run_ts):
             raise SpecError(f"run timestamp '{run_ts}' is not YYYYMMDDTHHMMSSffffffZ", "leave it to batchcast")
-        overrides = _merge(self.overrides, {"actions": {action: {"executor": executor, "model": model}}})
+        overrides = merged(self.overrides, {"actions": {action: {"executor": executor, "model": model}}})
         spec = load_spec(self.spec.file, overrides)
         spec.check_files()
         chosen = spec.action(action)
@@ -190,7 +189,6 @@ class Service:
         self.store.set_alias(self.name, self.version, alias, manifest.run_id)
         return manifest
 
-
     def preview(self, action: str = "application", limit: int = 10):
         """The newest rows of ``action``'s output table, as an Arrow table."""
         output = self.spec.action(action).output
@@ -201,15 +199,3 @@ class Service:
 
         with open_warehouse(self.spec.warehouse_url) as warehouse:
             return warehouse.preview(output.table, limit)
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict):
-            merged = _merge(out.get(key, {}), value)
-            if merged:  # an empty table would declare an action that the file does not
-                out[key] = merged
-        elif value is not None:
-            out[key] = value
-    return out

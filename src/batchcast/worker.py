@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from batchcast.actions import RunRequest, execute
+from batchcast.actions import execute
+from batchcast.runs import RunRequest
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from batchcast import RunStatus, Service
-from batchcast.actions import RunRequest
+from batchcast.runs import RunRequest
 from batchcast.executors import get_executor
 from batchcast.runs import Manifest
 

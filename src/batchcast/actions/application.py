@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from batchcast import models
-from batchcast.actions import Outcome, RunContext, log
+from batchcast.actions.context import RunContext, log
+from batchcast.commit import Outcome
 from batchcast.sources import non_empty, open_input
 
 

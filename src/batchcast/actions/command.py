@@ -24,9 +24,10 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from batchcast.actions import Outcome, PythonEnv, RunContext, log
+from batchcast import process
+from batchcast.actions.context import PythonEnv, RunContext, log
+from batchcast.commit import Outcome
 from batchcast.errors import ModelError, SchemaError, SpecError
-from batchcast.executors import process
 from batchcast.runs import FileEntry
 from batchcast.schema import Schema
 from batchcast.store import sha256_file

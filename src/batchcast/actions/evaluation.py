@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from batchcast import models
-from batchcast.actions import Outcome, RunContext, log
+from batchcast.actions.context import RunContext, log
+from batchcast.commit import Outcome
 from batchcast.actions.application import load_model
 from batchcast.actions.training import labels, read_table
 from batchcast.errors import SpecError

@@ -6,7 +6,8 @@ import numpy as np
 import pyarrow as pa
 
 from batchcast import models
-from batchcast.actions import Outcome, RunContext, log
+from batchcast.actions.context import RunContext, log
+from batchcast.commit import Outcome
 from batchcast.errors import SchemaError
 from batchcast.sources import non_empty, open_input
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+from typing import TYPE_CHECKING, ClassVar
 
-from batchcast.actions import RunRequest
-from batchcast.runs import Manifest
-from batchcast.spec import ServiceSpec
+from batchcast.runs import Manifest, RunRequest
+
+if TYPE_CHECKING:
+    from batchcast.spec import ServiceSpec
 
 
 class Executor(abc.ABC):
@@ -18,7 +20,10 @@ class Executor(abc.ABC):
     failed manifest for it, so every submitted run ends committed.
     """
 
-    name: str
+    name: ClassVar[str]
+    # Abilities, read by the core instead of comparing names:
+    kills_on_timeout: ClassVar[bool] = True  # False: the caller's process is the run's; its caller must kill it
+    isolated: ClassVar[bool] = True  # False: the model shares batchcast's interpreter and libraries
 
     @abc.abstractmethod
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:

@@ -15,11 +15,11 @@ import os
 import subprocess
 from pathlib import Path
 
-from batchcast.actions import RunRequest, ensure_committed
+from batchcast.commit import ensure_committed
 from batchcast.containers import engine_command, engine_run, identity, run_env
 from batchcast.errors import ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus
+from batchcast.runs import Manifest, RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
 from batchcast.warehouses import local_file
 

@@ -15,14 +15,31 @@ import datetime as dt
 import os
 import time
 
-import yaml
+from pydantic import Field
 
-from batchcast.actions import RunRequest, ensure_committed
+from batchcast.commit import ensure_committed
 from batchcast.containers import label_value, run_env
 from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus
+from batchcast.runs import Manifest, RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
+from batchcast.spec.base import CloudSettings
+
+
+class GceSettings(CloudSettings):
+    """How the gce executor runs the action (a VM per run, with a container declaration), and an Airflow DAG's VM."""
+
+    project: str | None = Field(None, description="The Google Cloud project of the VM.")
+    zone: str = Field("europe-west1-b", description="The VM's zone.")
+    machine_type: str = Field("e2-standard-4", description="The VM's machine type.")
+    service_account: str = Field("default", description="The VM's service account (email); it needs the store, "
+                                 "the warehouse and compute.instances.delete on itself.")
+    boot_image: str = Field("projects/cos-cloud/global/images/family/cos-stable",
+                            description="Container-Optimized OS, which runs the container declaration.")
+    disk_gb: int = Field(20, ge=10, description="Boot disk size.")
+    boot_timeout: float = Field(600, gt=0, description="Seconds for the VM to reach RUNNING before it is deleted.")
+    poll_interval: float = Field(30, gt=0, description="Seconds between reads of the instance's state.")
+
 
 ENDPOINT_ENV = "BATCHCAST_COMPUTE_ENDPOINT"  # an emulator or fake API; anonymous credentials then
 DELETE_ENV = "BATCHCAST_DELETE_VM"  # projects/P/zones/Z/instances/NAME: the VM the run deletes when it ends
@@ -95,6 +112,7 @@ class GceExecutor(Executor):
 
 def build_instance(spec: ServiceSpec, request: RunRequest):
     """The Instance: COS boot disk, the container declaration with the run's env, restart never, labels."""
+    import yaml
     from google.cloud import compute_v1 as c
 
     gce = spec.action(request.action).gce

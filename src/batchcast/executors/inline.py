@@ -6,14 +6,16 @@ the ``python`` next to batchcast's interpreter.
 
 from __future__ import annotations
 
-from batchcast.actions import RunRequest, execute
+from batchcast.actions import execute
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest
+from batchcast.runs import Manifest, RunRequest
 from batchcast.spec import ServiceSpec
 
 
 class InlineExecutor(Executor):
     name = "inline"
+    kills_on_timeout = False  # it runs in its caller's process: the caller is its timeout
+    isolated = False
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         return execute(request)

@@ -17,12 +17,30 @@ import os
 import time
 from urllib.parse import urlsplit
 
-from batchcast.actions import RunRequest, ensure_committed
+from pydantic import Field
+
+from batchcast.commit import ensure_committed
 from batchcast.containers import run_env
 from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.runs import Manifest, RunRequest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
+from batchcast.spec.base import Section
+
+
+class KubernetesSettings(Section):
+    """How the kubernetes executor runs the action (a batch/v1 Job per run), and an Airflow DAG's pods."""
+
+    image: str | None = Field(None, description="The image; default the service's {registry}/{project}/{name}:{version}.")
+    namespace: str = Field("default", description="The Job's namespace.")
+    service_account: str | None = Field(None, description="The pod's service account.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels, e.g. a node pool's.")
+    resources: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="{requests = {cpu, memory}, limits = {...}}.")
+    secrets: list[str] = Field(default_factory=list, description="Secrets whose keys become env vars (credentials).")
+    ttl_seconds_after_finished: int = Field(3600, ge=0, description="Kubernetes deletes the finished Job after this.")
+    poll_interval: float = Field(10, gt=0, description="Seconds per watch call, between checks of the Job's pod.")
+
 
 STUCK = {"ErrImagePull": "the image cannot be pulled", "ImagePullBackOff": "the image cannot be pulled",
          "InvalidImageName": "the image name is invalid",

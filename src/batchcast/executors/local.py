@@ -20,12 +20,12 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import batchcast
-from batchcast.actions import PythonEnv, RunRequest, ensure_committed, execute
+from batchcast import process
+from batchcast.actions import PythonEnv, execute
+from batchcast.commit import ensure_committed
 from batchcast.errors import ExecutorError, RunTimeout
-from batchcast.executors import process
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus
+from batchcast.runs import Manifest, RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
 
 RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
@@ -107,7 +107,7 @@ def _build(venv: Path, python: str, requirements: Path | None, pins: list[str], 
 
 def _link_batchcast(venv: Path) -> None:
     # Only batchcast's own package, not the parent's whole site-packages.
-    source = Path(batchcast.__file__).parent
+    source = Path(__file__).resolve().parents[1]  # the batchcast package
     holder = venv / "batchcast-src"
     holder.mkdir(exist_ok=True)
     (holder / "batchcast").symlink_to(source, target_is_directory=True)

@@ -16,12 +16,26 @@ import datetime as dt
 import os
 import time
 
-from batchcast.actions import RunRequest, ensure_committed
+from pydantic import Field
+
+from batchcast.commit import ensure_committed
 from batchcast.containers import label_value, run_env
 from batchcast.errors import ExecutorError, MissingExtra, RunTimeout
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunStatus, run_id
+from batchcast.runs import Manifest, RunRequest, RunStatus, run_id
 from batchcast.spec import ServiceSpec
+from batchcast.spec.base import CloudSettings
+
+
+class VertexSettings(CloudSettings):
+    """How the vertex executor runs the action: a Vertex AI CustomJob per run."""
+
+    project: str | None = Field(None, description="The Google Cloud project of the job.")
+    region: str = Field("europe-west1", description="The Vertex AI region.")
+    machine_type: str = Field("n1-standard-4", description="The worker's machine type.")
+    service_account: str | None = Field(None, description="The job's service account (email).")
+    poll_interval: float = Field(30, gt=0, description="Seconds between reads of the job's state.")
+
 
 ENDPOINT_ENV = "BATCHCAST_VERTEX_ENDPOINT"  # an emulator or fake API; anonymous credentials then
 ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",

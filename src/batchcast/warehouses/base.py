@@ -32,6 +32,11 @@ class Warehouse(abc.ABC):
         self.url = url
 
     @classmethod
+    def resolve_url(cls, url: str, root: Path) -> str:
+        """``url`` as written in a spec in folder ``root``, made independent of the working directory."""
+        return url
+
+    @classmethod
     def local_file(cls, url: str) -> Path | None:
         """The file on this machine the warehouse lives in, for a file-based one; it has one writer at a time."""
         return None

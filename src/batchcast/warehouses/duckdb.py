@@ -16,6 +16,7 @@ from batchcast.warehouses.base import Warehouse
 SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
              "DATE": "DATE", "TIMESTAMP": "TIMESTAMP WITH TIME ZONE"}
 FROM_SQL = {v: k for k, v in SQL_TYPES.items()}
+PREFIX = "duckdb:///"
 
 
 # DuckDB keeps every page it reads cached up to its memory limit, which by
@@ -33,7 +34,7 @@ class DuckDBWarehouse(Warehouse):
 
     def __init__(self, url: str):
         super().__init__(url)
-        location, _, query = url[len("duckdb:///"):].partition("?")
+        location, _, query = url[len(PREFIX):].partition("?")
         self.path = location or ":memory:"
         self.config = {**DEFAULT_CONFIG, **dict(parse_qsl(query))}
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -41,8 +42,16 @@ class DuckDBWarehouse(Warehouse):
         self._readers: list[tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]] = []
 
     @classmethod
+    def resolve_url(cls, url: str, root: Path) -> str:
+        # duckdb:///rel/path is relative to the spec; duckdb:////abs/path is absolute.
+        rest = url[len(PREFIX):] if url.startswith(PREFIX) else ""
+        if rest and rest != ":memory:" and not rest.startswith("/"):
+            return PREFIX + str((root / rest).resolve())
+        return url
+
+    @classmethod
     def local_file(cls, url: str) -> Path | None:
-        location = url[len("duckdb:///"):].partition("?")[0]
+        location = url[len(PREFIX):].partition("?")[0]
         return None if location in ("", ":memory:") else Path(location)
 
     @property

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from batchcast.errors import WarehouseError, WarehouseUnavailable
 from batchcast.schema import Schema
-from batchcast.spec import redact
+from batchcast.redaction import redact
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",

@@ -1,6 +1,6 @@
 """The process the scheduler starts for one run.
 
-``python -m batchcast.scheduling.child SPEC ACTION DATE RUN_TS RESULT``
+``python -m batchcast.scheduler.child SPEC ACTION DATE RUN_TS RESULT``
 
 It inherits the run's lock (an flock'd file descriptor) from the scheduler
 and holds it until it exits, so a restarted scheduler can tell a run still

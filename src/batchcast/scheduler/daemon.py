@@ -36,10 +36,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from batchcast import alerts
-from batchcast.actions import RunRequest, ensure_committed
+from batchcast.commit import ensure_committed
 from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
-from batchcast.executors.process import kill_tree
-from batchcast.runs import Manifest, RunStatus, new_run_ts, run_id
+from batchcast.executors import executor_class
+from batchcast.process import kill_tree
+from batchcast.runs import Manifest, RunRequest, RunStatus, new_run_ts, run_id
 from batchcast.scheduling.ledger import Ledger
 from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service
@@ -221,7 +222,7 @@ class Scheduler:
         fd = os.open(active.paths["lock"], os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fact 2: the child inherits this lock
-            argv = [sys.executable, "-m", "batchcast.scheduling.child", str(tracked.service.spec.file), name,
+            argv = [sys.executable, "-m", "batchcast.scheduler.child", str(tracked.service.spec.file), name,
                     day.isoformat(), run_ts, str(active.paths["result"])]
             with open(active.paths["log"], "ab") as out:
                 active.proc = subprocess.Popen(argv, pass_fds=(fd,), start_new_session=True, stdin=subprocess.DEVNULL,
@@ -252,7 +253,7 @@ class Scheduler:
             ended = code is not None if active.proc else not _lock_held(active.paths["lock"])
             action = active.tracked.service.spec.actions[active.action]
             # The inline executor has no timeout of its own: the scheduler's kill is its timeout.
-            grace = 0 if action.executor == "inline" else GRACE_S
+            grace = GRACE_S if executor_class(action.executor).kills_on_timeout else 0
             if not ended and (now - active.started).total_seconds() > action.timeout + grace:
                 self._kill(active, action.timeout)
                 continue

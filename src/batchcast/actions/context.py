@@ -1,0 +1,87 @@
+"""What every action gets: the spec, the request, the store, a work folder, the warehouse when asked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchcast.errors import SpecError
+from batchcast.runs import Manifest, RunRequest, run_id
+from batchcast.spec import ActionSpec, ServiceSpec
+from batchcast.store import ArtifactStore
+
+log = logging.getLogger("batchcast")
+
+
+@dataclass
+class PythonEnv:
+    """Where a command-contract model finds ``python``: batchcast's own, or a virtualenv's."""
+
+    bin_dir: Path
+    venv: Path | None = None
+
+
+@dataclass
+class RunContext:
+    spec: ServiceSpec
+    request: RunRequest
+    store: ArtifactStore
+    workdir: Path
+    python_env: PythonEnv | None = None
+    _warehouse: Any = None
+
+    @property
+    def action(self) -> ActionSpec:
+        return self.spec.action(self.request.action)
+
+    @property
+    def run_id(self) -> str:
+        s = self.spec.service
+        return run_id(s.name, s.version, self.request.action, self.request.run_ts)
+
+    @property
+    def where(self) -> str:
+        """How messages name this action's table in the spec."""
+        return f"{self.spec.file.name} [actions.{self.request.action}]"
+
+    @property
+    def warehouse(self):
+        if self._warehouse is None:
+            from batchcast.warehouses import open_warehouse
+
+            self._warehouse = open_warehouse(self.spec.warehouse_url)
+        return self._warehouse
+
+    def config(self) -> dict[str, Any]:
+        path = self.action.config
+        return load_config(self.spec.model_path / path) if path else {}
+
+    def fetch_model(self, dest: Path) -> Manifest:
+        """Copy the applied training run's output files into ``dest``, checksums verified."""
+        manifest = self.store.manifest(self.request.model_run)
+        self.store.fetch(manifest, "output", dest)
+        log.info("model %s fetched and verified", manifest.run_id)
+        return manifest
+
+
+def load_config(path: Path) -> dict:
+    """An action's config file (JSON, TOML or YAML) as a dict."""
+    try:
+        text = path.read_text()
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # optional: only users of YAML configs need it
+
+            return yaml.safe_load(text) or {}
+        return json.loads(text)
+    except FileNotFoundError:
+        raise SpecError(f"{path}: config file not found", "create it or correct [actions.*] config") from None
+    except ImportError:
+        raise SpecError(f"{path}: YAML configs need PyYAML", "pip install pyyaml, or use JSON") from None
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"{path}: cannot parse: {exc}", "correct the file's syntax") from None

@@ -1,0 +1,86 @@
+"""The commit step: a run's manifest written last, whoever ends the run.
+
+``execute`` commits the runs it ends; an executor or the scheduler commits
+for a run whose process died (killed, out of memory, timed out) before it
+could, and never over one that committed just before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchcast.errors import BatchcastError, RunExists
+from batchcast.redaction import redact
+from batchcast.runs import FileEntry, Manifest, RunRequest, RunStatus, library_versions, run_id
+from batchcast.store import ArtifactStore
+
+if TYPE_CHECKING:
+    from batchcast.spec import ActionSpec, ServiceSpec
+
+
+@dataclass
+class Outcome:
+    """What a run produced so far; kept when it fails half-way, for its manifest."""
+
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore, status: RunStatus, *,
+                    started: dt.datetime, error: dict | None, outcome: Outcome | None = None,
+                    action: ActionSpec | None = None) -> Manifest:
+    """Write a run's manifest; used by ``execute`` and by executors whose child died first."""
+    outcome = outcome or Outcome()
+    action = action or spec.action(request.action)
+    s = spec.service
+    manifest = Manifest(
+        run_id=run_id(s.name, s.version, request.action, request.run_ts), name=s.name, version=s.version,
+        action=request.action, kind=action.kind, run_ts=request.run_ts, status=status,
+        logical_date=request.logical_date, started_at=started, ended_at=now(),
+        executor=os.environ.get("BATCHCAST_EXECUTOR", request.executor),  # the container's, seen from inside
+        contract=spec.model.contract, model_run=request.model_run,
+        inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},
+        outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
+        error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image())
+    store.commit(manifest)
+    return manifest
+
+
+def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
+                     error: BatchcastError) -> Manifest:
+    """The run's own manifest if it committed one; else commit one now with ``status``, ``error`` and its log.
+
+    What every executor does once the run's process (container, pod, job,
+    VM) has ended or been killed: a run that vanished without committing
+    is recorded as such, and never hides one that committed just before.
+    """
+    store = ArtifactStore(spec.storage_url)
+    s = spec.service
+    rid = run_id(s.name, s.version, request.action, request.run_ts)
+    outcome = Outcome()
+    try:
+        if Path(request.log_path).exists():
+            outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
+        return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
+    except RunExists:
+        return store.manifest(rid)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _image() -> dict[str, str] | None:
+    """The image this process runs in, as its Dockerfile and its executor declared it."""
+    ref = os.environ.get("BATCHCAST_IMAGE")
+    if not ref:
+        return None
+    return {"ref": ref, "digest": os.environ.get("BATCHCAST_IMAGE_DIGEST", ""),
+            "id": os.environ.get("BATCHCAST_IMAGE_ID", "")}

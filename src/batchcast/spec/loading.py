@@ -1,0 +1,105 @@
+"""Finding and loading ``batchcast.toml``, layered with the environment and the command line.
+
+Precedence, highest first: command-line overrides, environment variables
+``BATCHCAST__<SECTION>__<KEY>`` (nested with more ``__``), the file, the
+defaults of the sections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from batchcast.errors import SpecError
+from batchcast.spec.messages import ENV_PREFIX, describe
+from batchcast.spec.service import SPEC_FILE, ServiceSpec, composed
+
+
+def find_spec(path: str | os.PathLike | None = None, environ=os.environ) -> Path:
+    """The spec file: ``path``, else ``BATCHCAST_SPEC``, else ``./batchcast.toml``."""
+    chosen = Path(path or environ.get("BATCHCAST_SPEC") or SPEC_FILE)
+    if chosen.is_dir():
+        chosen = chosen / SPEC_FILE
+    if not chosen.exists():
+        raise SpecError(f"{chosen}: no such spec file",
+                        "run 'batchcast init' or 'batchcast adopt PATH', or pass --spec PATH")
+    return chosen.resolve()
+
+
+def find_specs(paths) -> list[Path]:
+    """Spec files from paths: a file, a service folder, or a folder of services (``*/batchcast.toml``)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir() and not (path / SPEC_FILE).exists():
+            found += sorted(p.resolve() for p in path.glob(f"*/{SPEC_FILE}"))
+        else:
+            found.append(find_spec(path))
+    return found
+
+
+def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = None,
+              environ=os.environ) -> ServiceSpec:
+    """Load, merge and validate a spec; raise SpecError with one line per problem."""
+    file = find_spec(path, environ)
+    try:
+        data = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{file}: not valid TOML: {exc}", "correct the syntax at that line") from None
+    _refuse_secrets(file, data)
+    env = env_overrides(environ)
+    for layer in (env, overrides or {}):
+        data = merged(data, layer)
+    model = composed()
+    try:
+        spec = model.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError("\n".join(describe(file, err, env, model) for err in exc.errors())) from None
+    spec._file = file
+    return spec
+
+
+def merged(base: dict, layer: dict) -> dict:
+    """``base`` with ``layer`` over it, table by table; None in ``layer`` keeps the base's value.
+
+    An empty table in ``layer`` adds nothing: it would declare an action the file does not.
+    """
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict):
+            below = out.get(key)
+            table = merged(below if isinstance(below, dict) else {}, value)
+            if table or isinstance(below, dict):
+                out[key] = table
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def _refuse_secrets(file: Path, data: dict) -> None:
+    """A password written into the spec would end up in version control."""
+    for section, key in (("warehouse", "url"), ("storage", "url"), ("alerts", "smtp")):
+        url = (data.get(section) or {}).get(key)
+        if isinstance(url, str) and "://" in url and urlsplit(url).password is not None:
+            raise SpecError(f"{file}: [{section}] {key}: holds a password, which does not belong in a spec file",
+                            f"remove it; set PGPASSWORD or BATCHCAST_SMTP_PASSWORD (or the service's own "
+                            f"credential variables), or pass the whole URL as BATCHCAST__{section.upper()}__{key.upper()}")
+
+
+def env_overrides(environ=os.environ) -> dict:
+    """``BATCHCAST__WAREHOUSE__URL=x`` as ``{"warehouse": {"url": "x"}}``."""
+    out: dict = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = json.loads(value) if value[:1] in "[{" else value
+    return out

@@ -1,0 +1,57 @@
+"""One line per validation problem: the file, the table, the key, the bad value and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from pydantic import BaseModel
+
+ENV_PREFIX = "BATCHCAST__"
+
+
+def describe(file: Path, err: dict, env: dict, root: type[BaseModel]) -> str:
+    """The message for one pydantic error of validating ``root`` (the spec's model)."""
+    loc = [str(p) for p in err["loc"]]
+    table = "[" + ".".join(loc[:-1]) + "]" if len(loc) > 1 else "[top level]"
+    key = loc[-1] if loc else ""
+    where = f"{file}: {table} {key}".rstrip()
+    env_name = ENV_PREFIX + "__".join(p.upper() for p in loc)
+    origin = f" (from environment {env_name})" if _dig(env, loc) is not None else ""
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = _known_keys(root, loc[:-1])
+        guess = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean '{guess[0]}'? " if guess else ""
+        return f"{where}: unknown key{origin} (fix: {hint}known keys are {', '.join(known)})"
+    if kind == "missing":
+        return f"{where}: required key is missing (fix: add {key} = ... to {table})"
+    if kind == "batchcast":
+        return f"{where}: {err['ctx']['message']}{origin} (fix: {err['ctx']['fix']})"
+    return f"{where}: {err['msg'].lower()}, got {err.get('input')!r}{origin} (fix: correct the value)"
+
+
+def _dig(tree: dict, loc: list[str]):
+    for part in loc:
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def _known_keys(root: type[BaseModel], loc: list[str]) -> list[str]:
+    model = root
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:  # a key of a dict, such as an action's name under [actions]
+            continue
+        model = _model_of(field.annotation)
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _model_of(annotation) -> type[BaseModel]:
+    """The model inside ``X``, ``X | None`` or ``dict[str, X]``."""
+    for candidate in reversed(getattr(annotation, "__args__", ()) or (annotation,)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation

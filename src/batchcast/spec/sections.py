@@ -1,0 +1,205 @@
+"""The tables of ``batchcast.toml`` that batchcast itself reads.
+
+A backend's own ``[actions.X.<name>]`` table (a Kubernetes Job, a VM, an
+Airflow DAG) is declared by its module and listed in the registry;
+:mod:`batchcast.spec.service` adds it to :class:`ActionSpec` when a spec is loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from batchcast import registry
+from batchcast.errors import SchemaError
+from batchcast.schema import Schema
+from batchcast.spec.base import IDENT, Section, fail
+
+KINDS = ("training", "application", "evaluation")
+
+
+class ServiceSection(Section):
+    name: str = Field(description="The service's name; the first level of its artifact paths.")
+    version: str = Field(description="The service's version; the second level of its artifact paths.")
+
+    @field_validator("name", "version", mode="before")
+    @classmethod
+    def _slug(cls, value: Any) -> str:
+        value = str(value) if isinstance(value, (int, float)) else value
+        if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", value):
+            raise fail(f"'{value}' is not a valid name",
+                        "use letters, digits, '.', '_' and '-', e.g. churn or 1.2")
+        return value
+
+
+class ModelSection(Section):
+    path: str = Field(".", description="The model repository, relative to batchcast.toml.")
+    requirements: str | None = Field(
+        None, description="Requirements file inside the model repository; default requirements.txt if present.")
+    command: str | None = Field(None, description="Command contract: the command to run, with {action} and {config}.")
+    entrypoint: str | None = Field(None, description="Python contract: 'module:Class' with fit and predict.")
+    features: list[str] | None = Field(None, description="Python contract: feature columns; default all but label and ids.")
+    ids: list[str] = Field(default_factory=list, description="Python contract: id columns, never used as features.")
+    label: str | None = Field(None, description="Python contract: the label column for training and evaluation.")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="Python contract: fraction of training rows held out for metrics.")
+    input_format: Literal["pandas", "numpy", "arrow"] = Field(
+        "pandas", description="Python contract: what fit and predict receive.")
+    output_dir: str = Field("output", description="Command contract: where the model writes (OUTPUT_DIR).")
+    model_dir: str = Field("output", description="Command contract: where a trained run's files are placed (MODEL_DIR).")
+    python: str | None = Field(None, description="Interpreter for the isolated environment; default batchcast's own.")
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[\w.]+:[\w.]+$", value):
+            raise fail(f"'{value}' is not 'module:Class'", "write it as e.g. prediction.model:Model")
+        return value
+
+    @model_validator(mode="after")
+    def _one_contract(self) -> "ModelSection":
+        if self.command and self.entrypoint:
+            raise fail("both 'command' and 'entrypoint' are set",
+                        "keep 'command' for the command contract or 'entrypoint' for the Python contract")
+        return self
+
+    @property
+    def contract(self) -> Literal["command", "python"]:
+        return "python" if self.entrypoint else "command"
+
+
+class StorageSection(Section):
+    url: str = Field(".batchcast/artifacts", description="Artifact store: a folder or an fsspec URL.")
+
+
+class WarehouseSection(Section):
+    url: str = Field("duckdb:///.batchcast/warehouse.duckdb", description="Warehouse URL.")
+
+
+class InputSpec(Section):
+    query: str | None = Field(None, description="SQL on the warehouse, templated with {{ ds }}.")
+    path: str | None = Field(None, description="Parquet or CSV files (globs, fsspec URLs), templated with {{ ds }}.")
+    format: Literal["parquet", "csv"] | None = Field(None, description="File format; default from the extension.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "InputSpec":
+        if bool(self.query) == bool(self.path):
+            raise fail("set exactly one of 'query' and 'path'",
+                        "use query = \"SELECT ...\" or path = \"data/*.parquet\"")
+        return self
+
+
+class OutputSpec(Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    table: str = Field(description="Warehouse table receiving the predictions, optionally schema.table.")
+    schema_: Schema = Field(alias="schema", description="Declared columns, e.g. 'player_id:STRING,label:BOOL'.")
+    file: str | None = Field(None, description="Command contract: the predictions file in the output folder.")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not all(IDENT.match(part) for part in value.split(".")) or value.count(".") > 1:
+            raise fail(f"'{value}' is not a valid table name",
+                        "use letters, digits and underscores, optionally schema.table")
+        return value
+
+    @field_validator("schema_", mode="before")
+    @classmethod
+    def _schema(cls, value: Any) -> Schema:
+        try:
+            return value if isinstance(value, Schema) else Schema.parse(value)
+        except SchemaError as exc:
+            raise fail(exc.message, exc.fix or "") from None
+
+
+class ActionSpec(Section):
+    kind: Literal["training", "application", "evaluation"] | None = Field(
+        None, description="What the action does; default its name.")
+    config: str | None = Field(None, description="The action's config file, relative to the model repository.")
+    schedule: str | None = Field(None, description="Cron expression; each tick's date is a logical date.")
+    start_date: dt.date | None = Field(
+        None, description="First logical date scheduled; default the first day a scheduler saw the action.")
+    timezone: str = Field("UTC", description="Time zone of the cron schedule and of its logical dates.")
+    catchup: Literal["all", "latest", "none"] = Field(
+        "latest", description="Missed dates: all (oldest first), latest (the rest skipped), none (all skipped).")
+    max_active_runs: int = Field(1, ge=1, description="Runs of this action the scheduler runs at once.")
+    retries: int = Field(2, ge=0, description="Retries of a run that failed on a transient error.")
+    retry_delay: float = Field(60, gt=0, description="Seconds before the first retry; doubled for each next one.")
+    wait_for_training: float = Field(
+        86400, ge=0, description="Seconds an application waits for a trained model before failing.")
+    executor: str = Field("local", description="Where the action runs: one of the registry's executors "
+                          f"({', '.join(registry.EXECUTORS)}).")
+    model: str | None = Field(None, description="Alias or run id to apply; default champion, else latest training.")
+    input: InputSpec | None = Field(None, description="Python contract: where the data comes from.")
+    output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
+    timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
+    batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str) -> str:
+        if value not in registry.EXECUTORS:
+            raise fail(f"unknown executor '{value}'", f"use one of {', '.join(registry.EXECUTORS)}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise fail(f"unknown time zone '{value}'", "use an IANA name, e.g. UTC or Europe/Paris") from None
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        from croniter import croniter
+
+        if value is not None and not croniter.is_valid(value):
+            raise fail(f"'{value}' is not a cron expression", "use five fields, e.g. '0 6 * * *'")
+        return value
+
+
+class AlertsSection(Section):
+    """Where the embedded scheduler reports a failed date, and the recovery after it."""
+
+    webhook: str | None = Field(None, description="Slack-compatible webhook URL; better set in BATCHCAST__ALERTS__WEBHOOK.")
+    email: list[str] = Field(default_factory=list, description="Addresses to email.")
+    smtp: str = Field("smtp://127.0.0.1:25", description="SMTP server, smtp://[user@]host:port (smtps:// for TLS); "
+                                                       "the password comes from BATCHCAST_SMTP_PASSWORD.")
+    sender: str = Field("batchcast@localhost", description="The From address of alert emails.")
+    dashboard: str = Field("http://127.0.0.1:8765", description="Base URL of 'batchcast ui', for links to runs.")
+
+
+class ImageSection(Section):
+    """The service's container image: what ``batchcast build`` writes and the container executors run."""
+
+    base: str = Field("python:3.11-slim", description="Base image; it must have python3 with venv and pip.")
+    registry: str = Field("localhost", description="Registry part of the tag {registry}/{project}/{name}:{version}.")
+    project: str = Field("batchcast", description="Project part of the tag.")
+    network: str = Field("host", description="container: podman/docker --network (host reaches 127.0.0.1 services).")
+    extras: list[str] = Field(default_factory=list, description="batchcast extras installed in the image, e.g. gce.")
+    exclude: list[str] = Field(default_factory=lambda: [".git", ".batchcast", ".venv", "__pycache__", "output"],
+                               description="Names left out of the model repository copied into the image.")
+
+    @field_validator("base", "registry", "project", "network")
+    @classmethod
+    def _reference(cls, value: str) -> str:
+        # These reach a Dockerfile and an engine's command line: no spaces, newlines or quotes.
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$", value):
+            raise fail(f"'{value}' is not an image reference part", "use letters, digits and . _ / : @ -")
+        return value
+
+    @field_validator("extras")
+    @classmethod
+    def _extras(cls, value: list[str]) -> list[str]:
+        for extra in value:
+            if not re.match(r"^[a-z0-9_-]{1,40}$", extra):
+                raise fail(f"'{extra}' is not an extra's name", "use e.g. gce or postgres")
+        return value

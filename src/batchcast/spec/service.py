@@ -1,0 +1,127 @@
+"""The whole spec: :class:`ServiceSpec`, and its composition with the backends' own tables."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from pydantic import Field, create_model, model_validator
+
+from batchcast import registry
+from batchcast.errors import SpecError
+from batchcast.spec.base import Section, fail
+from batchcast.spec.sections import (KINDS, ActionSpec, AlertsSection, ImageSection, ModelSection, ServiceSection,
+                                     StorageSection, WarehouseSection)
+
+SPEC_FILE = "batchcast.toml"
+DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
+
+
+class ServiceSpec(Section):
+    service: ServiceSection
+    model: ModelSection = Field(default_factory=ModelSection)
+    storage: StorageSection = Field(default_factory=StorageSection)
+    warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    image: ImageSection = Field(default_factory=ImageSection)
+    actions: dict[str, ActionSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kinds(self) -> ServiceSpec:
+        for name, action in self.actions.items():
+            if action.kind is None:
+                if name not in KINDS:
+                    raise fail(f"action '{name}' has no kind", f"set kind to one of {', '.join(KINDS)}")
+                action.kind = name
+            if not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
+                raise fail(f"action name '{name}' is not lower-case letters, digits and '_'",
+                           "rename the [actions.*] table, e.g. training")
+            if self.model.contract == "python" and not action.input:
+                raise fail(f"action '{name}' has no input", f"add [actions.{name}.input] with query or path")
+        return self
+
+    # Filled by load_spec: where the file was, for relative paths and messages.
+    _file: Path = Path(SPEC_FILE)
+
+    @property
+    def file(self) -> Path:
+        return self._file
+
+    @property
+    def root(self) -> Path:
+        return self._file.parent
+
+    @property
+    def model_path(self) -> Path:
+        return (self.root / self.model.path).resolve()
+
+    @property
+    def requirements_path(self) -> Path | None:
+        if self.model.requirements:
+            return self.model_path / self.model.requirements
+        default = self.model_path / "requirements.txt"
+        return default if default.exists() else None
+
+    @property
+    def storage_url(self) -> str:
+        url = self.storage.url
+        return url if "://" in url else str((self.root / url).resolve())
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse URL, a file-based backend's relative path resolved against the spec's folder."""
+        url = self.warehouse.url
+        return registry.warehouse(url).load(f"the {url.split('://')[0]} warehouse").resolve_url(url, self.root)
+
+    @property
+    def image_tag(self) -> str:
+        return f"{self.image.registry}/{self.image.project}/{self.service.name}:{self.service.version}"
+
+    @property
+    def command(self) -> str:
+        return self.model.command or DEFAULT_COMMAND
+
+    def action(self, name: str) -> ActionSpec:
+        """The action called ``name``; SpecError listing the declared ones otherwise."""
+        if name not in self.actions:
+            known = ", ".join(self.actions) or "none"
+            raise SpecError(f"{self._file}: no action '{name}' (declared: {known})",
+                            f"add [actions.{name}] to {self._file.name}, or run one of the declared actions")
+        return self.actions[name]
+
+    def cloud_project(self, action: str, table: str) -> str:
+        """The Google Cloud project of the action's ``table`` (a CloudSettings); SpecError if unset."""
+        return getattr(self.action(action), table).required_project(
+            f"{self._file.name} [actions.{action}.{table}]", table)
+
+    def check_files(self) -> None:
+        """Raise SpecError if a file the spec names does not exist."""
+        if not self.model_path.is_dir():
+            raise SpecError(f"{self._file}: [model] path: folder '{self.model_path}' does not exist",
+                            "point path at the model repository")
+        if self.model.requirements and not self.requirements_path.exists():
+            raise SpecError(f"{self._file}: [model] requirements: '{self.requirements_path}' does not exist",
+                            "create it or correct the path")
+        for name, action in self.actions.items():
+            if action.config and not (self.model_path / action.config).exists():
+                raise SpecError(
+                    f"{self._file}: [actions.{name}] config: '{action.config}' not found in {self.model_path}",
+                    "create the file or correct the path (relative to the model repository)")
+
+
+@functools.cache
+def composed() -> type[ServiceSpec]:
+    """:class:`ServiceSpec` whose actions also accept every registered ``[actions.X.<name>]`` table.
+
+    Built on first use, not at import: the tables' models live in their backends' modules.
+    """
+    tables = {name: (model, Field(default_factory=model, description=_first_line(model.__doc__)))
+              for name, model in registry.action_tables().items()}
+    action = create_model("ActionSpec", __base__=ActionSpec, __module__=ActionSpec.__module__, **tables)
+    return create_model("ServiceSpec", __base__=ServiceSpec, __module__=ServiceSpec.__module__,
+                        actions=(dict[str, action], Field(default_factory=dict)))
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n")[0]
