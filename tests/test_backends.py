@@ -86,3 +86,16 @@ def test_missing_extra_is_one_line_with_the_install(module, call, extra):
             f"try:\n    {call}\nexcept MissingExtra as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith(f"(fix: pip install 'batchcast[{extra}]')") and out.count("\n") == 1
+
+
+def test_password_in_a_query_parameter_reaches_no_output_log_or_manifest(adopted):
+    """From the environment it is allowed, and must be masked everywhere it would show (issue 13, defect 2)."""
+    env = {"BATCHCAST__WAREHOUSE__URL": "postgresql://u@127.0.0.1:1/db?password=hunter2&connect_timeout=1"}
+    outputs = [bc("validate", cwd=adopted, env=env), bc("run", "training", "--executor", "inline", cwd=adopted, env=env),
+               bc("run", "application", "--executor", "inline", cwd=adopted, env=env, ok=False),
+               bc("runs", "--json", cwd=adopted, env=env)]
+    stored = [p.read_text() for p in (adopted / ".batchcast").rglob("*") if p.is_file() and p.suffix in (".json", ".txt")]
+    assert len(stored) >= 4  # two manifests and two logs at least
+    leaks = [text for text in [o.stdout + o.stderr for o in outputs] + stored if "hunter2" in text]
+    assert not leaks, leaks[0][:500]
+    assert "password=***" in "".join(stored)

@@ -153,3 +153,18 @@ def test_a_cloud_executor_without_a_project_names_the_key_and_runs_nothing(tmp_p
     out = bc("run", "training", "--executor", executor, cwd=tmp_path / "svc", ok=False)
     assert f"[actions.training.{executor}] project: not set" in out.stderr, out.stderr
     assert json.loads(bc("runs", "--json", cwd=tmp_path / "svc").stdout) == []
+
+
+def test_redact_hides_secret_query_parameters():
+    """A password given as ?password= was printed, logged and stored in manifests (issue 13, defect 2)."""
+    assert redact("postgresql://u@h/db?password=hunter2&schema=x") == "postgresql://u@h/db?password=***&schema=x"
+    assert redact("postgresql://u@h/db?sslpassword=a&PGPASSWORD=b") == "postgresql://u@h/db?sslpassword=***&PGPASSWORD=***"
+    assert redact("duckdb:///x.duckdb?memory_limit=4GB") == "duckdb:///x.duckdb?memory_limit=4GB"
+
+
+def test_password_in_a_query_parameter_is_refused_in_the_spec(tmp_path):
+    (tmp_path / "batchcast.toml").write_text(
+        '[service]\nname = "x"\nversion = "1"\n[warehouse]\nurl = "postgresql://u@h/db?password=hunter2"\n')
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path / "batchcast.toml", environ={})
+    assert "holds a password" in str(err.value) and "hunter2" not in str(err.value)

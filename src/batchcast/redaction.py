@@ -1,14 +1,40 @@
-"""URLs as they may appear in logs, manifests, messages and the dashboard."""
+"""URLs as they may appear in logs, manifests, messages and the dashboard.
+
+A secret may sit in a URL's user part (``postgresql://u:secret@host/db``) or in
+a query parameter (``?password=secret``, as libpq and many drivers accept):
+both are found and masked here, and only here.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+# Query parameters that carry a secret, by name or by a part of it (case-insensitive).
+SECRET_NAMES = ("password", "passwd", "pwd", "secret", "token", "credential", "sig", "signature", "apikey",
+                "api_key")
+
+
+def is_secret(name: str) -> bool:
+    """Whether a query parameter called ``name`` holds a secret."""
+    lower = name.lower()
+    return any(part in lower for part in SECRET_NAMES)
+
+
+def has_secret(url: str) -> bool:
+    """Whether ``url`` carries a password or a secret query parameter."""
+    parts = urlsplit(url)
+    return parts.password is not None or any(is_secret(k) for k, _ in parse_qsl(parts.query))
 
 
 def redact(url: str) -> str:
-    """``url`` without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with its password and secret query parameters masked."""
+    if not has_secret(url):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@")
+    query = urlencode([(k, MASK if is_secret(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -158,3 +158,26 @@ def test_timeout_kills_the_process_tree(adopted, churn_repo, tmp_path):
     time.sleep(3.5)
     assert not marker.exists()
     assert bc_json("runs", cwd=adopted)[0]["status"] == "timed out"
+
+
+def test_empty_predictions_keep_the_dates_rows_unless_allowed(adopted, churn_repo):
+    """A header-only predictions file used to publish 0 rows, deleting the date (issue 13, defect 1)."""
+    bc("run", "training", "--executor", "inline", cwd=adopted)
+    bc("run", "application", "--date", "2026-01-01", "--executor", "inline", cwd=adopted)
+    task = churn_repo / "prediction" / "task.py"
+    task.write_text(task.read_text().replace("zip(ids, labels))", "zip(ids, labels) if os.environ.get('KEEP'))"))
+    db = warehouse(adopted)
+    before = query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1")
+
+    out = bc("run", "application", "--date", "2026-01-01", "--executor", "inline", cwd=adopted, ok=False)
+    assert out.returncode == 1
+    assert "predictions.csv holds no rows for 2026-01-01" in out.stderr and "allow_empty = true" in out.stderr
+    assert query(db, "SELECT _run_id, count(*) FROM predictions GROUP BY 1") == before
+    assert bc_json("runs", cwd=adopted)[-1]["status"] == "failed"
+
+    spec = adopted / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('schema = "player_id:STRING,label:BOOL"\n',
+                                             'schema = "player_id:STRING,label:BOOL"\nallow_empty = true\n'))
+    assert "allow_empty = true" in spec.read_text()
+    bc("run", "application", "--date", "2026-01-01", "--executor", "inline", cwd=adopted)
+    assert query(db, "SELECT count(*) FROM predictions") == [(0,)]

@@ -40,7 +40,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
 
     rows = ctx.warehouse.publish(out.table, out.schema_, predicted(), logical_date=ctx.request.logical_date,
                                  run_id=ctx.run_id, model_run=ctx.request.model_run,
-                                 source="the model's predictions")
+                                 source="the model's predictions", allow_empty=out.allow_empty)
     outcome.rows["written"] = rows
     outcome.outputs["table"] = out.table
     log.info("published %d rows of %s into %s", rows, ctx.request.logical_date, out.table)

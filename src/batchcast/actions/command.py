@@ -125,7 +125,7 @@ def _deliver(ctx: RunContext, outcome: Outcome, output: Path) -> None:
     rows = ctx.warehouse.publish(
         spec.table, spec.schema_, read_predictions(path, spec.schema_, ctx.action.batch_size),
         logical_date=ctx.request.logical_date, run_id=ctx.run_id, model_run=ctx.request.model_run,
-        source=path.name)
+        source=path.name, allow_empty=spec.allow_empty)
     outcome.rows["written"] = rows
     outcome.outputs["table"] = spec.table
     log.info("published %d rows of %s into %s", rows, ctx.request.logical_date, spec.table)

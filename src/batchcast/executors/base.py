@@ -23,7 +23,6 @@ class Executor(abc.ABC):
     name: ClassVar[str]
     # Abilities, read by the core instead of comparing names:
     kills_on_timeout: ClassVar[bool] = True  # False: the caller's process is the run's; its caller must kill it
-    isolated: ClassVar[bool] = True  # False: the model shares batchcast's interpreter and libraries
 
     @abc.abstractmethod
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:

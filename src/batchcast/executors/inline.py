@@ -15,7 +15,6 @@ from batchcast.spec import ServiceSpec
 class InlineExecutor(Executor):
     name = "inline"
     kills_on_timeout = False  # it runs in its caller's process: the caller is its timeout
-    isolated = False
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         return execute(request)

@@ -11,11 +11,11 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from batchcast.errors import SpecError
+from batchcast.redaction import has_secret
 from batchcast.spec.messages import ENV_PREFIX, describe
 from batchcast.spec.service import SPEC_FILE, ServiceSpec, composed
 
@@ -85,7 +85,7 @@ def _refuse_secrets(file: Path, data: dict) -> None:
     """A password written into the spec would end up in version control."""
     for section, key in (("warehouse", "url"), ("storage", "url"), ("alerts", "smtp")):
         url = (data.get(section) or {}).get(key)
-        if isinstance(url, str) and "://" in url and urlsplit(url).password is not None:
+        if isinstance(url, str) and "://" in url and has_secret(url):
             raise SpecError(f"{file}: [{section}] {key}: holds a password, which does not belong in a spec file",
                             f"remove it; set PGPASSWORD or BATCHCAST_SMTP_PASSWORD (or the service's own "
                             f"credential variables), or pass the whole URL as BATCHCAST__{section.upper()}__{key.upper()}")

@@ -97,6 +97,8 @@ class OutputSpec(Section):
     table: str = Field(description="Warehouse table receiving the predictions, optionally schema.table.")
     schema_: Schema = Field(alias="schema", description="Declared columns, e.g. 'player_id:STRING,label:BOOL'.")
     file: str | None = Field(None, description="Command contract: the predictions file in the output folder.")
+    allow_empty: bool = Field(False, description="Publish a run with no predictions (it empties its date); "
+                                                 "by default such a run fails and the date keeps its rows.")
 
     @field_validator("table")
     @classmethod

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
-from batchcast.errors import SchemaError, SpecError
+from batchcast.errors import InputError, SchemaError, SpecError
 from batchcast.schema import STAMPS, Schema, conform
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -80,11 +80,14 @@ class Warehouse(abc.ABC):
         return ".".join(self.quote_ident(p) for p in parts)
 
     def publish(self, table: str, schema: Schema, batches: Iterable[pa.RecordBatch], *,
-                logical_date: dt.date, run_id: str, model_run: str | None, source: str) -> int:
+                logical_date: dt.date, run_id: str, model_run: str | None, source: str,
+                allow_empty: bool = False) -> int:
         """Replace ``logical_date``'s rows of ``table`` with ``batches``, stamped.
 
         Every batch is conformed to ``schema`` first; a mismatch raises
-        SchemaError and the transaction leaves the table as it was.
+        SchemaError and the transaction leaves the table as it was. No rows
+        at all raises InputError the same way, unless ``allow_empty``: an
+        empty result is far more often a broken model than an empty day.
         """
         self.quote(table)  # a hostile name stops here, before any backend sees it
         full = schema + STAMPS
@@ -93,10 +96,16 @@ class Warehouse(abc.ABC):
                   "_predicted_at": dt.datetime.now(dt.timezone.utc)}
 
         def stamped() -> Iterator[pa.RecordBatch]:
+            rows = 0
             for batch in batches:
                 batch = conform(batch, schema, source)
+                rows += batch.num_rows
                 extra = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), batch.num_rows) for c in STAMPS]
                 yield pa.RecordBatch.from_arrays(batch.columns + extra, schema=full.to_arrow())
+            if rows == 0 and not allow_empty:
+                raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
+                                 f"date's rows in {table}", "check the model's output; if no predictions is a "
+                                 "legitimate result, set allow_empty = true in the action's output table")
 
         stream = _Stream(stamped())
         try:
