@@ -31,3 +31,19 @@ def test_unknown_scheme_names_the_known_ones():
 
     with pytest.raises(SpecError, match="use one of duckdb://"):
         open_warehouse("oracle://x")
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda p: p.write_bytes(b"not a database" * 100), "it is not a DuckDB database"),
+    (lambda p: p.mkdir(), "it is a folder, not a DuckDB file"),
+])
+def test_a_bad_file_is_not_mistaken_for_a_lock(tmp_path, make, says):
+    """A corrupt file or a folder used to get the fix 'wait for the other process' (issue 13, defect 6)."""
+    from batchcast.errors import WarehouseUnavailable
+
+    path = tmp_path / "w.duckdb"
+    make(path)
+    with pytest.raises(WarehouseError) as err:
+        open_warehouse(f"duckdb:///{path}").count("preds")
+    assert says in err.value.message and "wait" not in (err.value.fix or "")
+    assert not isinstance(err.value, WarehouseUnavailable)  # final, so the scheduler does not retry it

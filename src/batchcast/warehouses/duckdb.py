@@ -65,9 +65,7 @@ class DuckDBWarehouse(Warehouse):
                 raise SpecError(f"warehouse url {self.url}: {_line(exc)}",
                                 "use DuckDB setting names and values, e.g. ?memory_limit=4GB") from None
             except duckdb.IOException as exc:
-                # Another process holds the file's write lock: worth retrying later.
-                raise WarehouseUnavailable(f"cannot open {self.path}: {exc}",
-                                           "wait for the other process using it to finish") from None
+                raise _open_error(self.path, exc) from None
         return self._con
 
     def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
@@ -127,6 +125,18 @@ def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     # DuckDB draws a progress bar on stdout for long queries; stdout belongs to the CLI.
     con.execute("SET enable_progress_bar = false")
     return con
+
+
+def _open_error(path: str, exc: Exception) -> WarehouseError:
+    """Why a DuckDB file would not open: another process's lock is worth waiting for; a bad file is not."""
+    if Path(path).is_dir():
+        return WarehouseError(f"cannot open {path}: it is a folder, not a DuckDB file",
+                              "point [warehouse] url at a file, e.g. duckdb:///.batchcast/warehouse.duckdb")
+    if "not a valid DuckDB database" in str(exc):
+        return WarehouseError(f"cannot open {path}: it is not a DuckDB database (corrupt, or another format)",
+                              "move it away and run again to start an empty warehouse, or restore it from a backup")
+    # Another process holds the file's write lock: worth retrying later.
+    return WarehouseUnavailable(f"cannot open {path}: {_line(exc)}", "wait for the other process using it to finish")
 
 
 def _line(exc: Exception) -> str:
