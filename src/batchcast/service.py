@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.runs import Manifest, RunRequest, new_run_ts, parse_date
+from batchcast.scratch import scratch_dir
 from batchcast.spec import ServiceSpec, load_spec, merged
 from batchcast.store import ArtifactStore
 
@@ -51,7 +51,7 @@ class Service:
         spec.check_files()
         chosen = spec.action(action)
         model_run = self.model_for(chosen.model).run_id if chosen.kind in APPLIES_MODEL else None
-        folder = Path(tempfile.mkdtemp(prefix="batchcast-run-"))
+        folder = scratch_dir("run")
         try:
             request = RunRequest(spec_path=str(spec.file), overrides=overrides, action=action,
                                  logical_date=parse_date(date), run_ts=run_ts or new_run_ts(),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from batchcast.actions.context import PythonEnv, RunContext, log
 from batchcast.commit import Outcome, commit_manifest, now
 from batchcast.errors import BatchcastError, RunTimeout
 from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.scratch import scratch_dir
 from batchcast.spec import ServiceSpec, load_spec
 from batchcast.store import ArtifactStore
 
@@ -28,7 +28,7 @@ __all__ = ["Outcome", "PythonEnv", "RunContext", "execute", "log"]
 def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifest:
     """Run the action and commit its manifest; the manifest says whether it succeeded."""
     spec = load_spec(request.spec_path, overrides=request.overrides)
-    workdir = Path(tempfile.mkdtemp(prefix=f"batchcast-{spec.service.name}-"))
+    workdir = scratch_dir(spec.service.name)
     ctx = RunContext(spec, request, ArtifactStore(spec.storage_url), workdir, python_env)
     handler = _log_to(Path(request.log_path))
     started, outcome, error, status = now(), Outcome(), None, RunStatus.SUCCEEDED
