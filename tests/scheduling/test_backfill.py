@@ -23,7 +23,7 @@ def test_ticks_are_logical_dates():
 
 
 def test_upcoming_is_strictly_after():
-    now = dt.datetime(2026, 1, 1, 6, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, 6, 0, tzinfo=dt.UTC)
     assert [t.isoformat() for t in upcoming("0 6 * * *", now, 2)] == [
         "2026-01-02T06:00:00+00:00", "2026-01-03T06:00:00+00:00"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from batchcast import Service
 from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
 
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 
 
 def scheduled(tmp_path: Path, application: str, training: str = "", rows: int = 300) -> Path:
@@ -67,8 +67,8 @@ def test_catchup_all_runs_each_missed_date_once_oldest_first(tmp_path):
     scheduler(spec)
     assert ledger(spec, "application") == [(d, "succeeded", 1) for d in days_back(3)]
     assert committed(spec, "application") == [(d, "succeeded") for d in days_back(3)]
-    counts = query(tmp_path / ".batchcast" / "warehouse.duckdb",
-                   "SELECT _logical_date::VARCHAR, count(*), count(DISTINCT player_id) FROM scores GROUP BY 1 ORDER BY 1")
+    counts = query(tmp_path / ".batchcast" / "warehouse.duckdb", "SELECT _logical_date::VARCHAR, count(*), "
+                   "count(DISTINCT player_id) FROM scores GROUP BY 1 ORDER BY 1")
     assert counts == [(d, 300, 300) for d in days_back(3)]
     scheduler(spec)  # a second start finds nothing due: no date runs twice
     assert len(committed(spec, "application")) == 3
@@ -138,7 +138,7 @@ def test_transient_errors_are_retried_with_backoff_terminal_ones_are_not(tmp_pat
     assert ledger(spec, "application") == [(TODAY.isoformat(), "failed", 3)]
     runs = Service(spec).runs("application")
     assert [m.error["type"] for m in runs] == ["WarehouseUnavailable"] * 3
-    gaps = [(b.started_at - a.ended_at).total_seconds() for a, b in zip(runs, runs[1:])]
+    gaps = [(b.started_at - a.ended_at).total_seconds() for a, b in zip(runs, runs[1:], strict=False)]
     assert gaps[0] >= 0.5 and gaps[1] >= 1.0  # 0.5 s, then doubled
 
     broken = spec.read_text().replace("label:BOOL", "label:BOOL,missing_col:STRING")

@@ -5,33 +5,20 @@ Each pass: settle the runs that ended, record the dates that became due
 ready, oldest date first, within ``max_active_runs`` and the scheduler's
 parallelism.
 
-Crash safety rests on three facts, in this order:
-
-1. the ledger marks a date ``running`` with its run id *before* the run's
-   process starts;
-2. that process inherits an flock'd lock file named after the run id and
-   holds it until it exits (it runs in its own session, so killing the
-   scheduler does not kill it);
-3. a run's outcome is its committed manifest.
-
-A restarted scheduler therefore knows, for every ``running`` date, whether
-its process is still alive (the lock is held: wait for it), finished (a
-manifest: record it), or never ran or died without committing (re-queue
-it). Nothing is decided from the warehouse.
+What is due, what starts next and when a failure is retried are
+:mod:`batchcast.scheduling.rules` (pure); the runs' processes and lock
+files, and why a crash of the scheduler loses no date, are
+:mod:`batchcast.scheduler.supervise`. This module runs the loop, carries
+out the rules' decisions and records how each run ended.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,64 +26,26 @@ from batchcast import alerts
 from batchcast.commit import ensure_committed
 from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
 from batchcast.executors import executor_class
-from batchcast.process import kill_tree
-from batchcast.runs import Manifest, RunRequest, RunStatus, new_run_ts, run_id
-from batchcast.scheduling.ledger import Ledger
+from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.scheduler import supervise
+from batchcast.scheduler.supervise import Active, Tracked, utcnow
+from batchcast.scheduling import rules
 from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service
-from batchcast.warehouses import local_file
 
 log = logging.getLogger("batchcast")
 GRACE_S = 30  # beyond an action's timeout, for an executor's own kill to commit first
-KIND_ORDER = {"training": 0, "evaluation": 1, "application": 2}
-READY = ("queued", "waiting", "retrying")
-
-
-@dataclass
-class Tracked:
-    """One service the scheduler is in charge of."""
-
-    service: Service
-    ledger: Ledger
-    state_dir: Path
-    lock_fd: int | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.service.name, self.service.version
-
-    @property
-    def slot(self) -> Path | None:
-        # A file-based warehouse has one writer process at a time: its services' runs go one by one.
-        return local_file(self.service.spec.warehouse_url)
-
-
-@dataclass
-class Active:
-    """A run in flight: started by this scheduler (``proc``) or adopted after a restart."""
-
-    tracked: Tracked
-    action: str
-    day: dt.date
-    run_ts: str
-    started: dt.datetime
-    proc: subprocess.Popen | None = None
-    paths: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def run_id(self) -> str:
-        return run_id(*self.tracked.key, self.action, self.run_ts)
 
 
 class Scheduler:
     def __init__(self, specs: list[str | Path], *, interval: float = 5.0, parallelism: int = 2,
                  exit_when_idle: bool = False):
-        self.tracked = [_track(Service(path)) for path in specs]
+        self.tracked = [supervise.track(Service(path)) for path in specs]
         self.interval = interval
         self.parallelism = parallelism
         self.exit_when_idle = exit_when_idle
         self.active: dict[str, Active] = {}
-        self.started_at = _now()
+        self.started_at = utcnow()
         self.stopping = False
         self.failures = 0
 
@@ -105,13 +54,13 @@ class Scheduler:
     def run(self) -> int:
         """Run until stopped (SIGTERM, SIGINT) or, with ``exit_when_idle``, until nothing is left to do."""
         for tracked in self.tracked:
-            _take_charge(tracked)
+            supervise.take_charge(tracked)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         self.adopt()
         log.info("scheduler: %s", ", ".join(f"{t.service.name}/{t.service.version}" for t in self.tracked))
         while not self.stopping:
-            self.step(_now())
+            self.step(utcnow())
             if self.exit_when_idle and self.idle():
                 break
             time.sleep(min(self.interval, 0.5) if self.active else self.interval)
@@ -137,120 +86,74 @@ class Scheduler:
             return False
         for tracked in self.tracked:
             paused = tracked.ledger.paused(*tracked.key)
-            if any(row["action"] not in paused for row in tracked.ledger.rows(*tracked.key, states=READY)):
+            if any(e.action not in paused for e in tracked.ledger.entries(*tracked.key, states=rules.READY)):
                 return False
         return True
 
-    # -- deciding what is due ---------------------------------------------
+    # -- deciding what is due and what starts -----------------------------
 
     def plan(self, tracked: Tracked, name: str, now: dt.datetime) -> None:
         """Record the dates of ``name`` that became due, queued or skipped by its catchup policy."""
         action, ledger = tracked.service.spec.actions[name], tracked.ledger
-        newest = ledger.newest(*tracked.key, name)
-        start = action.start_date or newest or now.astimezone(ZoneInfo(action.timezone)).date()
-        if newest is not None:
-            start = max(start, newest + dt.timedelta(days=1))
+        today = now.astimezone(ZoneInfo(action.timezone)).date()
+        start = rules.first_date(action.start_date, ledger.newest(*tracked.key, name), today)
         ticks = due(action.schedule, start, now, action.timezone)
         if not ticks:
             return
-        if action.catchup == "all":
-            run, skip = ticks, []
-        elif action.catchup == "latest":
-            run, skip = ticks[-1:], ticks[:-1]
-        else:  # none: only ticks that happen while the scheduler is watching
-            run = [t for t in ticks if t[1] >= self.started_at]
-            skip = [t for t in ticks if t[1] < self.started_at]
-        ledger.add(*tracked.key, name, [d for d, _ in skip], "skipped")
-        ledger.add(*tracked.key, name, [d for d, _ in run], "queued")
-        for day, _ in run:
+        run, skip = rules.catchup(action.catchup, ticks, self.started_at)
+        ledger.add(*tracked.key, name, skip, "skipped")
+        ledger.add(*tracked.key, name, run, "queued")
+        for day in run:
             log.info("queued %s/%s %s %s", *tracked.key, name, day)
 
     def dispatch(self, now: dt.datetime) -> None:
+        running = [rules.Running(self.tracked.index(a.tracked), a.action, a.tracked.slot)
+                   for a in self.active.values()]
+        missing = _MissingModels(self.tracked)
+        for decision in rules.dispatch(self._ready(now), running, self.parallelism, missing, now):
+            self._carry_out(decision)
+
+    def _ready(self, now: dt.datetime) -> list[rules.Ready]:
+        """The ledger's dates that may start now, of actions that are in the spec and not paused."""
         ready = []
-        for tracked in self.tracked:
+        for index, tracked in enumerate(self.tracked):
             paused = tracked.ledger.paused(*tracked.key)
-            for row in tracked.ledger.rows(*tracked.key, states=READY):
-                action = tracked.service.spec.actions.get(row["action"])
-                if action is None or row["action"] in paused:
+            for entry in tracked.ledger.entries(*tracked.key, states=rules.READY):
+                action = tracked.service.spec.actions.get(entry.action)
+                if action is None or entry.action in paused or not rules.startable(entry.state, entry.next_at, now):
                     continue
-                if row["state"] == "retrying" and row["next_at"] and dt.datetime.fromisoformat(row["next_at"]) > now:
-                    continue
-                ready.append((row["logical_date"], KIND_ORDER.get(action.kind, 9), id(tracked), tracked, row))
-        for *_, tracked, row in sorted(ready, key=lambda r: r[:3]):
-            if len(self.active) >= self.parallelism:
-                return
-            if self._blocked(tracked, row["action"]):
-                continue
-            if self._needs_model(tracked, row, now):
-                continue
-            self.launch(tracked, row["action"], dt.date.fromisoformat(row["logical_date"]))
+                ready.append(rules.Ready(
+                    index, entry.action, entry.logical_date, action.kind, entry.state, action.max_active_runs,
+                    tracked.slot, action.kind in APPLIES_MODEL, action.model, entry.waiting_since,
+                    action.wait_for_training))
+        return ready
 
-    def _blocked(self, tracked: Tracked, name: str) -> bool:
-        limit = tracked.service.spec.actions[name].max_active_runs
-        same = [a for a in self.active.values() if a.tracked is tracked and a.action == name]
-        shared = tracked.slot and any(a.tracked.slot == tracked.slot for a in self.active.values())
-        return len(same) >= limit or bool(shared)
+    def _carry_out(self, decision: rules.Decision) -> None:
+        ready, tracked = decision.ready, self.tracked[decision.ready.service]
+        if decision.verb == "start":
+            active = supervise.launch(tracked, ready.action, ready.day)
+            self.active[active.run_id] = active
+        elif decision.verb == "wait":
+            log.info("%s/%s %s %s waiting for training: %s", *tracked.key, ready.action, ready.day, decision.reason)
+            tracked.ledger.set(*tracked.key, ready.action, ready.day, "waiting",
+                               error=f"waiting for training: {decision.reason}", waiting_since=decision.since)
+        else:
+            error = (f"waited {ready.wait_limit:g} s for a trained model, the limit "
+                     f"([actions.{ready.action}] wait_for_training): {decision.reason}")
+            self._final(tracked, ready.action, ready.day, "failed", None, error,
+                        "run training, then queue the date again")
 
-    def _needs_model(self, tracked: Tracked, row: dict, now: dt.datetime) -> bool:
-        """True if ``row`` must wait for a trained model; fails it once it has waited too long."""
-        action = tracked.service.spec.actions[row["action"]]
-        if action.kind not in APPLIES_MODEL:
-            return False
-        try:
-            tracked.service.model_for(action.model)
-            return False
-        except RunNotFound as exc:
-            reason = exc.message
-        day = dt.date.fromisoformat(row["logical_date"])
-        since = dt.datetime.fromisoformat(row["waiting_since"]) if row["waiting_since"] else now
-        if (now - since).total_seconds() > action.wait_for_training:
-            error = (f"waited {action.wait_for_training:g} s for a trained model, the limit "
-                     f"([actions.{row['action']}] wait_for_training): {reason}")
-            self._final(tracked, row["action"], day, "failed", None, error, "run training, then queue the date again")
-        elif row["state"] != "waiting":
-            log.info("%s/%s %s %s waiting for training: %s", *tracked.key, row["action"], day, reason)
-            tracked.ledger.set(*tracked.key, row["action"], day, "waiting", error=f"waiting for training: {reason}",
-                               waiting_since=since)
-        return True
-
-    # -- starting and settling runs ---------------------------------------
-
-    def launch(self, tracked: Tracked, name: str, day: dt.date) -> None:
-        run_ts = new_run_ts()
-        active = Active(tracked, name, day, run_ts, _now(), paths=_paths(tracked, run_id(*tracked.key, name, run_ts)))
-        tracked.ledger.set(*tracked.key, name, day, "running", run_id=active.run_id, attempt=True)  # fact 1
-        fd = os.open(active.paths["lock"], os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fact 2: the child inherits this lock
-            argv = [sys.executable, "-m", "batchcast.scheduler.child", str(tracked.service.spec.file), name,
-                    day.isoformat(), run_ts, str(active.paths["result"])]
-            with open(active.paths["log"], "ab") as out:
-                active.proc = subprocess.Popen(argv, pass_fds=(fd,), start_new_session=True, stdin=subprocess.DEVNULL,
-                                               stdout=out, stderr=subprocess.STDOUT, cwd=tracked.service.spec.root)
-            os.write(fd, str(active.proc.pid).encode())
-        finally:
-            os.close(fd)
-        self.active[active.run_id] = active
-        log.info("started %s for %s", active.run_id, day)
+    # -- watching and settling runs ---------------------------------------
 
     def adopt(self) -> None:
         """Take back the runs a previous scheduler left ``running``."""
         for tracked in self.tracked:
-            for row in tracked.ledger.rows(*tracked.key, states=("running",)):
-                day = dt.date.fromisoformat(row["logical_date"])
-                run_ts = (row["run_id"] or "").rsplit("/", 1)[-1]
-                if not run_ts:
-                    tracked.ledger.set(*tracked.key, row["action"], day, "queued")
-                    continue
-                started = dt.datetime.fromisoformat(row["updated_at"])
-                active = Active(tracked, row["action"], day, run_ts, started, paths=_paths(tracked, row["run_id"]))
+            for active in supervise.adopt(tracked):
                 self.active[active.run_id] = active
-                log.info("adopted %s, left running by a previous scheduler", active.run_id)
 
     def reap(self, now: dt.datetime) -> None:
         for active in list(self.active.values()):
-            code = active.proc.poll() if active.proc else None
-            ended = code is not None if active.proc else not _lock_held(active.paths["lock"])
+            ended, code = supervise.poll(active)
             action = active.tracked.service.spec.actions[active.action]
             # The inline executor has no timeout of its own: the scheduler's kill is its timeout.
             grace = GRACE_S if executor_class(action.executor).kills_on_timeout else 0
@@ -261,11 +164,7 @@ class Scheduler:
                 self.settle(active, code)
 
     def _kill(self, active: Active, timeout: float) -> None:
-        pid = active.proc.pid if active.proc else _recorded_pid(active.paths["lock"], active.run_ts)
-        if pid:
-            kill_tree(pid)
-            if active.proc:
-                active.proc.wait()
+        supervise.kill(active)
         error = RunTimeout(f"the run ran longer than its timeout of {timeout:g} s and was killed with its children",
                            "raise [actions.*] timeout, or make the job faster")
         self._commit_for(active, RunStatus.TIMED_OUT, error)  # its own manifest stands if it had committed
@@ -276,7 +175,7 @@ class Scheduler:
         del self.active[active.run_id]
         tracked = active.tracked
         try:
-            manifest = tracked.service.store.manifest(active.run_id)  # fact 3
+            manifest = tracked.service.store.manifest(active.run_id)  # supervise's fact 3
         except RunNotFound:
             manifest = None
         if manifest is None and active.paths["result"].exists():
@@ -293,7 +192,7 @@ class Scheduler:
                                        f"read its log, {active.paths['log']}")
                 manifest = self._commit_for(active, RunStatus.FAILED, error)
             self._record(active, manifest)
-        _clean(active.paths)
+        supervise.clean(active.paths)
 
     def _record(self, active: Active, manifest: Manifest) -> None:
         tracked = active.tracked
@@ -311,16 +210,15 @@ class Scheduler:
                        error_type: str | None, rid: str | None = None) -> None:
         tracked = active.tracked
         action = tracked.service.spec.actions[active.action]
-        attempts = next(r["attempts"] for r in tracked.ledger.rows(*tracked.key, active.action)
-                        if r["logical_date"] == active.day.isoformat())
-        if status == "failed" and is_transient(error_type) and attempts <= action.retries:
-            delay = action.retry_delay * 2 ** (attempts - 1)
-            log.warning("%s failed on a transient error, retry %d/%d in %g s: %s", rid or active.run_id, attempts,
-                        action.retries, delay, message)
-            tracked.ledger.set(*tracked.key, active.action, active.day, "retrying", run_id=rid, error=message,
-                               next_at=_now() + dt.timedelta(seconds=delay))
+        attempts = tracked.ledger.entry(*tracked.key, active.action, active.day).attempts
+        delay = rules.backoff(status, is_transient(error_type), attempts, action.retries, action.retry_delay)
+        if delay is None:
+            self._final(tracked, active.action, active.day, status, rid, message, fix)
             return
-        self._final(tracked, active.action, active.day, status, rid, message, fix)
+        log.warning("%s failed on a transient error, retry %d/%d in %g s: %s", rid or active.run_id, attempts,
+                    action.retries, delay, message)
+        tracked.ledger.set(*tracked.key, active.action, active.day, "retrying", run_id=rid, error=message,
+                           next_at=utcnow() + dt.timedelta(seconds=delay))
 
     def _final(self, tracked: Tracked, name: str, day: dt.date, status: str, rid: str | None,
                message: str | None, fix: str | None) -> None:
@@ -345,64 +243,19 @@ class Scheduler:
         return ensure_committed(spec, request, status, active.started, error)
 
 
-# -- helpers ----------------------------------------------------------------
+class _MissingModels(dict):
+    """(service, model ref) -> why no trained model can be applied, or None; looked up when the rules ask."""
 
-def _track(service: Service) -> Tracked:
-    state_dir = service.spec.root / ".batchcast" / "scheduler"
-    for sub in ("locks", "logs", "results"):
-        (state_dir / sub).mkdir(parents=True, exist_ok=True)
-    return Tracked(service, service.ledger, state_dir)
+    def __init__(self, tracked: list[Tracked]):
+        super().__init__()
+        self.tracked = tracked
 
-
-def _take_charge(tracked: Tracked) -> None:
-    """One scheduler per service: a second would start every date twice."""
-    path = tracked.state_dir / "scheduler.lock"
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SchedulerError(f"another scheduler is running {tracked.service.name}/{tracked.service.version} "
-                             f"(it holds {path})", "stop it first, or schedule this service from that one") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    tracked.lock_fd = fd  # held until this process exits, however it exits
-
-
-def _paths(tracked: Tracked, rid: str) -> dict[str, Path]:
-    safe = rid.replace("/", "__")
-    return {"lock": tracked.state_dir / "locks" / f"{safe}.lock",
-            "result": tracked.state_dir / "results" / f"{safe}.json",
-            "log": tracked.state_dir / "logs" / f"{safe}.log"}
-
-
-def _lock_held(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock if this call took it
-
-
-def _recorded_pid(path: Path, run_ts: str) -> int | None:
-    """The pid a lock file records, if that process is still this run's (pids get reused)."""
-    try:
-        pid = int(path.read_text().strip() or 0)
-        return pid if run_ts in Path(f"/proc/{pid}/cmdline").read_text() else None
-    except (OSError, ValueError):
-        return None
-
-
-def _clean(paths: dict[str, Path]) -> None:
-    for key in ("lock", "result"):
-        paths[key].unlink(missing_ok=True)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    def __missing__(self, key: tuple[int, str | None]) -> str | None:
+        service, ref = key
+        try:
+            self.tracked[service].service.model_for(ref)
+            reason = None
+        except RunNotFound as exc:
+            reason = exc.message
+        self[key] = reason
+        return reason

@@ -1,1 +1,1 @@
-"""Deciding which runs are due: cron plans and the SQLite ledger of every logical date."""
+"""Deciding which runs are due and which start next: the cron plan, the SQLite ledger, the pure rules."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 STATES = ("queued", "waiting", "running", "retrying", "succeeded", "failed", "timed out", "skipped")
@@ -33,6 +34,29 @@ CREATE TABLE IF NOT EXISTS health (
 """
 # Columns added after the first release of the ledger, for files written by it.
 LATER_COLUMNS = {"next_at": "TEXT", "waiting_since": "TEXT"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger row, typed: the text in the file is parsed here, once, and nowhere else."""
+
+    service: str
+    version: str
+    action: str
+    logical_date: dt.date
+    state: str
+    run_id: str | None
+    attempts: int
+    error: str | None
+    updated_at: dt.datetime
+    next_at: dt.datetime | None  # when a retrying date may start again
+    waiting_since: dt.datetime | None  # when a date began to wait for a trained model
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Entry:
+        return cls(row["service"], row["version"], row["action"], dt.date.fromisoformat(row["logical_date"]),
+                   row["state"], row["run_id"], row["attempts"], row["error"],
+                   dt.datetime.fromisoformat(row["updated_at"]), _parse(row["next_at"]), _parse(row["waiting_since"]))
 
 
 class Ledger:
@@ -85,11 +109,29 @@ class Ledger:
 
     def rows(self, service: str, version: str, action: str | None = None,
              states: tuple[str, ...] | None = None) -> list[dict]:
+        """The rows as the file holds them (dates and times as ISO text), oldest date first."""
+        return [dict(r) for r in self._select(service, version, action, states)]
+
+    def entries(self, service: str, version: str, action: str | None = None,
+                states: tuple[str, ...] | None = None) -> list[Entry]:
+        """The rows typed (dates as ``dt.date``, times as aware datetimes), oldest date first."""
+        return [Entry.from_row(r) for r in self._select(service, version, action, states)]
+
+    def entry(self, service: str, version: str, action: str, day: dt.date) -> Entry | None:
+        """The row of one date, if the ledger holds it."""
+        with self._connect() as con:
+            found = con.execute(
+                "SELECT * FROM runs WHERE service = ? AND version = ? AND action = ? AND logical_date = ?",
+                (service, version, action, day.isoformat())).fetchone()
+        return Entry.from_row(found) if found else None
+
+    def _select(self, service: str, version: str, action: str | None,
+                states: tuple[str, ...] | None) -> list[sqlite3.Row]:
         with self._connect() as con:
             found = con.execute(
                 "SELECT * FROM runs WHERE service = ? AND version = ? AND (? IS NULL OR action = ?) "
                 "ORDER BY logical_date, action", (service, version, action, action)).fetchall()
-        return [dict(r) for r in found if states is None or r["state"] in states]
+        return [r for r in found if states is None or r["state"] in states]
 
     def newest(self, service: str, version: str, action: str) -> dt.date | None:
         """The newest logical date recorded for ``action``, whatever its state."""
@@ -132,5 +174,9 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _parse(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()

@@ -1,0 +1,155 @@
+"""The scheduler's rules, pure: which dates are due, which start next, when to retry, how long to wait.
+
+No I/O, no processes and no clock: the time is a parameter, the ledger's
+rows and the runs in flight arrive as plain data, and decisions leave as
+plain data for :mod:`batchcast.scheduler` to carry out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+KIND_ORDER = {"training": 0, "evaluation": 1, "application": 2}
+READY = ("queued", "waiting", "retrying")
+
+
+# -- what is due --------------------------------------------------------------
+
+def first_date(start_date: dt.date | None, newest: dt.date | None, today: dt.date) -> dt.date:
+    """The first logical date to look for ticks from.
+
+    The action's ``start_date``, else today (in the action's timezone); never
+    a date the ledger already holds (``newest``, whatever its state).
+    """
+    start = start_date or newest or today
+    return max(start, newest + dt.timedelta(days=1)) if newest is not None else start
+
+
+def catchup(policy: str, ticks: list[tuple[dt.date, dt.datetime]],
+            started_at: dt.datetime) -> tuple[list[dt.date], list[dt.date]]:
+    """(dates to queue, dates to skip) among the due ``ticks`` (date, first tick), oldest first.
+
+    ``all`` queues every one; ``latest`` only the newest; ``none`` only those
+    that ticked while the scheduler was watching (at or after ``started_at``).
+    """
+    if policy == "all":
+        run, skip = ticks, []
+    elif policy == "latest":
+        run, skip = ticks[-1:], ticks[:-1]
+    else:  # none (the spec allows no other): what was missed stays missed
+        run = [t for t in ticks if t[1] >= started_at]
+        skip = [t for t in ticks if t[1] < started_at]
+    return [day for day, _ in run], [day for day, _ in skip]
+
+
+# -- what starts next ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ready:
+    """A ledger date that may start, with what the rules need to know of its action and service."""
+
+    service: int  # which of the scheduler's services (its position): the last tie-break of the order
+    action: str
+    day: dt.date
+    kind: str
+    state: str = "queued"
+    max_active_runs: int = 1
+    slot: Path | None = None  # the one-writer warehouse file (DuckDB) its service writes, if any
+    needs_model: bool = False  # it applies a trained model (application, evaluation)
+    model: str | None = None  # [actions.X] model: the alias or run id it applies
+    waiting_since: dt.datetime | None = None
+    wait_limit: float = 0.0  # [actions.X] wait_for_training, seconds
+
+
+@dataclass(frozen=True)
+class Running:
+    """A run in flight, as far as the limits care."""
+
+    service: int
+    action: str
+    slot: Path | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one ready date: ``start`` it, record it ``wait``-ing for training, or ``fail`` it.
+
+    ``reason`` says why no trained model can be applied (wait and fail);
+    ``since`` is when its wait began (wait).
+    """
+
+    verb: str
+    ready: Ready
+    reason: str | None = None
+    since: dt.datetime | None = None
+
+
+def startable(state: str, next_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a ready date may start at ``now``: a retry waits out its backoff."""
+    return not (state == "retrying" and next_at is not None and next_at > now)
+
+
+def order(ready: Iterable[Ready]) -> list[Ready]:
+    """Oldest date first; on one date training, then evaluation, then application; then by service."""
+    return sorted(ready, key=lambda r: (r.day, KIND_ORDER.get(r.kind, len(KIND_ORDER)), r.service))
+
+
+def blocked(ready: Ready, running: Iterable[Running]) -> bool:
+    """True if ``max_active_runs`` of its action are in flight, or a run holds its warehouse file."""
+    running = list(running)
+    same = [r for r in running if r.service == ready.service and r.action == ready.action]
+    # A file-based warehouse has one writer process at a time: its services' runs go one by one.
+    shared = ready.slot is not None and any(r.slot == ready.slot for r in running)
+    return len(same) >= ready.max_active_runs or shared
+
+
+def keep_waiting(since: dt.datetime, limit: float, now: dt.datetime) -> bool:
+    """Whether a date that has waited for a trained model since ``since`` may wait on (``limit`` s)."""
+    return (now - since).total_seconds() <= limit
+
+
+def dispatch(ready: Iterable[Ready], running: Iterable[Running], parallelism: int,
+             missing: Mapping[tuple[int, str | None], str | None], now: dt.datetime) -> list[Decision]:
+    """The decisions for this pass, in the order to carry them out.
+
+    ``missing`` maps (service, model ref) to why no trained model can be
+    applied, or None when one can; it is read only for the dates the pass
+    reaches, so the caller may look models up lazily. A date already
+    ``waiting`` that may wait on gets no decision: it stays as it is.
+    """
+    running, decisions = list(running), []
+    for candidate in order(ready):
+        if len(running) >= parallelism:
+            break
+        if blocked(candidate, running):
+            continue
+        reason = missing[(candidate.service, candidate.model)] if candidate.needs_model else None
+        if reason is not None:
+            decisions += _no_model(candidate, reason, now)
+            continue
+        decisions.append(Decision("start", candidate))
+        running.append(Running(candidate.service, candidate.action, candidate.slot))
+    return decisions
+
+
+def _no_model(ready: Ready, reason: str, now: dt.datetime) -> list[Decision]:
+    since = ready.waiting_since or now
+    if not keep_waiting(since, ready.wait_limit, now):
+        return [Decision("fail", ready, reason, since)]
+    return [] if ready.state == "waiting" else [Decision("wait", ready, reason, since)]
+
+
+# -- after a failure ----------------------------------------------------------
+
+def backoff(status: str, transient: bool, attempts: int, retries: int, retry_delay: float) -> float | None:
+    """Seconds before the next attempt of a date that ended ``status``, or None if that end is final.
+
+    Only a failure on a transient error is retried, ``retries`` times, the
+    delay doubling each time; ``attempts`` counts the one that just ended.
+    """
+    if status != "failed" or not transient or attempts > retries:
+        return None
+    return retry_delay * 2 ** (attempts - 1)

@@ -1,0 +1,155 @@
+"""The scheduler's rules as plain data in and out: no processes, no ledger, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from batchcast.scheduling import rules
+from batchcast.scheduling.rules import Decision, Ready, Running
+
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
+D1, D2, D3 = dt.date(2026, 3, 8), dt.date(2026, 3, 9), dt.date(2026, 3, 10)
+DUCKDB = Path("/srv/scores/warehouse.duckdb")
+NO_MODEL = "no successful training run of scores/2"
+
+
+def ticks(*days: dt.date) -> list[tuple[dt.date, dt.datetime]]:
+    return [(d, dt.datetime.combine(d, dt.time(6), dt.UTC)) for d in days]
+
+
+def started(decisions: list[Decision]) -> list[tuple[int, str, dt.date]]:
+    return [(d.ready.service, d.ready.action, d.ready.day) for d in decisions if d.verb == "start"]
+
+
+# -- what is due ----------------------------------------------------------------
+
+def test_first_date_is_the_start_date_then_the_day_after_the_newest_recorded():
+    assert rules.first_date(D1, None, D3) == D1
+    assert rules.first_date(None, None, D3) == D3
+    assert rules.first_date(D1, D1, D3) == D2
+    assert rules.first_date(None, D2, D3) == D3
+    assert rules.first_date(D3, D1, D3) == D3  # a later start_date wins over the ledger
+
+
+def test_catchup_all_queues_every_missed_date():
+    assert rules.catchup("all", ticks(D1, D2, D3), NOW) == ([D1, D2, D3], [])
+
+
+def test_catchup_latest_queues_the_newest_and_skips_the_rest():
+    assert rules.catchup("latest", ticks(D1, D2, D3), NOW) == ([D3], [D1, D2])
+    assert rules.catchup("latest", ticks(D3), NOW) == ([D3], [])
+
+
+def test_catchup_none_queues_only_ticks_since_the_scheduler_started():
+    watching_since = dt.datetime.combine(D2, dt.time(6), dt.UTC)  # exactly D2's tick: it counts
+    assert rules.catchup("none", ticks(D1, D2, D3), watching_since) == ([D2, D3], [D1])
+    assert rules.catchup("none", ticks(D1, D2), NOW) == ([], [D1, D2])
+
+
+# -- what starts next -------------------------------------------------------------
+
+def test_a_retry_waits_out_its_backoff():
+    later, earlier = NOW + dt.timedelta(seconds=1), NOW - dt.timedelta(seconds=1)
+    assert not rules.startable("retrying", later, NOW)
+    assert rules.startable("retrying", earlier, NOW) and rules.startable("retrying", NOW, NOW)
+    assert rules.startable("retrying", None, NOW)
+    assert rules.startable("queued", later, NOW) and rules.startable("waiting", later, NOW)
+
+
+def test_order_is_oldest_date_then_training_evaluation_application_then_service():
+    rows = [Ready(0, "application", D2, "application"), Ready(1, "training", D2, "training"),
+            Ready(0, "training", D2, "training"), Ready(0, "evaluation", D2, "evaluation"),
+            Ready(0, "application", D1, "application"), Ready(0, "custom", D2, "custom")]
+    assert [(r.day, r.action, r.service) for r in rules.order(rows)] == [
+        (D1, "application", 0), (D2, "training", 0), (D2, "training", 1), (D2, "evaluation", 0),
+        (D2, "application", 0), (D2, "custom", 0)]
+
+
+def test_blocked_by_max_active_runs_of_the_same_action_of_the_same_service():
+    row = Ready(0, "application", D2, "application", max_active_runs=2)
+    assert not rules.blocked(row, [Running(0, "application")])
+    assert rules.blocked(row, [Running(0, "application"), Running(0, "application")])
+    assert not rules.blocked(row, [Running(1, "application"), Running(0, "training"), Running(1, "application")])
+
+
+def test_blocked_while_any_run_writes_the_same_duckdb_file():
+    row = Ready(0, "application", D2, "application", max_active_runs=5, slot=DUCKDB)
+    assert rules.blocked(row, [Running(1, "training", DUCKDB)])
+    assert not rules.blocked(row, [Running(1, "training", Path("/srv/other/warehouse.duckdb")), Running(2, "x")])
+    assert not rules.blocked(Ready(0, "application", D2, "application", max_active_runs=5), [Running(1, "training")])
+
+
+def test_dispatch_starts_oldest_first_within_parallelism():
+    rows = [Ready(0, "application", d, "application", max_active_runs=5) for d in (D3, D1, D2)]
+    assert started(rules.dispatch(rows, [], 2, {}, NOW)) == [(0, "application", D1), (0, "application", D2)]
+    assert started(rules.dispatch(rows, [Running(1, "training")], 2, {}, NOW)) == [(0, "application", D1)]
+    assert rules.dispatch(rows, [Running(1, "a"), Running(1, "b")], 2, {}, NOW) == []
+
+
+def test_dispatch_counts_what_it_starts_against_max_active_runs():
+    rows = [Ready(0, "application", d, "application") for d in (D1, D2)] + [Ready(0, "training", D3, "training")]
+    assert started(rules.dispatch(rows, [], 4, {}, NOW)) == [(0, "application", D1), (0, "training", D3)]
+    assert started(rules.dispatch(rows, [Running(0, "application")], 4, {}, NOW)) == [(0, "training", D3)]
+
+
+def test_dispatch_gives_a_duckdb_file_one_run_at_a_time():
+    rows = [Ready(0, "training", D1, "training", slot=DUCKDB), Ready(1, "training", D1, "training", slot=DUCKDB),
+            Ready(2, "training", D1, "training")]
+    assert started(rules.dispatch(rows, [], 4, {}, NOW)) == [(0, "training", D1), (2, "training", D1)]
+    assert started(rules.dispatch(rows, [Running(1, "application", DUCKDB)], 4, {}, NOW)) == [(2, "training", D1)]
+
+
+def test_an_application_with_a_model_starts():
+    row = Ready(0, "application", D3, "application", needs_model=True, model="champion")
+    assert started(rules.dispatch([row], [], 2, {(0, "champion"): None}, NOW)) == [(0, "application", D3)]
+
+
+def test_an_application_without_a_model_waits_and_frees_its_place():
+    rows = [Ready(0, "application", D1, "application", needs_model=True, wait_limit=60),
+            Ready(1, "training", D2, "training")]
+    decisions = rules.dispatch(rows, [], 1, {(0, None): NO_MODEL}, NOW)
+    assert decisions == [Decision("wait", rows[0], NO_MODEL, NOW), Decision("start", rows[1])]
+
+
+def test_a_date_already_waiting_within_its_limit_is_left_as_it_is():
+    since = NOW - dt.timedelta(seconds=60)
+    row = Ready(0, "application", D1, "application", "waiting", needs_model=True, waiting_since=since, wait_limit=60)
+    assert rules.dispatch([row], [], 1, {(0, None): NO_MODEL}, NOW) == []
+
+
+def test_waiting_past_its_limit_fails():
+    since = NOW - dt.timedelta(seconds=61)
+    row = Ready(0, "application", D1, "application", "waiting", needs_model=True, waiting_since=since, wait_limit=60)
+    assert rules.dispatch([row], [], 1, {(0, None): NO_MODEL}, NOW) == [Decision("fail", row, NO_MODEL, since)]
+    assert rules.keep_waiting(since, 61, NOW) and not rules.keep_waiting(since, 60.5, NOW)
+
+
+def test_a_wait_limit_of_zero_waits_one_pass_then_fails():
+    row = Ready(0, "application", D1, "application", needs_model=True, wait_limit=0)
+    assert rules.dispatch([row], [], 1, {(0, None): NO_MODEL}, NOW) == [Decision("wait", row, NO_MODEL, NOW)]
+    waited = Ready(0, "application", D1, "application", "waiting", needs_model=True, waiting_since=NOW, wait_limit=0)
+    later = NOW + dt.timedelta(seconds=0.3)
+    assert rules.dispatch([waited], [], 1, {(0, None): NO_MODEL}, later) == [Decision("fail", waited, NO_MODEL, NOW)]
+
+
+def test_models_are_looked_up_only_for_the_dates_the_pass_reaches():
+    rows = [Ready(0, "training", D1, "training"), Ready(0, "application", D2, "application", needs_model=True),
+            Ready(1, "application", D2, "application", needs_model=True, slot=DUCKDB)]
+    asked = {}  # a plain dict: reading a key it lacks would raise KeyError
+    assert started(rules.dispatch(rows, [], 1, asked, NOW)) == [(0, "training", D1)]
+    assert started(rules.dispatch(rows[2:], [Running(2, "x", DUCKDB)], 2, asked, NOW)) == []
+
+
+# -- after a failure -------------------------------------------------------------
+
+def test_transient_failures_retry_with_doubling_delays_then_give_up():
+    assert [rules.backoff("failed", True, attempts, 3, 0.5) for attempts in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, None]
+    assert rules.backoff("failed", True, 1, 0, 60) is None
+
+
+@pytest.mark.parametrize(("status", "transient"), [("failed", False), ("timed out", True), ("timed out", False)])
+def test_terminal_errors_and_timeouts_are_final(status, transient):
+    assert rules.backoff(status, transient, 1, 2, 60) is None
