@@ -3,17 +3,31 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# One stamp per install, named after pyproject.toml's checksum: editing it reinstalls.
+# The core install is what `make demo` needs (its model gets a uv venv of its own at run
+# time); the test extras (every cloud SDK, emulators, ruff) come with `make test`.
+PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-core-$(PYPROJECT)
+DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install services bigquery-emulator airflow container-base demo test bench clean
+.PHONY: install install-dev services bigquery-emulator airflow container-base demo lint test bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$@ -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	rm -f $(VENV)/.installed-core-* && touch $@
+
+# The extras include the core, so they stamp both: `make demo` after them installs nothing.
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	rm -f $(VENV)/.installed-* && touch $@
+	rm -f $(VENV)/.installed-* && touch $(STAMP) $@
 
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 # The example churn service, end to end on the embedded defaults.
 demo: install
@@ -86,7 +100,10 @@ container-base:
 	  tar -C $(BASE_TAR).d -cf $(BASE_TAR).tmp . && mv $(BASE_TAR).tmp $(BASE_TAR) && rm -rf $(BASE_TAR).d; }
 	@podman $(CONTAINER_ARGS) image exists $(BASE_IMAGE) || podman $(CONTAINER_ARGS) import --quiet $(BASE_TAR) $(BASE_IMAGE)
 
-test: install services bigquery-emulator airflow container-base
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks
+
+test: lint services bigquery-emulator airflow container-base
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every comparison side by side, one run; writes benchmarks/results/latest.json.

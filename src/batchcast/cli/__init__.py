@@ -1,4 +1,8 @@
-"""The ``batchcast`` command: each command parses, makes one library call, formats."""
+"""The ``batchcast`` command: each command parses, makes one library call, formats.
+
+The library is imported inside the commands that call it, so that ``batchcast --help``
+starts without pyarrow, pydantic or fsspec.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,16 @@ import json
 import logging
 import sys
 import traceback
-from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from batchcast import scaffold
-from batchcast.cli.output import (console, emit, manifest_table, models_table, rows_table, runs_table,
-                                  setup_logging)
+from batchcast.cli.output import emit, manifest_table, models_table, rows_table, runs_table, setup_logging, status
 from batchcast.errors import BatchcastError
-from batchcast.service import Service
-from batchcast.spec import find_spec, find_specs
+
+if TYPE_CHECKING:
+    from batchcast.service import Service
 
 
 class _Group(click.Group):
@@ -47,6 +50,8 @@ def main(ctx: click.Context, spec: str | None, verbose: bool) -> None:
 
 
 def _service(ctx: click.Context) -> Service:
+    from batchcast.service import Service
+
     return Service(ctx.obj["spec"])
 
 
@@ -55,6 +60,8 @@ def _service(ctx: click.Context) -> Service:
 @click.option("--name", help="The service name (default the folder's name).")
 def init(folder: str, name: str | None) -> None:
     """Write a complete example service (a churn model) into FOLDER."""
+    from batchcast import scaffold
+
     spec = scaffold.init(Path(folder), name)
     click.echo(f"wrote {spec}; next: cd {folder} && batchcast run training")
 
@@ -68,6 +75,8 @@ def init(folder: str, name: str | None) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing batchcast.toml.")
 def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool) -> None:
     """Write ./batchcast.toml for the existing model repository at PATH (left untouched)."""
+    from batchcast import scaffold
+
     spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force)
     click.echo(f"wrote {spec}; next: batchcast run training")
 
@@ -92,7 +101,7 @@ def validate(ctx: click.Context) -> None:
 def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
         run_ts: str | None) -> None:
     """Run ACTION once, for one logical date."""
-    with console.status(f"running {action}...") if console.is_terminal else nullcontext():
+    with status(f"running {action}..."):
         manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
     click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
                f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
@@ -186,7 +195,7 @@ def build(ctx: click.Context, engine: str | None, push: bool) -> None:
     """Build the service's image ({registry}/{project}/{name}:{version}) for the container executors."""
     from batchcast.containers import build as build_image, engine_command
 
-    with console.status("building the image...") if console.is_terminal else nullcontext():
+    with status("building the image..."):
         built = build_image(_service(ctx).spec, engine_command(engine), push=push)
     click.echo(f"built {built.tag} ({built.image_id[:19]}); Dockerfile kept at {built.dockerfile}")
 
@@ -210,6 +219,8 @@ def resume(ctx: click.Context, action: str) -> None:
 
 
 def _specs(ctx: click.Context, paths: tuple[str, ...]) -> list[Path]:
+    from batchcast.spec import find_spec, find_specs
+
     return find_specs(paths) or [find_spec(ctx.obj["spec"])]
 
 
@@ -222,7 +233,7 @@ def _specs(ctx: click.Context, paths: tuple[str, ...]) -> list[Path]:
 def scheduler(ctx: click.Context, specs: tuple[str, ...], interval: float, parallelism: int,
               exit_when_idle: bool) -> None:
     """Run the scheduled actions of each SPEC (files or folders of services) until stopped."""
-    from batchcast.scheduling.daemon import Scheduler
+    from batchcast.scheduler import Scheduler
 
     code = Scheduler(_specs(ctx, specs), interval=interval, parallelism=parallelism,
                      exit_when_idle=exit_when_idle).run()

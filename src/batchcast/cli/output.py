@@ -1,29 +1,53 @@
-"""Formatting for the CLI: JSON for machines, rich tables for people, log lines for both."""
+"""Formatting for the CLI: JSON for machines, rich tables for people, log lines for both.
+
+rich is imported on first use, not with this module, so that ``batchcast --help``
+starts fast.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-console = Console()
-if not console.is_terminal:  # pipes and CI logs: never cut a run id
-    console = Console(width=240)
-err_console = Console(stderr=True)
+
+@cache
+def console() -> Console:
+    """The console on stdout, made on first use."""
+    from rich.console import Console
+
+    out = Console()
+    return out if out.is_terminal else Console(width=240)  # pipes and CI logs: never cut a run id
+
+
+@cache
+def err_console() -> Console:
+    """The console on stderr, made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def status(message: str) -> AbstractContextManager:
+    """A spinner showing ``message`` on a terminal; nothing in pipes and CI logs."""
+    return console().status(message) if console().is_terminal else nullcontext()
 
 
 def setup_logging(level: int) -> None:
     """Library log lines on stderr: rich on a terminal, plain lines otherwise."""
     logger = logging.getLogger("batchcast")
     logger.setLevel(level)
-    if err_console.is_terminal:
+    if err_console().is_terminal:
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(console=err_console, show_path=False)
+        handler: logging.Handler = RichHandler(console=err_console(), show_path=False)
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -37,12 +61,14 @@ def emit(data: Any, as_json: bool, table: Callable[[], Any]) -> None:
     if as_json:
         print(json.dumps(data, indent=2, default=str))
     else:
+        from rich.table import Table
+
         rendered = table()
-        console.print(rendered if isinstance(rendered, Table) else _arrow_table(rendered))
+        console().print(rendered if isinstance(rendered, Table) else _arrow_table(rendered))
 
 
 def runs_table(runs: list[dict]) -> Table:
-    table = Table("run", "status", "logical date", "duration", "rows", "model")
+    table = _table("run", "status", "logical date", "duration", "rows", "model")
     for r in runs:
         duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else ""
         table.add_row(r["run_id"] or "", _status(r["status"]), r["logical_date"], duration,
@@ -51,7 +77,7 @@ def runs_table(runs: list[dict]) -> Table:
 
 
 def manifest_table(m) -> Table:
-    table = Table("field", "value", show_header=False)
+    table = _table("field", "value", show_header=False)
     for key, value in m.model_dump(mode="json", exclude={"files"}).items():
         table.add_row(key, value if isinstance(value, str) else json.dumps(value))
     for rel, entry in m.files.items():
@@ -60,7 +86,7 @@ def manifest_table(m) -> Table:
 
 
 def models_table(models: list[dict]) -> Table:
-    table = Table("run", "aliases", "logical date", "metrics")
+    table = _table("run", "aliases", "logical date", "metrics")
     for m in models:
         table.add_row(m["run_id"], ", ".join(m["aliases"]), m["logical_date"],
                       " ".join(f"{k}={v:.4g}" for k, v in m["metrics"].items()))
@@ -68,17 +94,23 @@ def models_table(models: list[dict]) -> Table:
 
 
 def rows_table(rows: list[dict]) -> Table:
-    table = Table(*(rows[0] if rows else ["nothing"]))
+    table = _table(*(rows[0] if rows else ["nothing"]))
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     return table
 
 
 def _arrow_table(arrow) -> Table:
-    table = Table(*arrow.column_names)
+    table = _table(*arrow.column_names)
     for row in arrow.to_pylist():
         table.add_row(*(str(v) for v in row.values()))
     return table
+
+
+def _table(*columns: str, **options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(*columns, **options)
 
 
 def _status(value: str) -> str:
