@@ -48,7 +48,7 @@ def batchcast_publish(url: str, table: pa.Table) -> None:
 
 def stamped(table: pa.Table) -> pa.Table:
     """The same seven columns batchcast writes, built once, outside the timing."""
-    n, now = table.num_rows, dt.datetime.now(dt.timezone.utc)
+    n, now = table.num_rows, dt.datetime.now(dt.UTC)
     for name, value, kind in [("_logical_date", dt.date(2026, 1, 1), pa.date32()),
                               ("_run_id", "bench/1/application/20260101T000000000000Z", pa.string()),
                               ("_model_run", "bench/1/training/20260101T000000000000Z", pa.string()),

@@ -49,7 +49,7 @@ def generate(rows: int, seed: int, labelled: bool) -> pa.Table:
 
 def with_stamps(table: pa.Table, model_run: str) -> pa.Table:
     """The four columns batchcast adds to every row, for an optimal script that writes them too."""
-    n, now = table.num_rows, dt.datetime.now(dt.timezone.utc)
+    n, now = table.num_rows, dt.datetime.now(dt.UTC)
     for name, value, kind in [("_logical_date", dt.date(2026, 1, 1), pa.date32()),
                               ("_run_id", "bench/1/application/20260101T000000000000Z", pa.string()),
                               ("_model_run", model_run, pa.string()),

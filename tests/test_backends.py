@@ -64,8 +64,8 @@ def test_password_in_spec_is_refused(tmp_path):
 
 
 def test_password_from_environment_never_reaches_manifest_or_errors(tmp_path):
-    from batchcast.warehouses import open_warehouse
     from batchcast.errors import WarehouseUnavailable
+    from batchcast.warehouses import open_warehouse
 
     with pytest.raises(WarehouseUnavailable) as err:
         open_warehouse("postgresql://u:hunter2@127.0.0.1:1/db").count("t")
@@ -91,10 +91,12 @@ def test_missing_extra_is_one_line_with_the_install(module, call, extra):
 def test_password_in_a_query_parameter_reaches_no_output_log_or_manifest(adopted):
     """From the environment it is allowed, and must be masked everywhere it would show (issue 13, defect 2)."""
     env = {"BATCHCAST__WAREHOUSE__URL": "postgresql://u@127.0.0.1:1/db?password=hunter2&connect_timeout=1"}
-    outputs = [bc("validate", cwd=adopted, env=env), bc("run", "training", "--executor", "inline", cwd=adopted, env=env),
+    outputs = [bc("validate", cwd=adopted, env=env),
+               bc("run", "training", "--executor", "inline", cwd=adopted, env=env),
                bc("run", "application", "--executor", "inline", cwd=adopted, env=env, ok=False),
                bc("runs", "--json", cwd=adopted, env=env)]
-    stored = [p.read_text() for p in (adopted / ".batchcast").rglob("*") if p.is_file() and p.suffix in (".json", ".txt")]
+    stored = [p.read_text() for p in (adopted / ".batchcast").rglob("*")
+              if p.is_file() and p.suffix in (".json", ".txt")]
     assert len(stored) >= 4  # two manifests and two logs at least
     leaks = [text for text in [o.stdout + o.stderr for o in outputs] + stored if "hunter2" in text]
     assert not leaks, leaks[0][:500]

@@ -22,7 +22,7 @@ print("RESULT", manifest.rows["written"], peak)
 
 def peak_rss_kib(spec) -> tuple[int, int]:
     out = subprocess.run([sys.executable, "-c", MEASURE, str(spec)], capture_output=True, text=True, check=True)
-    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT"))
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
     _, rows, rss = line.split()
     return int(rows), int(rss)
 

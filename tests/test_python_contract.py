@@ -26,7 +26,8 @@ def test_train_apply_evaluate_inline(service):
     assert trained.rows == {"read": 20_000}
     assert 0.7 < trained.metrics["accuracy"] <= 1.0
     assert "roc_auc" not in trained.metrics  # the plain class has no predict_proba
-    meta = json.loads((service.spec.root / ".batchcast/artifacts" / trained.run_id / "output/model_meta.json").read_text())
+    stored = service.spec.root / ".batchcast/artifacts" / trained.run_id
+    meta = json.loads((stored / "output/model_meta.json").read_text())
     assert meta["features"] == [f"f{i}" for i in range(1, 9)]
     assert meta["format"] in ("skops", "joblib") and f"output/{meta['file']}" in trained.files
 

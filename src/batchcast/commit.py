@@ -74,7 +74,7 @@ def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, 
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _image() -> dict[str, str] | None:

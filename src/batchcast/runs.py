@@ -27,7 +27,7 @@ class RunStatus(str, enum.Enum):
 
 def new_run_ts(now: dt.datetime | None = None) -> str:
     """A sortable UTC timestamp, to the microsecond: ``20260101T063000123456Z``."""
-    return (now or dt.datetime.now(dt.timezone.utc)).strftime(TS_FORMAT)
+    return (now or dt.datetime.now(dt.UTC)).strftime(TS_FORMAT)
 
 
 def run_id(name: str, version: str, action: str, run_ts: str) -> str:
@@ -37,7 +37,7 @@ def run_id(name: str, version: str, action: str, run_ts: str) -> str:
 def parse_date(text: str | dt.date | None) -> dt.date:
     """A logical date from ``YYYY-MM-DD``; today (UTC) when None."""
     if text is None:
-        return dt.datetime.now(dt.timezone.utc).date()
+        return dt.datetime.now(dt.UTC).date()
     if isinstance(text, dt.date):
         return text
     try:

@@ -45,7 +45,7 @@ class Schema(tuple):
     """An ordered tuple of :class:`Column`, parsed from the compact form."""
 
     @classmethod
-    def parse(cls, text: str) -> "Schema":
+    def parse(cls, text: str) -> Schema:
         """Parse ``'a:STRING,b:BOOL'``; raise SchemaError naming the bad part."""
         if not isinstance(text, str) or not text.strip():
             raise SchemaError("schema is empty", "write it as 'column:TYPE,column:TYPE'")
@@ -65,7 +65,7 @@ class Schema(tuple):
     def to_arrow(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, c.arrow) for c in self])
 
-    def __add__(self, other) -> "Schema":
+    def __add__(self, other) -> Schema:
         return Schema(tuple(self) + tuple(other))
 
     def __str__(self) -> str:

@@ -111,7 +111,7 @@ class Service:
         """The next ``count`` runs of each scheduled action, with their logical dates."""
         from batchcast.scheduling.plan import upcoming
 
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         paused = self.ledger.paused(self.name, self.version) if self.ledger_path.exists() else set()
         return [{"action": name, "schedule": action.schedule, "timezone": action.timezone, "at": tick.isoformat(),
                  "logical_date": tick.date().isoformat(), "paused": name in paused}

@@ -37,7 +37,7 @@ def render(template: str, logical_date: dt.date, where: str) -> str:
     def sub(match: re.Match) -> str:
         if match.group(1) not in values:
             raise SpecError(f"{where}: unknown template variable '{match.group(1)}'",
-                            f"use one of {', '.join('{{ %s }}' % v for v in values)}")
+                            f"use one of {', '.join('{{ ' + v + ' }}' for v in values)}")
         return values[match.group(1)]
 
     return _VAR.sub(sub, template)

@@ -202,7 +202,7 @@ class ArtifactStore:
         if manifest.status is not RunStatus.SUCCEEDED:
             raise StoreError(f"run {run_id} {manifest.status.value}; only successful runs can be promoted",
                              "promote a run whose status is succeeded")
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         doc = json.dumps({"alias": alias, "run_id": run_id, "previous": self.alias(name, version, alias),
                           "set_at": now.isoformat()}).encode()
         self._create_exclusive(self._path(name, version, ALIASES, "history", alias, f"{new_run_ts(now)}.json"), doc)

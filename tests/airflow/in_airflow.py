@@ -54,7 +54,7 @@ def test(folder: str, dag_id: str, day: str) -> dict:
     import datetime as dt
 
     dag = bag(folder).get_dag(dag_id)
-    run = dag.test(logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.timezone.utc))
+    run = dag.test(logical_date=dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC))
     return {"state": str(run.state)}
 
 

@@ -79,7 +79,9 @@ def test_kubernetes_pod_has_image_env_resources_and_no_secret(airflow_env, tmp_p
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     spec = tmp_path / "svc" / "batchcast.toml"
     spec.write_text(spec.read_text().replace('executor = "local"', '''executor = "kubernetes"
-kubernetes = { image = "registry.example/churn:1", secrets = ["churn-credentials"], node_selector = { pool = "models" }, resources = { requests = { cpu = "1", memory = "2Gi" }, limits = { memory = "4Gi" } }, service_account = "churn-runner" }'''))
+kubernetes = { image = "registry.example/churn:1", secrets = ["churn-credentials"], \
+node_selector = { pool = "models" }, resources = { requests = { cpu = "1", memory = "2Gi" }, \
+limits = { memory = "4Gi" } }, service_account = "churn-runner" }'''))
     spec.write_text(spec.read_text().replace("[model]", '[storage]\nurl = "gs://models/artifacts"\n\n[model]'))
     monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", "postgresql://svc:s3cr3t-value@db/warehouse")
     dags = tmp_path / "dags"

@@ -94,7 +94,8 @@ def test_pod_and_vm_keys_left_in_the_airflow_table_say_where_they_moved(tmp_path
                                    'airflow = { image = "reg/churn:1", zone = "europe-west4-a", pool = "models" }', 1))
     out = bc("airflow", "render", "--out", str(tmp_path / "dags"), cwd=tmp_path / "svc", ok=False)
     assert "[actions.training] airflow: image, zone moved out of the airflow table" in out.stderr, out.stderr
-    assert "put zone in the action's [gce] table" in out.stderr and "put image in the action's [kubernetes] table" in out.stderr
+    assert "put zone in the action's [gce] table" in out.stderr
+    assert "put image in the action's [kubernetes] table" in out.stderr
     assert not (tmp_path / "dags").exists()
 
 

@@ -13,7 +13,7 @@ from batchcast.runs import Manifest, RunStatus, new_run_ts, run_id
 
 def manifest(store, action="training", status=RunStatus.SUCCEEDED, files=None, ts=None) -> Manifest:
     ts = ts or new_run_ts()
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return Manifest(run_id=run_id("svc", "1", action, ts), name="svc", version="1", action=action, kind=action,
                     run_ts=ts, status=status, logical_date=dt.date(2026, 1, 1), started_at=now, ended_at=now,
                     executor="inline", contract="python", files=files or {})

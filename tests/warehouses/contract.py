@@ -73,7 +73,8 @@ class WarehouseContract:
     def test_declared_schema_must_match_existing_table(self, warehouse):
         publish(warehouse, DAY1, batches(10))
         other = Schema.parse("player_id:STRING,label:STRING,score:FLOAT64")
-        with pytest.raises(SchemaError, match="table preds has columns .*label:BOOL.* declared schema is .*label:STRING"):
+        declared = "table preds has columns .*label:BOOL.* declared schema is .*label:STRING"
+        with pytest.raises(SchemaError, match=declared):
             warehouse.publish("preds", other, batches(5), logical_date=DAY2, run_id="r", model_run=None, source="t")
         assert warehouse.count("preds") == 10
 

@@ -44,7 +44,8 @@ def run_succeeded(ds):
         manifest = json.loads(client.bucket(bucket).blob(name).download_as_bytes())
         if manifest["logical_date"] == ds:
             if manifest["status"] != "succeeded":
-                raise RuntimeError(f"{{manifest['run_id']}} {{manifest['status']}}: {{(manifest.get('error') or {{}}).get('message')}}")
+                error = (manifest.get("error") or {{}}).get("message")
+                raise RuntimeError(f"{{manifest['run_id']}} {{manifest['status']}}: {{error}}")
             return manifest["run_id"]
     raise RuntimeError(f"no committed run for {{ds}} under {{STORE}}: the VM stopped before batchcast committed")
 '''
@@ -92,7 +93,8 @@ def _helpers(spec: ServiceSpec, name: str) -> str:
     gce = spec.actions[name].gce
     spec.cloud_project(name, "gce")
     if not spec.storage.url.startswith("gs://"):
-        raise SpecError(f"{spec.file.name} [storage] url: the gce executor needs a gs:// store, got '{spec.storage.url}'",
+        raise SpecError(f"{spec.file.name} [storage] url: the gce executor needs a gs:// store, "
+                        f"got '{spec.storage.url}'",
                         "set [storage] url = \"gs://bucket/prefix\", readable by Airflow and the VM")
     return GCE_HELPERS.format(project=gce.project, zone=gce.zone, store=spec.storage.url.rstrip("/"),
                               vm_prefix=_vm_prefix(spec, name),

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from batchcast import registry
 from batchcast.cli.output import emit, manifest_table, models_table, rows_table, runs_table, setup_logging, status
 from batchcast.errors import BatchcastError
 
@@ -94,7 +95,7 @@ def validate(ctx: click.Context) -> None:
 @main.command()
 @click.argument("action")
 @click.option("--date", help="The logical date, YYYY-MM-DD (default today, UTC).")
-@click.option("--executor", help="Override the action's executor (inline, local).")
+@click.option("--executor", help=f"Override the action's executor: {', '.join(registry.EXECUTORS)}.")
 @click.option("--model", help="Apply this run id or alias instead of the default.")
 @click.option("--run-ts", hidden=True, help="Fix the run's timestamp (for executors that wait on the run id).")
 @click.pass_context

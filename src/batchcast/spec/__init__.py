@@ -9,8 +9,7 @@
 """
 
 from batchcast.spec.loading import env_overrides, find_spec, find_specs, load_spec, merged
-from batchcast.spec.sections import (KINDS, ActionSpec, AlertsSection, ImageSection, InputSpec, ModelSection,
-                                     OutputSpec)
+from batchcast.spec.sections import KINDS, ActionSpec, AlertsSection, ImageSection, InputSpec, ModelSection, OutputSpec
 from batchcast.spec.service import DEFAULT_COMMAND, SPEC_FILE, ServiceSpec
 
 __all__ = ["DEFAULT_COMMAND", "KINDS", "SPEC_FILE", "ActionSpec", "AlertsSection", "ImageSection", "InputSpec",

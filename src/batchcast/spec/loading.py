@@ -88,7 +88,8 @@ def _refuse_secrets(file: Path, data: dict) -> None:
         if isinstance(url, str) and "://" in url and has_secret(url):
             raise SpecError(f"{file}: [{section}] {key}: holds a password, which does not belong in a spec file",
                             f"remove it; set PGPASSWORD or BATCHCAST_SMTP_PASSWORD (or the service's own "
-                            f"credential variables), or pass the whole URL as BATCHCAST__{section.upper()}__{key.upper()}")
+                            f"credential variables), or pass the whole URL as "
+                            f"BATCHCAST__{section.upper()}__{key.upper()}")
 
 
 def env_overrides(environ=os.environ) -> dict:

@@ -41,14 +41,17 @@ class ModelSection(Section):
         None, description="Requirements file inside the model repository; default requirements.txt if present.")
     command: str | None = Field(None, description="Command contract: the command to run, with {action} and {config}.")
     entrypoint: str | None = Field(None, description="Python contract: 'module:Class' with fit and predict.")
-    features: list[str] | None = Field(None, description="Python contract: feature columns; default all but label and ids.")
+    features: list[str] | None = Field(
+        None, description="Python contract: feature columns; default all but label and ids.")
     ids: list[str] = Field(default_factory=list, description="Python contract: id columns, never used as features.")
     label: str | None = Field(None, description="Python contract: the label column for training and evaluation.")
-    holdout: float = Field(0.2, ge=0.0, lt=1.0, description="Python contract: fraction of training rows held out for metrics.")
+    holdout: float = Field(0.2, ge=0.0, lt=1.0,
+                           description="Python contract: fraction of training rows held out for metrics.")
     input_format: Literal["pandas", "numpy", "arrow"] = Field(
         "pandas", description="Python contract: what fit and predict receive.")
     output_dir: str = Field("output", description="Command contract: where the model writes (OUTPUT_DIR).")
-    model_dir: str = Field("output", description="Command contract: where a trained run's files are placed (MODEL_DIR).")
+    model_dir: str = Field("output",
+                           description="Command contract: where a trained run's files are placed (MODEL_DIR).")
     python: str | None = Field(None, description="Interpreter for the isolated environment; default batchcast's own.")
 
     @field_validator("entrypoint")
@@ -59,7 +62,7 @@ class ModelSection(Section):
         return value
 
     @model_validator(mode="after")
-    def _one_contract(self) -> "ModelSection":
+    def _one_contract(self) -> ModelSection:
         if self.command and self.entrypoint:
             raise fail("both 'command' and 'entrypoint' are set",
                         "keep 'command' for the command contract or 'entrypoint' for the Python contract")
@@ -84,7 +87,7 @@ class InputSpec(Section):
     format: Literal["parquet", "csv"] | None = Field(None, description="File format; default from the extension.")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "InputSpec":
+    def _one_source(self) -> InputSpec:
         if bool(self.query) == bool(self.path):
             raise fail("set exactly one of 'query' and 'path'",
                         "use query = \"SELECT ...\" or path = \"data/*.parquet\"")
@@ -171,7 +174,8 @@ class ActionSpec(Section):
 class AlertsSection(Section):
     """Where the embedded scheduler reports a failed date, and the recovery after it."""
 
-    webhook: str | None = Field(None, description="Slack-compatible webhook URL; better set in BATCHCAST__ALERTS__WEBHOOK.")
+    webhook: str | None = Field(
+        None, description="Slack-compatible webhook URL; better set in BATCHCAST__ALERTS__WEBHOOK.")
     email: list[str] = Field(default_factory=list, description="Addresses to email.")
     smtp: str = Field("smtp://127.0.0.1:25", description="SMTP server, smtp://[user@]host:port (smtps:// for TLS); "
                                                        "the password comes from BATCHCAST_SMTP_PASSWORD.")

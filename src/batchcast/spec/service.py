@@ -11,8 +11,16 @@ from pydantic import Field, create_model, model_validator
 from batchcast import registry
 from batchcast.errors import SpecError
 from batchcast.spec.base import Section, fail
-from batchcast.spec.sections import (KINDS, ActionSpec, AlertsSection, ImageSection, ModelSection, ServiceSection,
-                                     StorageSection, WarehouseSection)
+from batchcast.spec.sections import (
+    KINDS,
+    ActionSpec,
+    AlertsSection,
+    ImageSection,
+    ModelSection,
+    ServiceSection,
+    StorageSection,
+    WarehouseSection,
+)
 
 SPEC_FILE = "batchcast.toml"
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"

@@ -30,7 +30,7 @@ def line_chart(title: str, series: dict[str, list[tuple[str, float]]], unit: str
         parts.append(f'<polyline class="series" data-series="{escape(name)}" data-points="{len(xy)}" '
                      f'fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
         parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"><title>{escape(label)}: {_fmt(v)}'
-                  f'{escape(unit)}</title></circle>' for (x, y), (label, v) in zip(xy, values)]
+                  f'{escape(unit)}</title></circle>' for (x, y), (label, v) in zip(xy, values, strict=True)]
         parts.append(f'<text x="{WIDTH - 150}" y="{14 + 14 * i}" fill="{colour}" class="legend">{escape(name)}</text>')
     first, last = _labels(series)
     parts += [f'<text x="{PAD}" y="{HEIGHT - 12}" class="axis">{escape(first)}</text>',

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from pathlib import Path
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -93,7 +93,7 @@ class Warehouse(abc.ABC):
         full = schema + STAMPS
         self._check_columns(table, full)
         stamps = {"_logical_date": logical_date, "_run_id": run_id, "_model_run": model_run,
-                  "_predicted_at": dt.datetime.now(dt.timezone.utc)}
+                  "_predicted_at": dt.datetime.now(dt.UTC)}
 
         def stamped() -> Iterator[pa.RecordBatch]:
             rows = 0
@@ -115,7 +115,7 @@ class Warehouse(abc.ABC):
             if stream.error is not None:
                 # The driver wraps what the producer raised; the producer's own
                 # error (a SchemaError, the model's ModelError) is the one to report.
-                raise stream.error
+                raise stream.error from None
             raise
         return stream.rows
 
