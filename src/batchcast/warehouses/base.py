@@ -115,7 +115,8 @@ class Warehouse(abc.ABC):
             if stream.error is not None:
                 # The driver wraps what the producer raised; the producer's own
                 # error (a SchemaError, the model's ModelError) is the one to report.
-                raise stream.error from None
+                # Re-raised as it is: its own __cause__ (the model's traceback) must survive.
+                raise stream.error  # noqa: B904
             raise
         return stream.rows
 
