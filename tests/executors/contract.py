@@ -2,6 +2,8 @@
 
 Each test runs the example command-contract service through one executor and
 checks the committed manifest: the outcome is read from there, never from logs.
+A test that changes the repository or its spec calls ``build`` before it runs,
+for executors that run a package of them (the container executor's image).
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import time
 from pathlib import Path
 
 from batchcast import RunStatus, Service
-from batchcast.runs import RunRequest
 from batchcast.executors import get_executor
-from batchcast.runs import Manifest
+from batchcast.runs import Manifest, RunRequest
 
 
 def patch_training(repo, code: str) -> None:
@@ -25,13 +26,18 @@ def patch_training(repo, code: str) -> None:
 
 
 class ExecutorContract:
+    def build(self, adopted: Path) -> None:
+        """Package the repository and spec as the test left them, for an executor that runs a package; else nothing."""
+
     def test_success_is_committed_with_log_and_outputs(self, executor, adopted):
+        self.build(adopted)
         manifest = Service(adopted / "batchcast.toml").run("training", "2026-01-01", executor=executor)
         assert manifest.status is RunStatus.SUCCEEDED and manifest.executor == executor
         assert {"output/model.joblib", "log.txt"} <= set(manifest.files)
 
     def test_nonzero_exit_is_a_failed_manifest(self, executor, adopted, churn_repo):
         patch_training(churn_repo, "        raise SystemExit(3)\n")
+        self.build(adopted)
         manifest = Service(adopted / "batchcast.toml").run("training", executor=executor)
         assert manifest.status is RunStatus.FAILED
         assert "exited with code 3" in manifest.error["message"]
@@ -40,6 +46,7 @@ class ExecutorContract:
         patch_training(churn_repo, "        import time; time.sleep(30)\n")
         spec = adopted / "batchcast.toml"
         spec.write_text(spec.read_text().replace("[actions.training]\n", "[actions.training]\ntimeout = 1\n"))
+        self.build(adopted)
         manifest = Service(spec).run("training", executor=executor)
         assert manifest.status is RunStatus.TIMED_OUT
         assert manifest.error["type"] == "RunTimeout"
@@ -47,6 +54,7 @@ class ExecutorContract:
     def test_model_sees_its_interpreter(self, executor, adopted, churn_repo):
         patch_training(churn_repo, "        import sys; (self.output / 'prefix.json').write_text("
                                    "json.dumps(sys.prefix))\n")
+        self.build(adopted)
         manifest = Service(adopted / "batchcast.toml").run("training", executor=executor)
         stored = adopted / ".batchcast/artifacts" / manifest.run_id / "output/prefix.json"
         self.check_interpreter(json.loads(stored.read_text()))

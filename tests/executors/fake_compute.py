@@ -105,7 +105,8 @@ class FakeCompute(FakeServer):
                 vm = fake.vms.get(name)
                 if vm is None or vm.deleted:
                     return self._not_found(name)
-                self._json(200, {"kind": "compute#serialPortOutput", "contents": vm.serial} if serial else vm.resource())
+                self._json(200, {"kind": "compute#serialPortOutput", "contents": vm.serial} if serial
+                           else vm.resource())
 
             def _not_found(self, what: str) -> None:
                 self._json(404, {"error": {"code": 404, "message": f"The resource '{what}' was not found",

@@ -86,7 +86,8 @@ class FakeJob:
             {"name": "run", "image": "x", "imageID": "", "ready": False, "restartCount": 0, "state": self.container}]}
         if self.pod_reason:
             status.update(phase="Failed", reason=self.pod_reason, message=self.pod_message)
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{self.name}-pod0", "labels": {"job-name": self.name}},
+        return {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": f"{self.name}-pod0", "labels": {"job-name": self.name}},
                 "spec": self.body["spec"]["template"]["spec"], "status": status}
 
 
@@ -100,7 +101,7 @@ class FakeKubernetes(FakeServer):
         self.created: list[dict] = []
         self.requests: list[tuple[str, str]] = []
 
-    def __enter__(self) -> "FakeKubernetes":
+    def __enter__(self) -> FakeKubernetes:
         super().__enter__()
         self.kubeconfig = self.folder / "kubeconfig"
         self.kubeconfig.write_text(json.dumps({

@@ -45,7 +45,8 @@ class FakeJob:
             return
         if self.scenario == "quota":
             self.state = "JOB_STATE_FAILED"
-            self.error = {"code": 8, "message": "The following quota metrics exceed quota limits: custom_model_training_cpus"}
+            self.error = {"code": 8,
+                          "message": "The following quota metrics exceed quota limits: custom_model_training_cpus"}
             return
         self.state = "JOB_STATE_RUNNING"
         if self.scenario != "run":
@@ -57,7 +58,8 @@ class FakeJob:
         if self.state == "JOB_STATE_RUNNING":
             self.state = "JOB_STATE_SUCCEEDED" if code == 0 else "JOB_STATE_FAILED"
             if code:
-                self.error = {"code": 3, "message": f"The replica workerpool0-0 exited with a non-zero status of {code}."}
+                self.error = {"code": 3,
+                              "message": f"The replica workerpool0-0 exited with a non-zero status of {code}."}
 
     def stop(self) -> None:
         self.state = "JOB_STATE_CANCELLED"

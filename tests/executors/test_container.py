@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -11,13 +12,53 @@ from pathlib import Path
 import pytest
 
 from batchcast import Service
+from batchcast.containers import engine_command, engine_run
+from batchcast.spec import ServiceSpec, load_spec
 from tests.conftest import BASE_IMAGE, BATCHCAST, bc, query
+from tests.executors.contract import ExecutorContract
 
 SLOW_SENTINEL = "SLOW"  # a file in the artifact store that makes the example's application sleep
+ADOPTED_PROJECT = "adopted"  # the adopted repository's images get a tag of their own, beside the example's
 
 
-def with_image(spec: Path) -> None:
-    spec.write_text(spec.read_text() + f'\n[image]\nbase = "{BASE_IMAGE}"\n')
+def with_image(spec: Path, project: str | None = None) -> None:
+    table = f'\n[image]\nbase = "{BASE_IMAGE}"\n' + (f'project = "{project}"\n' if project else "")
+    spec.write_text(spec.read_text() + table)
+
+
+_BUILT: dict[str, tuple[str, str]] = {}  # image tag -> (digest of the code and spec it holds, its image id)
+
+
+def build_if_changed(service: Path) -> None:
+    """`batchcast build` the service unless its tag already holds this code and spec.
+
+    Under vfs a build costs a gigabyte and a minute, so tests that run the same
+    repository share one image; the image a rebuild replaces is removed, or it
+    would hold its gigabyte until the session ends.
+    """
+    spec = load_spec(service / "batchcast.toml")
+    engine = engine_command("podman")
+    key, before = _content(spec), _image_id(engine, spec.image_tag)
+    if _BUILT.get(spec.image_tag) == (key, before):
+        return
+    bc("build", cwd=service)
+    _BUILT[spec.image_tag] = key, _image_id(engine, spec.image_tag)
+    if before and before != _BUILT[spec.image_tag][1]:
+        engine_run(engine, "rmi", before, check=False)
+
+
+def _content(spec: ServiceSpec) -> str:
+    """A digest of what `batchcast build` copies into the image: the spec and the model repository."""
+    digest = hashlib.sha256(spec.file.read_bytes())
+    for path in sorted(spec.model_path.rglob("*")):
+        relative = path.relative_to(spec.model_path)
+        if path.is_file() and not set(relative.parts) & set(spec.image.exclude):
+            digest.update(f"{relative}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _image_id(engine: list[str], tag: str) -> str:
+    return engine_run(engine, "image", "inspect", "--format", "{{.Id}}", tag, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +71,8 @@ def example(podman, tmp_path_factory):
     task.write_text(task.read_text().replace("    def application(self) -> None:\n", (
         "    def application(self) -> None:\n"
         "        import os, pathlib, time\n"
-        f"        while pathlib.Path(os.environ.get('BATCHCAST__STORAGE__URL', '/nonexistent'), '{SLOW_SENTINEL}').exists():\n"
+        "        while pathlib.Path(os.environ.get('BATCHCAST__STORAGE__URL', '/nonexistent'), "
+        f"'{SLOW_SENTINEL}').exists():\n"
         "            time.sleep(0.2)\n")))
     with_image(svc / "batchcast.toml")
     out = bc("build", cwd=svc)
@@ -115,14 +157,28 @@ def test_a_container_past_its_timeout_is_killed_and_recorded_timed_out(example, 
 
 
 def test_an_adopted_command_contract_repository_runs_in_containers(adopted, podman):
-    spec = adopted / "batchcast.toml"
-    with_image(spec)
-    bc("build", cwd=adopted)
+    with_image(adopted / "batchcast.toml", ADOPTED_PROJECT)
+    build_if_changed(adopted)  # the contract's first test below runs this image again
     bc("run", "training", "--executor", "container", cwd=adopted)
     bc("run", "application", "--executor", "container", "--date", "2026-01-01", cwd=adopted)
     rows = json.loads(bc("runs", "--json", cwd=adopted).stdout)
     assert [(r["action"], r["status"]) for r in rows] == [("training", "succeeded"), ("application", "succeeded")]
     assert rows[1]["rows"]["written"] > 0
+
+
+class TestContainerContract(ExecutorContract):
+    """The executor contract, each test running the image `batchcast build` makes of the repository it left."""
+
+    @pytest.fixture
+    def executor(self, adopted, podman):
+        with_image(adopted / "batchcast.toml", ADOPTED_PROJECT)
+        return "container"
+
+    def build(self, adopted):
+        build_if_changed(adopted)  # the code is in the image: a patched repository is a new image
+
+    def check_interpreter(self, prefix):
+        assert prefix == "/opt/batchcast"  # the image's virtualenv (containers.DOCKERFILE), not this interpreter
 
 
 def test_a_missing_image_says_to_build_it(tmp_path, podman):

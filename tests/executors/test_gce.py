@@ -7,13 +7,12 @@ API, and that the run inside the "VM" deletes its own VM; not cloud tests.
 
 from __future__ import annotations
 
-
 import pytest
 import yaml
 
 from batchcast import RunStatus, Service
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ContractAgainstFakeAPI, with_table, cancel_mid_run
+from tests.executors.contract import ContractAgainstFakeAPI, cancel_mid_run, with_table
 from tests.executors.fake_compute import FakeCompute
 
 GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_interval = 0.2\n'
@@ -64,7 +63,8 @@ def test_a_vm_that_never_comes_up_is_deleted_and_the_run_fails(adopted, fake_api
 def test_a_vm_that_stops_without_committing_is_deleted_and_the_run_fails(adopted, fake_api):
     fake_api.scenario = "crash"
     manifest = Service(adopted / "batchcast.toml").run("training", executor="gce")
-    assert manifest.status is RunStatus.FAILED and "ended (TERMINATED) before the run committed" in manifest.error["message"]
+    assert manifest.status is RunStatus.FAILED
+    assert "ended (TERMINATED) before the run committed" in manifest.error["message"]
     assert fake_api.deletes == [fake_api.inserted[0]["name"]]
     log = (adopted / ".batchcast/artifacts" / manifest.run_id / "log.txt").read_text()
     assert "container exited with code 139" in log  # the VM's serial output, saved into the run
@@ -73,9 +73,11 @@ def test_a_vm_that_stops_without_committing_is_deleted_and_the_run_fails(adopted
 def test_cancel_deletes_the_vm_and_the_run_fails(adopted, fake_api):
     fake_api.scenario = "hang"
     manifest = cancel_mid_run(Service(adopted / "batchcast.toml"), "gce", fake_api.inserted, declared_env)
-    assert manifest.status is RunStatus.FAILED and "ended (deleted) before the run committed" in manifest.error["message"]
+    assert manifest.status is RunStatus.FAILED
+    assert "ended (deleted) before the run committed" in manifest.error["message"]
 
 
 def declared_env(instance: dict) -> dict[str, str]:
     items = {i["key"]: i["value"] for i in instance["metadata"]["items"]}
-    return {e["name"]: e["value"] for e in yaml.safe_load(items["gce-container-declaration"])["spec"]["containers"][0]["env"]}
+    [container] = yaml.safe_load(items["gce-container-declaration"])["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"]}

@@ -7,7 +7,6 @@ answers; they are not cluster tests.
 
 from __future__ import annotations
 
-
 import pytest
 
 from batchcast import RunStatus, Service
@@ -57,7 +56,8 @@ def test_job_body_has_image_env_secrets_resources_placement_and_no_retries(adopt
     assert container["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["ACTION"] == "training" and env["LOGICAL_DATE"] == "2026-01-01" and env["NAME"] == "churn"
-    assert manifest.run_id.endswith(env["RUN_TS"]) and job["metadata"]["annotations"]["batchcast/run-id"] == manifest.run_id
+    assert manifest.run_id.endswith(env["RUN_TS"])
+    assert job["metadata"]["annotations"]["batchcast/run-id"] == manifest.run_id
     assert "log.txt" in manifest.files
 
 

@@ -7,12 +7,11 @@ and reads the API's answers; they are not cloud tests.
 
 from __future__ import annotations
 
-
 import pytest
 
 from batchcast import RunStatus, Service
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ContractAgainstFakeAPI, with_table, cancel_mid_run
+from tests.executors.contract import ContractAgainstFakeAPI, cancel_mid_run, with_table
 from tests.executors.fake_vertex import FakeVertex
 
 VERTEX = ('[actions.training.vertex]\nproject = "acme"\nregion = "europe-west4"\nmachine_type = "n2-standard-8"\n'

@@ -10,16 +10,15 @@ that says how it ended.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from batchcast.commit import ensure_committed
 from batchcast.containers import engine_command, engine_run, identity, run_env
-from batchcast.errors import ExecutorError, RunTimeout
-from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.errors import ExecutorError
+from batchcast.executors.remote import Ended, RemoteExecutor
+from batchcast.runs import RunRequest
 from batchcast.spec import ServiceSpec
 from batchcast.warehouses import local_file
 
@@ -28,39 +27,58 @@ PASS_THROUGH = ("AWS_", "GOOGLE_", "PG", "STORAGE_EMULATOR_HOST", "BATCHCAST_BIG
                 "GCSFS_")
 
 
-class ContainerExecutor(Executor):
-    name = "container"
+@dataclass
+class Container:
+    """A started container, by name, and the engine that runs it."""
 
-    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
-        engine = engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE"))
-        started = dt.datetime.now(dt.timezone.utc)
-        name = container_name(spec, request)
-        options, env = self._options(spec, request, engine)
+    engine: list[str]  # the engine's argv prefix
+    name: str
+
+
+class ContainerExecutor(RemoteExecutor[Container]):
+    name = "container"
+    removed = "killed"
+
+    def start(self, request: RunRequest, spec: ServiceSpec) -> Container:
+        container = Container(_engine(), container_name(spec, request))
+        options, env = self._options(spec, request, container.engine)
         try:
-            engine_run(engine, "run", "--detach", "--name", name, *options, spec.image_tag, env=env)
-        except ExecutorError:
-            engine_run(engine, "rm", "--force", name, check=False)
+            engine_run(container.engine, "run", "--detach", "--name", container.name, *options, spec.image_tag,
+                       env=env)
+        except ExecutorError:  # a container created but not started still holds its name
+            self.remove(container)
             raise
+        return container
+
+    def wait(self, container: Container, timeout: float) -> Ended | None:
         try:
-            code = self._wait(engine, name, spec.action(request.action).timeout)
-        except RunTimeout as exc:
-            engine_run(engine, "kill", name, check=False)
-            self._save_log(engine, name, request)
-            engine_run(engine, "rm", "--force", name, check=False)
-            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
-        except BaseException:  # interrupted: leave no container behind
-            engine_run(engine, "rm", "--force", name, check=False)
-            raise
-        state = engine_run(engine, "inspect", "--format", "{{.State.OOMKilled}}", name, check=False)
-        self._save_log(engine, name, request)
-        engine_run(engine, "rm", "--force", name, check=False)
-        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
-            f"container {name} exited with code {code}{_how(code, state == 'true')} before committing its run",
-            "read the run's log; run it again once the cause is fixed"))
+            out = subprocess.run([*container.engine, "wait", container.name], capture_output=True, text=True,
+                                 timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        code = _exit_code(container, out)
+        state = engine_run(container.engine, "inspect", "--format", "{{.State.OOMKilled}}", container.name,
+                           check=False)
+        return Ended(ExecutorError(
+            f"container {container.name} exited with code {code}{_how(code, state == 'true')} before committing "
+            "its run", "read the run's log; run it again once the cause is fixed"))
+
+    def stop(self, container: Container) -> None:
+        engine_run(container.engine, "kill", container.name, check=False)
+
+    def save_log(self, container: Container, request: RunRequest) -> None:
+        result = subprocess.run([*container.engine, "logs", container.name], capture_output=True, text=True)
+        with open(request.log_path, "a") as log:
+            log.write(result.stdout + result.stderr)
+
+    def remove(self, container: Container) -> None:
+        engine_run(container.engine, "rm", "--force", container.name, check=False)
+
+    def describe(self, container: Container) -> str:
+        return f"container {container.name}"
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
-        engine_run(engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE")), "kill",
-                   container_name(spec, request), check=False)
+        engine_run(_engine(), "kill", container_name(spec, request), check=False)
 
     def _options(self, spec: ServiceSpec, request: RunRequest, engine: list[str]) -> tuple[list[str], dict]:
         """The engine's options, and its environment: values travel there, only names on the command line."""
@@ -75,27 +93,22 @@ class ContainerExecutor(Executor):
             options += ["--volume", f"{folder}:{folder}"]
         return options, {**os.environ, **env}
 
-    def _wait(self, engine: list[str], name: str, timeout: float) -> int:
-        try:
-            out = subprocess.run([*engine, "wait", name], capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise RunTimeout(f"container {name} ran longer than its timeout of {timeout:g} s and was killed",
-                             "raise [actions.*] timeout, or make the job faster") from None
-        try:
-            return int(out.stdout.strip().splitlines()[-1])
-        except (IndexError, ValueError):
-            raise ExecutorError(f"cannot tell how container {name} ended: {out.stderr.strip()[-300:]}",
-                                "check the container engine") from None
-
-    def _save_log(self, engine: list[str], name: str, request: RunRequest) -> None:
-        result = subprocess.run([*engine, "logs", name], capture_output=True, text=True)
-        with open(request.log_path, "a") as log:
-            log.write(result.stdout + result.stderr)
-
 
 def container_name(spec: ServiceSpec, request: RunRequest) -> str:
     s = spec.service
     return f"batchcast-{s.name}-{s.version}-{request.action}-{request.run_ts}".lower().replace(".", "-")
+
+
+def _engine() -> list[str]:
+    return engine_command(os.environ.get("BATCHCAST_CONTAINER_ENGINE"))
+
+
+def _exit_code(container: Container, out: subprocess.CompletedProcess) -> int:
+    try:
+        return int(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise ExecutorError(f"cannot tell how container {container.name} ended: {out.stderr.strip()[-300:]}",
+                            "check the container engine") from None
 
 
 def _local_folders(spec: ServiceSpec) -> list[str]:

@@ -11,17 +11,17 @@ it never came up, ended without deleting itself, or outlived the timeout.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field
 
-from batchcast.commit import ensure_committed
 from batchcast.containers import label_value, run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
-from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.errors import ExecutorError, MissingExtra, SpecError
+from batchcast.executors.remote import Ended, RemoteExecutor
+from batchcast.runs import RunRequest
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import CloudSettings
 
@@ -46,68 +46,70 @@ DELETE_ENV = "BATCHCAST_DELETE_VM"  # projects/P/zones/Z/instances/NAME: the VM 
 UP = ("RUNNING", "STOPPING", "SUSPENDING", "TERMINATED", "STOPPED", "SUSPENDED")
 
 
-class GceExecutor(Executor):
+@dataclass
+class Vm:
+    """A created VM, by name, the client that reads it, and whether it was ever seen up."""
+
+    instances: Any  # InstancesClient
+    gce: GceSettings
+    name: str
+    begun: float  # time.monotonic() when it was created
+    up: bool = False
+
+
+class GceExecutor(RemoteExecutor[Vm]):
     name = "gce"
 
-    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+    def start(self, request: RunRequest, spec: ServiceSpec) -> Vm:
         gce = spec.action(request.action).gce
         spec.cloud_project(request.action, "gce")
         instances = instances_client()
-        name = vm_name(spec, request)
-        started = dt.datetime.now(dt.timezone.utc)
         instances.insert(project=gce.project, zone=gce.zone, instance_resource=build_instance(spec, request)).result()
+        return Vm(instances, gce, vm_name(spec, request), time.monotonic())
+
+    def wait(self, vm: Vm, timeout: float) -> Ended | None:
+        """Ended once the VM is gone (it deleted itself), stopped, or never came up within its boot timeout."""
+        from google.api_core.exceptions import NotFound
+
         try:
-            ended = self._wait(instances, gce, name, spec.action(request.action).timeout)
-        except (RunTimeout, ExecutorError) as exc:
-            self._save_log(instances, gce, name, request)
-            _delete(instances, gce, name)
-            status = RunStatus.TIMED_OUT if isinstance(exc, RunTimeout) else RunStatus.FAILED
-            return ensure_committed(spec, request, status, started, exc)
-        except BaseException:
-            _delete(instances, gce, name)
-            raise
-        if ended != "deleted":  # it stopped without deleting itself
-            self._save_log(instances, gce, name, request)
-            _delete(instances, gce, name)
-        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
-            f"VM {gce.project}/{gce.zone}/{name} ended ({ended}) before the run committed",
-            "read the run's log (the VM's serial output) and the VM's container logs; fix the cause, then run it again"))
+            status = vm.instances.get(project=vm.gce.project, zone=vm.gce.zone, instance=vm.name).status
+        except NotFound:
+            return self._ended(vm, "deleted", gone=True)
+        vm.up = vm.up or status in UP
+        if status in ("TERMINATED", "STOPPED", "SUSPENDED"):  # it stopped without deleting itself
+            return self._ended(vm, status)
+        if not vm.up and time.monotonic() - vm.begun > vm.gce.boot_timeout:
+            return Ended(ExecutorError(f"{self.describe(vm)} never came up: still {status} after "
+                                       f"{vm.gce.boot_timeout:g} s; it was deleted",
+                                       "check the zone's capacity and quotas, or use another zone or machine type"))
+        time.sleep(min(vm.gce.poll_interval, timeout))
+        return None
+
+    def save_log(self, vm: Vm, request: RunRequest) -> None:
+        from google.api_core.exceptions import GoogleAPICallError
+
+        try:
+            text = vm.instances.get_serial_port_output(project=vm.gce.project, zone=vm.gce.zone,
+                                                       instance=vm.name).contents
+        except GoogleAPICallError as exc:
+            text = f"(no serial output from VM {vm.name}: {exc.message})\n"
+        with open(request.log_path, "a") as log:
+            log.write(text)
+
+    def remove(self, vm: Vm) -> None:
+        _delete(vm.instances, vm.gce, vm.name)
+
+    def describe(self, vm: Vm) -> str:
+        return f"VM {vm.gce.project}/{vm.gce.zone}/{vm.name}"
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         _delete(instances_client(), spec.action(request.action).gce, vm_name(spec, request))
 
-    def _wait(self, instances, gce, name: str, timeout: float) -> str:
-        """Until the VM is gone ("deleted") or stopped (its status); raises if it never comes up or runs too long."""
-        from google.api_core.exceptions import NotFound
-
-        begun, up = time.monotonic(), False
-        while True:
-            try:
-                status = instances.get(project=gce.project, zone=gce.zone, instance=name).status
-            except NotFound:
-                return "deleted"
-            up = up or status in UP
-            if status in ("TERMINATED", "STOPPED", "SUSPENDED"):
-                return status
-            waited = time.monotonic() - begun
-            if not up and waited > gce.boot_timeout:
-                raise ExecutorError(f"VM {gce.project}/{gce.zone}/{name} never came up: still {status} after "
-                                    f"{gce.boot_timeout:g} s; it was deleted",
-                                    "check the zone's capacity and quotas, or use another zone or machine type")
-            if waited > timeout:
-                raise RunTimeout(f"VM {gce.project}/{gce.zone}/{name} ran longer than its timeout of {timeout:g} s "
-                                 "and was deleted", "raise [actions.*] timeout, or make the job faster")
-            time.sleep(gce.poll_interval)
-
-    def _save_log(self, instances, gce, name: str, request: RunRequest) -> None:
-        from google.api_core.exceptions import GoogleAPICallError
-
-        try:
-            text = instances.get_serial_port_output(project=gce.project, zone=gce.zone, instance=name).contents
-        except GoogleAPICallError as exc:
-            text = f"(no serial output from VM {name}: {exc.message})\n"
-        with open(request.log_path, "a") as log:
-            log.write(text)
+    def _ended(self, vm: Vm, how: str, gone: bool = False) -> Ended:
+        error = ExecutorError(f"{self.describe(vm)} ended ({how}) before the run committed",
+                              "read the run's log (the VM's serial output) and the VM's container logs; fix the "
+                              "cause, then run it again")
+        return Ended(error, log=not gone, remove=not gone)  # a VM gone has no serial output left to read
 
 
 def build_instance(spec: ServiceSpec, request: RunRequest):

@@ -12,18 +12,17 @@ from values in the Job.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import time
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from batchcast.commit import ensure_committed
 from batchcast.containers import run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunTimeout, SpecError
-from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest, RunStatus, run_id
+from batchcast.errors import ExecutorError, MissingExtra, SpecError
+from batchcast.executors.remote import Ended, RemoteExecutor
+from batchcast.runs import RunRequest, run_id
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import Section
 
@@ -31,7 +30,8 @@ from batchcast.spec.base import Section
 class KubernetesSettings(Section):
     """How the kubernetes executor runs the action (a batch/v1 Job per run), and an Airflow DAG's pods."""
 
-    image: str | None = Field(None, description="The image; default the service's {registry}/{project}/{name}:{version}.")
+    image: str | None = Field(
+        None, description="The image; default the service's {registry}/{project}/{name}:{version}.")
     namespace: str = Field("default", description="The Job's namespace.")
     service_account: str | None = Field(None, description="The pod's service account.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels, e.g. a node pool's.")
@@ -47,63 +47,72 @@ STUCK = {"ErrImagePull": "the image cannot be pulled", "ImagePullBackOff": "the 
          "CreateContainerConfigError": "a Secret or ConfigMap it needs is missing"}
 
 
-class KubernetesExecutor(Executor):
+@dataclass
+class Job:
+    """A created Job, and the clients that watch it and its pods."""
+
+    batch: Any  # BatchV1Api
+    core: Any  # CoreV1Api
+    k8s: KubernetesSettings
+    name: str
+
+
+class KubernetesExecutor(RemoteExecutor[Job]):
     name = "kubernetes"
 
-    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+    def start(self, request: RunRequest, spec: ServiceSpec) -> Job:
         client = _client()
-        batch, core = client.BatchV1Api(), client.CoreV1Api()
-        k8s = spec.action(request.action).kubernetes
-        job = build_job(spec, request)
-        name = job.metadata.name
-        started = dt.datetime.now(dt.timezone.utc)
-        batch.create_namespaced_job(k8s.namespace, job)
-        try:
-            failure = self._wait(batch, core, k8s, name, spec.action(request.action).timeout)
-        except RunTimeout as exc:
-            self._save_log(core, k8s.namespace, name, request)
-            _delete(batch, k8s.namespace, name)
-            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
-        except BaseException:
-            _delete(batch, k8s.namespace, name)
-            raise
-        self._save_log(core, k8s.namespace, name, request)
-        if failure and failure[1]:  # stuck before it could run: nothing will ever commit
-            _delete(batch, k8s.namespace, name)
-        reason = failure[0] if failure else "the Job ended"
-        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
-            f"Kubernetes Job {k8s.namespace}/{name}: {reason}, before the run committed",
-            "read the run's log and the Job's events (kubectl describe job); fix the cause, then run it again"))
+        body = build_job(spec, request)
+        job = Job(client.BatchV1Api(), client.CoreV1Api(), spec.action(request.action).kubernetes, body.metadata.name)
+        job.batch.create_namespaced_job(job.k8s.namespace, body)
+        return job
+
+    def wait(self, job: Job, timeout: float) -> Ended | None:
+        """One watch call, then a look at the pod for what never becomes a Job event (an image never pulled)."""
+        from kubernetes import watch
+
+        stream = watch.Watch().stream(job.batch.list_namespaced_job, job.k8s.namespace,
+                                      field_selector=f"metadata.name={job.name}",
+                                      timeout_seconds=max(1, int(min(job.k8s.poll_interval, timeout))))
+        for event in stream:
+            if event["type"] == "DELETED":
+                return self._ended(job, "the Job was deleted (cancelled)")
+            ended = _job_ended(event["object"])
+            if ended is not None:
+                return self._ended(job, "the Job ended" if ended == "Complete" else self._reason(job))
+        stuck = _stuck(job.core, job.k8s.namespace, job.name)
+        # Stuck before it could run: nothing will ever commit, and the Job would wait for its TTL.
+        return self._ended(job, stuck, remove=True) if stuck else None
+
+    def save_log(self, job: Job, request: RunRequest) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        for pod in _pods(job.core, job.k8s.namespace, job.name):
+            try:
+                text = job.core.read_namespaced_pod_log(pod.metadata.name, job.k8s.namespace)
+            except ApiException as exc:
+                text = f"(no log from pod {pod.metadata.name}: {exc.status} {exc.reason})\n"
+            with open(request.log_path, "a") as log:
+                log.write(text)
+
+    def remove(self, job: Job) -> None:
+        _delete(job.batch, job.k8s.namespace, job.name)
+
+    def describe(self, job: Job) -> str:
+        return f"Kubernetes Job {job.k8s.namespace}/{job.name}"
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         client = _client()
         _delete(client.BatchV1Api(), spec.action(request.action).kubernetes.namespace, job_name(spec, request))
 
-    def _wait(self, batch, core, k8s, name: str, timeout: float) -> tuple[str, bool] | None:
-        """Until the Job ends: None if it succeeded, else (why, stuck)."""
-        from kubernetes import watch
+    def _ended(self, job: Job, reason: str, remove: bool = False) -> Ended:
+        return Ended(ExecutorError(
+            f"{self.describe(job)}: {reason}, before the run committed",
+            "read the run's log and the Job's events (kubectl describe job); fix the cause, then run it again"),
+            remove=remove)
 
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RunTimeout(f"Kubernetes Job {k8s.namespace}/{name} ran longer than its timeout of "
-                                 f"{timeout:g} s and was deleted", "raise [actions.*] timeout, or make the job faster")
-            stream = watch.Watch().stream(batch.list_namespaced_job, k8s.namespace,
-                                          field_selector=f"metadata.name={name}",
-                                          timeout_seconds=max(1, int(min(k8s.poll_interval, remaining))))
-            for event in stream:
-                if event["type"] == "DELETED":
-                    return "the Job was deleted (cancelled)", False
-                ended = _job_ended(event["object"])
-                if ended is not None:
-                    return None if ended == "Complete" else (self._reason(core, k8s.namespace, name), False)
-            stuck = _stuck(core, k8s.namespace, name)
-            if stuck:
-                return stuck, True
-
-    def _reason(self, core, namespace: str, name: str) -> str:
-        for pod in _pods(core, namespace, name):
+    def _reason(self, job: Job) -> str:
+        for pod in _pods(job.core, job.k8s.namespace, job.name):
             if pod.status.reason == "Evicted":
                 return f"pod {pod.metadata.name} was evicted: {pod.status.message}"
             for status in pod.status.container_statuses or []:
@@ -115,17 +124,6 @@ class KubernetesExecutor(Executor):
                     return f"pod {pod.metadata.name} exited with code {ended.exit_code} ({ended.reason})"
         return "the Job failed"
 
-    def _save_log(self, core, namespace: str, name: str, request: RunRequest) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        for pod in _pods(core, namespace, name):
-            try:
-                text = core.read_namespaced_pod_log(pod.metadata.name, namespace)
-            except ApiException as exc:
-                text = f"(no log from pod {pod.metadata.name}: {exc.status} {exc.reason})\n"
-            with open(request.log_path, "a") as log:
-                log.write(text)
-
 
 def build_job(spec: ServiceSpec, request: RunRequest):
     """The V1Job for one run: the image, its env, Secrets by reference, resources, placement, no retries."""
@@ -136,7 +134,8 @@ def build_job(spec: ServiceSpec, request: RunRequest):
         if urlsplit(url).password is not None:  # it would be readable by anyone who can read the Job
             raise SpecError(f"the {key} URL holds a password, which the Kubernetes Job would carry in clear",
                             f"put BATCHCAST__{key.upper()}__URL (or PGPASSWORD) in a Secret listed in "
-                            f"[actions.{request.action}.kubernetes] secrets, and leave the password out of the URL here")
+                            f"[actions.{request.action}.kubernetes] secrets, and leave the password out of the URL "
+                            "here")
     labels = {"app.kubernetes.io/managed-by": "batchcast", "batchcast/service": spec.service.name,
               "batchcast/version": spec.service.version, "batchcast/action": request.action}
     container = k.V1Container(

@@ -47,7 +47,7 @@ class LocalExecutor(Executor):
         request_file.write_text(request.model_dump_json())
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env["VIRTUAL_ENV"] = str(venv)
-        started = dt.datetime.now(dt.timezone.utc)
+        started = dt.datetime.now(dt.UTC)
         argv = [str(venv / "bin" / "python"), "-m", "batchcast.worker", str(request_file)]
         try:
             code = process.run(argv, cwd=spec.root, env=env, log_path=log_path,

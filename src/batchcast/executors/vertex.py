@@ -12,17 +12,17 @@ in its folder as with every executor.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field
 
-from batchcast.commit import ensure_committed
 from batchcast.containers import label_value, run_env
-from batchcast.errors import ExecutorError, MissingExtra, RunTimeout
-from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest, RunStatus, run_id
+from batchcast.errors import ExecutorError, MissingExtra
+from batchcast.executors.remote import Ended, RemoteExecutor
+from batchcast.runs import RunRequest, run_id
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import CloudSettings
 
@@ -42,30 +42,51 @@ ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_
          "JOB_STATE_PARTIALLY_SUCCEEDED")
 
 
-class VertexExecutor(Executor):
-    name = "vertex"
+@dataclass
+class CustomJob:
+    """A created CustomJob, by its resource name, and the client that reads it."""
 
-    def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+    jobs: Any  # JobServiceClient
+    name: str  # projects/P/locations/R/customJobs/ID
+    poll_interval: float
+    ended: Any = None  # the job as read once it ended
+
+
+class VertexExecutor(RemoteExecutor[CustomJob]):
+    name = "vertex"
+    removed = "cancelled"
+
+    def start(self, request: RunRequest, spec: ServiceSpec) -> CustomJob:
         vertex = spec.action(request.action).vertex
         spec.cloud_project(request.action, "vertex")
         jobs = jobs_client(vertex.region)
-        started = dt.datetime.now(dt.timezone.utc)
         created = jobs.create_custom_job(parent=f"projects/{vertex.project}/locations/{vertex.region}",
                                          custom_job=build_job(spec, request))
-        try:
-            job = self._wait(jobs, created.name, vertex.poll_interval, spec.action(request.action).timeout)
-        except RunTimeout as exc:
-            _cancel(jobs, created.name)
-            return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
-        except BaseException:
-            _cancel(jobs, created.name)
-            raise
+        return CustomJob(jobs, created.name, vertex.poll_interval)
+
+    def wait(self, job: CustomJob, timeout: float) -> Ended | None:
+        read = job.jobs.get_custom_job(name=job.name)
+        if read.state.name not in ENDED:
+            time.sleep(min(job.poll_interval, timeout))
+            return None
+        job.ended = read
+        why = f": {read.error.message}" if read.error.message else ""
+        # An ended job stays listed in Vertex, as every job does: nothing to remove.
+        error = ExecutorError(f"Vertex AI CustomJob {read.name} ended {read.state.name}{why}, before the run committed",
+                              "read the job's logs in Cloud Logging; fix the cause, then run it again")
+        return Ended(error, remove=False)
+
+    def save_log(self, job: CustomJob, request: RunRequest) -> None:
+        if job.ended is None:  # cancelled past its timeout: its output is in Cloud Logging only
+            return
         with open(request.log_path, "a") as log:
-            log.write(f"Vertex AI CustomJob {job.name}: {job.state.name}; {job.error.message}\n")
-        why = f": {job.error.message}" if job.error.message else ""
-        return ensure_committed(spec, request, RunStatus.FAILED, started, ExecutorError(
-            f"Vertex AI CustomJob {job.name} ended {job.state.name}{why}, before the run committed",
-            "read the job's logs in Cloud Logging; fix the cause, then run it again"))
+            log.write(f"Vertex AI CustomJob {job.ended.name}: {job.ended.state.name}; {job.ended.error.message}\n")
+
+    def remove(self, job: CustomJob) -> None:
+        _cancel(job.jobs, job.name)
+
+    def describe(self, job: CustomJob) -> str:
+        return f"Vertex AI CustomJob {job.name}"
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         vertex = spec.action(request.action).vertex
@@ -78,17 +99,6 @@ class VertexExecutor(Executor):
         for job in found:
             if job.state.name not in ENDED:
                 _cancel(jobs, job.name)
-
-    def _wait(self, jobs, name: str, every: float, timeout: float):
-        deadline = time.monotonic() + timeout
-        while True:
-            job = jobs.get_custom_job(name=name)
-            if job.state.name in ENDED:
-                return job
-            if time.monotonic() > deadline:
-                raise RunTimeout(f"Vertex AI CustomJob {name} ran longer than its timeout of {timeout:g} s and was "
-                                 "cancelled", "raise [actions.*] timeout, or make the job faster")
-            time.sleep(every)
 
 
 def build_job(spec: ServiceSpec, request: RunRequest):
