@@ -137,3 +137,17 @@ def test_the_dashboard_shows_runs_failures_plots_and_champions(dashboard):
     width, height = struct.unpack(">II", shot.read_bytes()[16:24])  # the PNG header's IHDR
     assert (width, height) == (1400, 2600) and shot.stat().st_size > 30_000
     print(f"\ndashboard screenshot: {shot}")
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(adopted):
+    """It printed a full traceback (issue 13, defect 7)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = bc("ui", "--port", str(port), cwd=adopted, ok=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use",
+                                       "fix: pass another --port, or stop what listens there"]

@@ -20,6 +20,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     ├── ExecutorError          the isolated environment could not be built or run
     │   └── RunTimeout         the run exceeded its timeout and was killed
     ├── SchedulerError         the scheduler cannot start (another one holds the service)
+    ├── ServeError             a server (the dashboard) cannot listen where it was asked to
     └── MissingExtra           an optional backend's package is not installed
 """
 
@@ -105,6 +106,10 @@ class RunTimeout(ExecutorError):
 
 class SchedulerError(BatchcastError):
     """Raised when the embedded scheduler cannot take charge of a service."""
+
+
+class ServeError(BatchcastError):
+    """Raised when ``batchcast ui`` cannot listen on its host and port (in use, not permitted)."""
 
 
 def is_transient(error_type: str | None) -> bool:

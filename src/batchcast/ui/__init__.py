@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from batchcast.errors import BatchcastError
+from batchcast.errors import BatchcastError, ServeError
 from batchcast.service import CHAMPION, Service
 from batchcast.ui.charts import line_chart
 
@@ -71,7 +71,7 @@ def _service_view(service: Service) -> dict:
 
 def serve(specs: list[Path], host: str = "127.0.0.1", port: int = 8765) -> None:
     services = [Service(spec) for spec in specs]
-    server = ThreadingHTTPServer((host, port), _handler(services))
+    server = _bind(host, port, _handler(services))
     # A browser's idle preconnected sockets must not keep the server from stopping.
     server.daemon_threads, server.block_on_close = True, False
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a shell ignores it for background jobs
@@ -84,6 +84,14 @@ def serve(specs: list[Path], host: str = "127.0.0.1", port: int = 8765) -> None:
         pass
     finally:
         server.server_close()
+
+
+def _bind(host: str, port: int, handler) -> ThreadingHTTPServer:
+    try:
+        return ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                         "pass another --port, or stop what listens there") from None
 
 
 def _handler(services: list[Service]) -> type[BaseHTTPRequestHandler]:
