@@ -82,6 +82,19 @@ def test_missing_feature_and_empty_input_are_named(service):
     assert failed.error["type"] == "InputError" and "returned no rows" in failed.error["message"]
 
 
+def test_allow_empty_publishes_an_empty_input_as_an_empty_date(service):
+    service.run("training")
+    assert service.run("application", "2026-01-05").succeeded
+    spec = service.spec.file
+    spec.write_text(spec.read_text().replace("SELECT * EXCLUDE (churned) FROM features",
+                                             "SELECT * EXCLUDE (churned) FROM features WHERE false")
+                    .replace('schema = "player_id:STRING,label:BOOL" }', 'schema = "player_id:STRING,label:BOOL", '
+                                                                          'allow_empty = true }'))
+    emptied = Service(spec).run("application", "2026-01-05")
+    assert emptied.succeeded and emptied.rows == {"read": 0, "written": 0}
+    assert query(db(service), "SELECT count(*) FROM scores WHERE _logical_date = DATE '2026-01-05'") == [(0,)]
+
+
 def test_sklearn_estimator_works_as_is(tmp_path):
     spec = write_python_service(tmp_path, rows=5_000)
     spec.write_text(spec.read_text().replace('entrypoint = "model:Model"',

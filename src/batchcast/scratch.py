@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from batchcast.errors import ExecutorError
+
 
 def root() -> Path:
     return Path(tempfile.gettempdir()) / f"batchcast-{os.getuid()}"
@@ -21,6 +23,8 @@ def scratch_dir(prefix: str) -> Path:
     """A new empty folder owned by this process; stale ones of dead processes are removed first."""
     base = root()
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if base.stat().st_uid != os.getuid():  # a shared temporary directory: another user made it first
+        raise ExecutorError(f"{base} belongs to another user", "remove it, or set TMPDIR to a folder of your own")
     sweep(base)
     return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{prefix}-", dir=base))
 
@@ -34,9 +38,9 @@ def sweep(base: Path) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: someone else's process holds that pid now; leave its folder
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process now holds that pid: leave its folder
+        pass
     return True

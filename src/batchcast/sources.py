@@ -74,12 +74,12 @@ def _open_files(path: str, fmt: str | None, root: Path, batch_size: int, where: 
                          "check the files' format, or set format") from None
 
 
-def non_empty(reader: pa.RecordBatchReader, what: str) -> Iterator[pa.RecordBatch]:
-    """Yield ``reader``'s non-empty batches; InputError at the end if there were none."""
+def non_empty(reader: pa.RecordBatchReader, what: str, required: bool = True) -> Iterator[pa.RecordBatch]:
+    """Yield ``reader``'s non-empty batches; InputError at the end if there were none and rows are ``required``."""
     rows = 0
     for batch in reader:
         if batch.num_rows:
             rows += batch.num_rows
             yield batch
-    if rows == 0:
+    if rows == 0 and required:
         raise InputError(f"{what} returned no rows", "check the input and the logical date")

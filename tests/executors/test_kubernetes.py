@@ -61,8 +61,9 @@ def test_job_body_has_image_env_secrets_resources_placement_and_no_retries(adopt
     assert "log.txt" in manifest.files
 
 
-def test_a_password_in_a_url_is_refused_before_any_job_exists(adopted, fake_api, monkeypatch):
-    monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", "postgresql://svc:s3cr3t@db/warehouse")
+@pytest.mark.parametrize("url", ["postgresql://svc:s3cr3t@db/warehouse", "postgresql://svc@db/warehouse?password=s3cr3t"])
+def test_a_password_in_a_url_is_refused_before_any_job_exists(adopted, fake_api, monkeypatch, url):
+    monkeypatch.setenv("BATCHCAST__WAREHOUSE__URL", url)
     with pytest.raises(SpecError) as err:
         Service(adopted / "batchcast.toml").run("training", executor="kubernetes")
     assert "Secret" in err.value.fix and "s3cr3t" not in str(err.value) and fake_api.created == []

@@ -8,6 +8,7 @@ failed on the way.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import shutil
 import traceback
@@ -62,7 +63,7 @@ def _runner(spec: ServiceSpec, kind: str):
     return {"training": training.run, "application": application.run, "evaluation": evaluation.run}[kind]
 
 
-def _commit(ctx: RunContext, outcome: Outcome, started, status: RunStatus,
+def _commit(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: RunStatus,
             error: dict | None) -> Manifest:
     log_path = Path(ctx.request.log_path)
     if log_path.exists():

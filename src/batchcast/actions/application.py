@@ -32,7 +32,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     outcome.rows["read"] = 0
 
     def predicted() -> Iterator[pa.RecordBatch]:
-        for batch in non_empty(reader, what):
+        for batch in non_empty(reader, what, required=not out.allow_empty):
             outcome.rows["read"] += batch.num_rows
             features = models.choose_features(batch.schema.names, meta["features"], None, [], what)
             y = models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))

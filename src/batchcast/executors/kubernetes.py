@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from batchcast.containers import run_env
 from batchcast.errors import ExecutorError, MissingExtra, SpecError
 from batchcast.executors.remote import Ended, RemoteExecutor
+from batchcast.redaction import has_secret
 from batchcast.runs import RunRequest, run_id
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import Section
@@ -131,7 +131,7 @@ def build_job(spec: ServiceSpec, request: RunRequest):
 
     k8s = spec.action(request.action).kubernetes
     for key, url in (("storage", spec.storage_url), ("warehouse", spec.warehouse_url)):
-        if urlsplit(url).password is not None:  # it would be readable by anyone who can read the Job
+        if has_secret(url):  # it would be readable by anyone who can read the Job
             raise SpecError(f"the {key} URL holds a password, which the Kubernetes Job would carry in clear",
                             f"put BATCHCAST__{key.upper()}__URL (or PGPASSWORD) in a Secret listed in "
                             f"[actions.{request.action}.kubernetes] secrets, and leave the password out of the URL "

@@ -79,8 +79,9 @@ class ServiceSpec(Section):
     @property
     def warehouse_url(self) -> str:
         """The warehouse URL, a file-based backend's relative path resolved against the spec's folder."""
-        url = self.warehouse.url
-        return registry.warehouse(url).load(f"the {url.split('://')[0]} warehouse").resolve_url(url, self.root)
+        from batchcast.warehouses import backend_for  # imports the backend's module: only when asked
+
+        return backend_for(self.warehouse.url).resolve_url(self.warehouse.url, self.root)
 
     @property
     def image_tag(self) -> str:

@@ -96,13 +96,11 @@ class Warehouse(abc.ABC):
                   "_predicted_at": dt.datetime.now(dt.UTC)}
 
         def stamped() -> Iterator[pa.RecordBatch]:
-            rows = 0
             for batch in batches:
                 batch = conform(batch, schema, source)
-                rows += batch.num_rows
                 extra = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), batch.num_rows) for c in STAMPS]
                 yield pa.RecordBatch.from_arrays(batch.columns + extra, schema=full.to_arrow())
-            if rows == 0 and not allow_empty:
+            if stream.rows == 0 and not allow_empty:  # the stream counted every batch it passed on
                 raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
                                  f"date's rows in {table}", "check the model's output; if no predictions is a "
                                  "legitimate result, set allow_empty = true in the action's output table")
