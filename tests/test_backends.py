@@ -52,14 +52,16 @@ def _runs(svc, env):
     return json.loads(bc("runs", "--json", cwd=svc, env=env).stdout)
 
 
-def test_password_in_spec_is_refused(tmp_path):
+# The user part, and a query parameter as libpq accepts it (issue 13, defect 2: that one used to pass).
+@pytest.mark.parametrize("url", ["postgresql://u:hunter2@h/db", "postgresql://u@h/db?password=hunter2"])
+def test_password_in_spec_is_refused(tmp_path, url):
     (tmp_path / "batchcast.toml").write_text(
-        '[service]\nname = "x"\nversion = "1"\n[warehouse]\nurl = "postgresql://u:hunter2@h/db"\n')
+        f'[service]\nname = "x"\nversion = "1"\n[warehouse]\nurl = "{url}"\n')
     with pytest.raises(SpecError) as err:
         load_spec(tmp_path / "batchcast.toml", environ={})
     assert "holds a password" in str(err.value) and "hunter2" not in str(err.value)
     (tmp_path / "batchcast.toml").write_text('[service]\nname = "x"\nversion = "1"\n')
-    secret = {"BATCHCAST__WAREHOUSE__URL": "postgresql://u:hunter2@h/db"}  # from the environment: allowed
+    secret = {"BATCHCAST__WAREHOUSE__URL": url}  # from the environment: allowed
     assert load_spec(tmp_path / "batchcast.toml", environ=secret).warehouse_url == secret["BATCHCAST__WAREHOUSE__URL"]
 
 

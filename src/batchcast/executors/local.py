@@ -10,7 +10,6 @@ linked in.
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from batchcast import process
 from batchcast.actions import PythonEnv, execute
-from batchcast.commit import ensure_committed
+from batchcast.commit import ensure_committed, now
 from batchcast.errors import ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunRequest, RunStatus
@@ -47,7 +46,7 @@ class LocalExecutor(Executor):
         request_file.write_text(request.model_dump_json())
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env["VIRTUAL_ENV"] = str(venv)
-        started = dt.datetime.now(dt.UTC)
+        started = now()
         argv = [str(venv / "bin" / "python"), "-m", "batchcast.worker", str(request_file)]
         try:
             code = process.run(argv, cwd=spec.root, env=env, log_path=log_path,

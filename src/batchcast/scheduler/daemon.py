@@ -23,12 +23,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from batchcast import alerts
-from batchcast.commit import ensure_committed
+from batchcast.commit import ensure_committed, now as utcnow
 from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
 from batchcast.executors import executor_class
 from batchcast.runs import Manifest, RunRequest, RunStatus
 from batchcast.scheduler import supervise
-from batchcast.scheduler.supervise import Active, Tracked, utcnow
+from batchcast.scheduler.supervise import Active, Tracked
 from batchcast.scheduling import rules
 from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service

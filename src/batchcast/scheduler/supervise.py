@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchcast.commit import now
 from batchcast.errors import SchedulerError
 from batchcast.process import kill_tree
 from batchcast.runs import new_run_ts, run_id
@@ -97,7 +98,7 @@ def take_charge(tracked: Tracked) -> None:
 def launch(tracked: Tracked, name: str, day: dt.date) -> Active:
     """Mark ``day`` running, then start its process holding the run's lock."""
     run_ts = new_run_ts()
-    active = Active(tracked, name, day, run_ts, utcnow(), paths=paths(tracked, run_id(*tracked.key, name, run_ts)))
+    active = Active(tracked, name, day, run_ts, now(), paths=paths(tracked, run_id(*tracked.key, name, run_ts)))
     tracked.ledger.set(*tracked.key, name, day, "running", run_id=active.run_id, attempt=True)  # fact 1
     fd = os.open(active.paths["lock"], os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -178,7 +179,3 @@ def recorded_pid(path: Path, run_ts: str) -> int | None:
 def clean(paths: dict[str, Path]) -> None:
     for key in ("lock", "result"):
         paths[key].unlink(missing_ok=True)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -7,6 +7,8 @@ import re
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from batchcast.errors import SpecError
+
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -28,8 +30,6 @@ class CloudSettings(Section):
 
     def required_project(self, where: str, table: str) -> str:
         """The project; SpecError naming ``where`` (e.g. ``batchcast.toml [actions.training.gce]``) if unset."""
-        from batchcast.errors import SpecError
-
         if not self.project:
             raise SpecError(f"{where} project: not set",
                             f"set project = \"my-project\", the Google Cloud project the {table} executor uses")
