@@ -8,7 +8,7 @@ from pathlib import Path
 
 from croniter import croniter
 
-from batchcast.airflow.dags import DAG_OPEN, HEADER
+from batchcast.airflow.dags import BASH_IMPORT, DAG_OPEN, HEADER
 from batchcast.errors import SpecError
 
 CONFIG_TASK = '''    tasks[{name!r}] = BashOperator(task_id={name!r}, bash_command={code!r})
@@ -79,7 +79,7 @@ def _refuse_cycles(path: Path, names: list[str], deps: list[list[str]]) -> None:
 
 def _config_dag(path: Path, graph: dict) -> str:
     text = HEADER.format(title=f"{graph['dag_id']} on {graph['schedule']}", source=path)
-    text += "from airflow.providers.standard.operators.bash import BashOperator\n"
+    text += BASH_IMPORT
     text += DAG_OPEN.format(dag_id=graph["dag_id"], schedule=graph["schedule"], start=graph["start"],
                             catchup=graph["catchup"], tags=["batchcast"], retries=0, retry_delay=300, callback="")
     text += "    tasks = {}\n"
