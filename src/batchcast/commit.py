@@ -49,8 +49,7 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
         inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},
         outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
         error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image())
-    store.commit(manifest)
-    return manifest
+    return store.commit(manifest)
 
 
 def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,

@@ -19,6 +19,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     │   └── WarehouseUnavailable   (transient) it could not be reached
     ├── ExecutorError          the isolated environment could not be built or run
     │   └── RunTimeout         the run exceeded its timeout and was killed
+    ├── Cancelled              its user interrupted the run (Ctrl-C, SIGTERM)
     ├── SchedulerError         the scheduler cannot start (another one holds the service)
     ├── ServeError             a server (the dashboard) cannot listen where it was asked to
     └── MissingExtra           an optional backend's package is not installed
@@ -102,6 +103,14 @@ class ExecutorError(BatchcastError):
 
 class RunTimeout(ExecutorError):
     """Raised when a run exceeds its action's timeout; its process tree is killed."""
+
+
+class Cancelled(BatchcastError):
+    """Its user interrupted the run; the run is committed as ``cancelled``, not ``failed``."""
+
+    def __init__(self, message: str = "the run was interrupted (Ctrl-C or SIGTERM) and stopped",
+                 fix: str | None = "run it again when you want it"):
+        super().__init__(message, fix)
 
 
 class SchedulerError(BatchcastError):

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 from batchcast.errors import ExecutorError, RunTimeout
+
+# Set when the user interrupted this process (Ctrl-C, SIGTERM): the KeyboardInterrupt raised for it
+# may reach batchcast wrapped in another error (DuckDB reports one raised in its stream as a failed
+# read), and the run must still be recorded as cancelled.
+interrupted = threading.Event()
+
+
+def interrupt(signum, frame) -> None:
+    """A signal handler for SIGINT and SIGTERM: remember, then raise KeyboardInterrupt."""
+    interrupted.set()
+    raise KeyboardInterrupt
 
 
 def run(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, timeout: float) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit code.
 
     The child leads a new process group, so a timeout (RunTimeout) or an
-    interrupt kills everything it started, not only the child.
+    interrupt kills everything it started, not only the child. It also dies
+    with this process: a ``kill -9`` of ``batchcast run`` must not leave a
+    worker that later commits and publishes a run its user believes stopped.
     """
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=_die_with(os.getpid()))
         except OSError as exc:
             raise ExecutorError(f"cannot start '{argv[0]}': {exc.strerror}",
                                 "check the command and that its program is installed") from None
@@ -32,6 +48,26 @@ def run(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, time
         except BaseException:
             _kill_tree(proc)
             raise
+
+
+_PR_SET_PDEATHSIG = 1
+try:  # loaded here, not in the forked child, where loading a library could deadlock
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the child outlives a killed parent, as before
+    _prctl = None
+
+
+def _die_with(parent: int):
+    """A pre-exec hook: SIGKILL the child when ``parent`` dies (Linux's PR_SET_PDEATHSIG)."""
+    if _prctl is None:
+        return None
+
+    def hook() -> None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the hook ran: no signal will come
+            os._exit(1)
+
+    return hook
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import platform
 from typing import Any
 
@@ -23,6 +24,7 @@ class RunStatus(str, enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed out"
+    CANCELLED = "cancelled"  # interrupted by its user (Ctrl-C, SIGTERM)
 
 
 def new_run_ts(now: dt.datetime | None = None) -> str:
@@ -75,6 +77,7 @@ class Manifest(BaseModel):
     error: dict[str, Any] | None = None
     versions: dict[str, str] = Field(default_factory=dict, description="Python, batchcast and library versions.")
     image: dict[str, str] | None = Field(None, description="The container image the run ran in: ref and digest.")
+    seal: str | None = Field(None, description="sha256 of every other field, set when the run is committed.")
 
     @property
     def duration_s(self) -> float:
@@ -83,6 +86,17 @@ class Manifest(BaseModel):
     @property
     def succeeded(self) -> bool:
         return self.status is RunStatus.SUCCEEDED
+
+    def sealed(self) -> Manifest:
+        """This manifest with its seal: a hand edit (a status, a file's sha256) no longer matches it."""
+        return self.model_copy(update={"seal": self._digest()})
+
+    @property
+    def intact(self) -> bool:
+        return self.seal is not None and self.seal == self._digest()
+
+    def _digest(self) -> str:
+        return hashlib.sha256(self.model_dump_json(exclude={"seal"}).encode()).hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """The fields a listing shows, as JSON-ready values."""

@@ -10,13 +10,14 @@ from typing import Any
 
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
-from batchcast.runs import Manifest, RunRequest, new_run_ts, parse_date
+from batchcast.runs import Manifest, RunRequest, RunStatus, new_run_ts, parse_date
 from batchcast.scratch import scratch_dir
 from batchcast.spec import ServiceSpec, load_spec, merged
 from batchcast.store import ArtifactStore
 
 CHAMPION = "champion"
 APPLIES_MODEL = ("application", "evaluation")
+ENDED = tuple(status.value for status in RunStatus)  # a ledger state that a manifest also records
 
 
 class Service:
@@ -64,7 +65,7 @@ class Service:
     def model_for(self, ref: str | None = None) -> Manifest:
         """The training run to apply: ``ref``, else the champion, else the latest successful training."""
         ref = ref or (CHAMPION if self.store.alias(self.name, self.version, CHAMPION) else "latest")
-        found = self.store.resolve(self.name, self.version, ref)
+        found = self.store.verify(self.store.resolve(self.name, self.version, ref))
         if found.kind != "training" or not found.succeeded:
             raise RunNotFound(f"run {found.run_id} is a {found.status.value} {found.kind} run, not a trained model",
                               "apply a successful training run")
@@ -97,9 +98,9 @@ class Service:
         run_ids = {r["run_id"] for r in rows}
         for entry in self.ledger.rows(self.name, self.version, action):
             key = (entry["action"], entry["logical_date"])
-            if entry["run_id"] in run_ids and entry["state"] in ("running", "succeeded", "failed", "timed out"):
+            if entry["run_id"] in run_ids and entry["state"] in ("running", *ENDED):
                 continue  # its manifest is committed, and says more (a scheduler may not have recorded it yet)
-            if key not in committed or entry["state"] not in ("succeeded", "failed", "timed out"):
+            if key not in committed or entry["state"] not in ENDED:
                 status = "waiting for training" if entry["state"] == "waiting" else entry["state"]
                 rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": status,
                              "logical_date": entry["logical_date"], "started_at": None, "ended_at": None,

@@ -13,6 +13,7 @@ created exclusively, so a committed run is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -88,12 +89,14 @@ class ArtifactStore:
             entries[rel] = self.put_file(run_id, rel, path)
         return entries
 
-    def commit(self, manifest: Manifest) -> None:
-        """Write the manifest, which makes the run exist; RunExists if it already does."""
+    def commit(self, manifest: Manifest) -> Manifest:
+        """Write the manifest, sealed, which makes the run exist; RunExists if it already does."""
+        manifest = manifest.sealed()
         data = manifest.model_dump_json(indent=2).encode()
         if not self._create_exclusive(self._path(manifest.run_id, MANIFEST), data):
             raise RunExists(f"run {manifest.run_id} is already committed",
                             "runs are immutable; start a new run instead")
+        return manifest
 
     def _refuse_committed(self, run_id: str) -> None:
         self._fresh()
@@ -197,8 +200,8 @@ class ArtifactStore:
         return found
 
     def set_alias(self, name: str, version: str, alias: str, run_id: str) -> None:
-        """Point ``alias`` at a committed successful run, atomically, and record the move."""
-        manifest = self.manifest(run_id)
+        """Point ``alias`` at a committed successful run, verified whole, atomically, and record the move."""
+        manifest = self.verify(self.manifest(run_id), files=True)
         if manifest.status is not RunStatus.SUCCEEDED:
             raise StoreError(f"run {run_id} {manifest.status.value}; only successful runs can be promoted",
                              "promote a run whose status is succeeded")
@@ -231,6 +234,20 @@ class ArtifactStore:
             written.append(local)
         return written
 
+    def verify(self, manifest: Manifest, *, files: bool = False) -> Manifest:
+        """``manifest`` if it matches its seal (and, with ``files``, every file matches its sha256).
+
+        What a run is trusted for (being promoted, being applied) is what its
+        manifest says; a manifest edited by hand must not pass for a run.
+        """
+        if not manifest.intact:
+            raise IntegrityError(f"{manifest.run_id}/{MANIFEST}: does not match its seal (edited after the run "
+                                 "was committed, or written by a batchcast older than sealed manifests)",
+                                 "re-run training, or promote another run")
+        for rel, entry in sorted(manifest.files.items()) if files else ():
+            self._download_verified(manifest.run_id, rel, entry, None)
+        return manifest
+
     def read_verified(self, manifest: Manifest, rel: str) -> bytes:
         """One small file of a run (a log, metrics), checked against its manifest's sha256."""
         entry = manifest.files.get(rel)
@@ -242,18 +259,22 @@ class ArtifactStore:
                                  "the file changed after the run was committed; do not trust it")
         return data
 
-    def _download_verified(self, run_id: str, rel: str, entry: FileEntry, local: Path) -> None:
+    def _download_verified(self, run_id: str, rel: str, entry: FileEntry, local: Path | None) -> None:
+        """Copy one file to ``local`` (or only read it, for None) and check its sha256."""
         digest = hashlib.sha256()
         try:
-            with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src, open(local, "wb") as dst:
+            with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src, \
+                    (open(local, "wb") if local else contextlib.nullcontext()) as dst:
                 while chunk := src.read(CHUNK):
                     digest.update(chunk)
-                    dst.write(chunk)
+                    if dst:
+                        dst.write(chunk)
         except FileNotFoundError:
             raise IntegrityError(f"{run_id}/{rel}: listed in the manifest but missing from the store",
                                  "re-run training, or promote another run") from None
         if digest.hexdigest() != entry.sha256:
-            local.unlink()
+            if local:
+                local.unlink()
             raise IntegrityError(
                 f"{run_id}/{rel}: sha256 {digest.hexdigest()[:12]}... differs from the manifest's "
                 f"{entry.sha256[:12]}...; the file changed after the run was committed",

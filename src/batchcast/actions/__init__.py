@@ -15,9 +15,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from batchcast import process
 from batchcast.actions.context import PythonEnv, RunContext, log
 from batchcast.commit import Outcome, commit_manifest, now
-from batchcast.errors import BatchcastError, RunTimeout
+from batchcast.errors import BatchcastError, Cancelled, RunTimeout
 from batchcast.runs import Manifest, RunRequest, RunStatus
 from batchcast.scratch import scratch_dir
 from batchcast.spec import ServiceSpec, load_spec
@@ -37,12 +38,13 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifes
         log.info("run %s: %s for %s", ctx.run_id, ctx.action.kind, request.logical_date)
         _runner(spec, ctx.action.kind)(ctx, outcome)
     except BaseException as exc:
-        status = RunStatus.TIMED_OUT if isinstance(exc, RunTimeout) else RunStatus.FAILED
-        error = _error(exc)
+        status = _status(exc)
+        error = _error(Cancelled() if status is RunStatus.CANCELLED else exc)
         cause = exc.__cause__ if isinstance(exc, BatchcastError) else exc
-        log.error("run %s %s: %s", ctx.run_id, status.value, error["message"], exc_info=cause)
-        if not isinstance(exc, Exception):
-            raise  # KeyboardInterrupt: the finally clause still commits
+        log.error("run %s %s: %s", ctx.run_id, status.value, error["message"],
+                  exc_info=None if status is RunStatus.CANCELLED else cause)
+        if status is RunStatus.CANCELLED:
+            raise KeyboardInterrupt from exc  # the finally clause still commits, as cancelled
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -70,6 +72,13 @@ def _commit(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: Run
         outcome.files["log.txt"] = ctx.store.put_file(ctx.run_id, "log.txt", log_path)
     return commit_manifest(ctx.spec, ctx.request, ctx.store, status, started=started, error=error,
                            outcome=outcome, action=ctx.action)
+
+
+def _status(exc: BaseException) -> RunStatus:
+    if isinstance(exc, RunTimeout):
+        return RunStatus.TIMED_OUT
+    cancelled = isinstance(exc, KeyboardInterrupt) or process.interrupted.is_set()
+    return RunStatus.CANCELLED if cancelled else RunStatus.FAILED
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -36,6 +37,9 @@ class _Group(click.Group):
             if exc.fix:
                 click.echo(f"fix: {exc.fix}", err=True)
             ctx.exit(1)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see run): the run is committed as cancelled
+            click.echo("\ncancelled: interrupted; the run is recorded as cancelled (batchcast runs)", err=True)
+            ctx.exit(130)
 
 
 @click.group(cls=_Group)
@@ -102,6 +106,10 @@ def validate(ctx: click.Context) -> None:
 def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
         run_ts: str | None) -> None:
     """Run ACTION once, for one logical date."""
+    from batchcast.process import interrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a scheduler's kill cancels as Ctrl-C does, committed
+        signal.signal(sig, interrupt)
     with status(f"running {action}..."):
         manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
     click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
@@ -253,31 +261,6 @@ def ui(ctx: click.Context, specs: tuple[str, ...], host: str, port: int) -> None
     serve(_specs(ctx, specs), host, port)
 
 
-@main.group()
-def airflow() -> None:
-    """Render services as Airflow 3 DAG files."""
-
-
-@airflow.command("render")
-@click.argument("specs", nargs=-1, type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="The DAGs folder to write into.")
-@click.option("--from-config", "from_config", type=click.Path(exists=True, file_okay=False),
-              help="Render the original JSON graph configs in this folder instead of specs.")
-@click.option("--batchcast", "batchcast_bin", help="The batchcast executable Airflow tasks call (default this one).")
-@click.pass_context
-def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_config: str | None,
-                   batchcast_bin: str | None) -> None:
-    """Write one DAG file per scheduled action of each SPEC (default the current spec)."""
-    from batchcast.airflow import render, render_config
-
-    if from_config:
-        written = render_config(Path(from_config), Path(out))
-    else:
-        written = render(_specs(ctx, specs), Path(out), batchcast_bin)
-    for path in written:
-        click.echo(f"wrote {path}")
-
-
 @main.command()
 @click.argument("action", default="application")
 @click.option("--limit", default=10, show_default=True, help="How many rows.")
@@ -288,6 +271,9 @@ def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
     table = _service(ctx).preview(action, limit)
     emit(table.to_pylist(), as_json, lambda: table)
 
+
+# Command groups of their own modules; imported last, since they add to ``main``.
+from batchcast.cli import airflow as _airflow  # noqa: E402, F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -114,5 +114,5 @@ def _table(*columns: str, **options: Any) -> Table:
 
 
 def _status(value: str) -> str:
-    color = {"succeeded": "green", "failed": "red", "timed out": "red"}.get(value, "yellow")
+    color = {"succeeded": "green", "failed": "red", "timed out": "red", "cancelled": "red"}.get(value, "yellow")
     return f"[{color}]{value}[/{color}]"

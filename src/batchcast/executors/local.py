@@ -22,7 +22,7 @@ from pathlib import Path
 from batchcast import process
 from batchcast.actions import PythonEnv, execute
 from batchcast.commit import ensure_committed, now
-from batchcast.errors import ExecutorError, RunTimeout
+from batchcast.errors import Cancelled, ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
@@ -53,6 +53,9 @@ class LocalExecutor(Executor):
                                timeout=spec.action(request.action).timeout)
         except RunTimeout as exc:
             return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
+        except KeyboardInterrupt:  # the worker is killed already; record why it stopped
+            ensure_committed(spec, request, RunStatus.CANCELLED, started, Cancelled())
+            raise
         error = ExecutorError(f"the worker exited with code {code} before committing its run; "
                               f"last log lines: {process.tail(log_path)}",
                               "read the run's log; a crash here is a batchcast bug or an out-of-memory kill")

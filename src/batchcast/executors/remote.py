@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from batchcast.commit import ensure_committed, now
-from batchcast.errors import ExecutorError, RunTimeout
+from batchcast.errors import Cancelled, ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
 from batchcast.runs import Manifest, RunRequest, RunStatus
 
@@ -50,8 +50,10 @@ class RemoteExecutor(Executor, Generic[W]):
         workload = self.start(request, spec)
         try:
             ended = self._wait(workload, spec.action(request.action).timeout)
-        except BaseException:  # interrupted: leave nothing running behind
+        except BaseException as exc:  # interrupted: leave nothing running behind
             self.remove(workload)
+            if isinstance(exc, KeyboardInterrupt):
+                ensure_committed(spec, request, RunStatus.CANCELLED, started, Cancelled())
             raise
         if ended.log:
             self.save_log(workload, request)

@@ -13,8 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-STATES = ("queued", "waiting", "running", "retrying", "succeeded", "failed", "timed out", "skipped")
-FINAL = ("succeeded", "failed", "timed out", "skipped")
+STATES = ("queued", "waiting", "running", "retrying", "succeeded", "failed", "timed out", "cancelled", "skipped")
+FINAL = ("succeeded", "failed", "timed out", "cancelled", "skipped")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
