@@ -1,10 +1,16 @@
 """Column schemas: the compact ``name:TYPE,name:TYPE`` form and Arrow.
 
 The compact form is what users write in ``batchcast.toml``
-(``player_id:STRING,label:BOOL``); Arrow is what flows between the sources,
+(``player_id:STRING!,label:BOOL``; ``!`` marks a column that must hold a value
+in every row); Arrow is what flows between the sources,
 the model and the warehouses. :func:`conform` is the single gate every batch
 passes before it reaches a warehouse, so a mismatch is found before anything
 is committed.
+
+Missing values: a NaN in a FLOAT64 column is stored as NULL (one spelling of
+"no value" in SQL), and a column declared with ``!`` refuses NULL, NaN and,
+for STRING, the empty string: the run fails naming the column, and nothing
+is published.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 class Column:
     name: str
     type: str  # one of TYPES
+    required: bool = False  # 'name:TYPE!': every row holds a value
 
     @property
     def arrow(self) -> pa.DataType:
@@ -68,13 +75,19 @@ class Schema(tuple):
     def __add__(self, other) -> Schema:
         return Schema(tuple(self) + tuple(other))
 
+    def requiring(self, names) -> Schema:
+        """The same columns, those named in ``names`` required (ids: a row without one cannot be found)."""
+        return Schema(Column(c.name, c.type, c.required or c.name in names) for c in self)
+
     def __str__(self) -> str:
-        return ",".join(f"{c.name}:{c.type}" for c in self)
+        return ",".join(f"{c.name}:{c.type}{'!' * c.required}" for c in self)
 
 
 def _parse_column(part: str, text: str) -> Column:
     name, sep, kind = part.partition(":")
     name, kind = name.strip(), kind.strip().upper()
+    required = kind.endswith("!")
+    kind = kind.removesuffix("!").strip()
     if not sep or not name:
         raise SchemaError(f"'{part}' in '{text}' is not 'column:TYPE'",
                           "write each column as name:TYPE, e.g. player_id:STRING")
@@ -84,8 +97,8 @@ def _parse_column(part: str, text: str) -> Column:
     kind = ALIASES.get(kind, kind)
     if kind not in TYPES:
         raise SchemaError(f"unknown type '{part.partition(':')[2].strip()}' in '{part}'",
-                          f"use one of {', '.join(TYPES)}")
-    return Column(name, kind)
+                          f"use one of {', '.join(TYPES)}, followed by '!' if every row must hold a value")
+    return Column(name, kind, required)
 
 
 STAMPS = Schema.parse("_logical_date:DATE,_run_id:STRING,_model_run:STRING,_predicted_at:TIMESTAMP")
@@ -109,7 +122,7 @@ def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatc
     if extra:
         raise SchemaError(f"{source}: column '{extra[0]}' is not in the declared schema '{schema}'",
                           "add it to the schema, or stop producing it")
-    arrays = [_cast(batch.column(c.name), c, source) for c in schema]
+    arrays = [_missing(_cast(batch.column(c.name), c, source), c, source) for c in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema.to_arrow())
 
 
@@ -125,6 +138,22 @@ def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
             f"{source}: column '{column.name}' cannot be read as {column.type} "
             f"(it holds {array.type}): {_first_line(exc)}",
             f"fix the values, or declare '{column.name}' with the type it holds") from None
+
+
+def _missing(array: pa.Array, column: Column, source: str) -> pa.Array:
+    """NaN stored as NULL; a required column holding neither NULL, NaN nor (for STRING) ''."""
+    if pa.types.is_floating(array.type) and pc.any(pc.is_nan(array)).as_py():
+        array = pc.if_else(pc.is_nan(array), pa.scalar(None, array.type), array)
+    if not column.required:
+        return array
+    missing = array.null_count
+    if column.type == "STRING":
+        missing += pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(array)), 0)).as_py() or 0
+    if missing:
+        raise SchemaError(f"{source}: column '{column.name}' is declared '{column.name}:{column.type}!' but "
+                          f"{missing} rows hold no value (NULL, NaN or empty)",
+                          "give those rows a value, or drop the '!' to store them as NULL")
+    return array
 
 
 def _normalise_strings(array: pa.Array, column: Column) -> pa.Array:

@@ -26,6 +26,7 @@ def load_model(ctx: RunContext):
 def run(ctx: RunContext, outcome: Outcome) -> None:
     model, meta = load_model(ctx)
     out = ctx.action.output
+    schema = out.schema_.requiring(ctx.spec.model.ids)  # a prediction without its id is lost
     reader, what = open_input(ctx.action.input, ctx.warehouse, ctx.spec.root, ctx.request.logical_date,
                               ctx.action.batch_size, ctx.where)
     outcome.inputs["data"] = what
@@ -36,9 +37,9 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
             outcome.rows["read"] += batch.num_rows
             features = models.choose_features(batch.schema.names, meta["features"], None, [], what)
             y = models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
-            yield models.predictions_batch(batch, y, out.schema_, "the model's predictions")
+            yield models.predictions_batch(batch, y, schema, "the model's predictions")
 
-    rows = ctx.warehouse.publish(out.table, out.schema_, predicted(), logical_date=ctx.request.logical_date,
+    rows = ctx.warehouse.publish(out.table, schema, predicted(), logical_date=ctx.request.logical_date,
                                  run_id=ctx.run_id, model_run=ctx.request.model_run,
                                  source="the model's predictions", allow_empty=out.allow_empty)
     outcome.rows["written"] = rows
