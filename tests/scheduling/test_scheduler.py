@@ -123,6 +123,8 @@ def test_waiting_has_a_limit(tmp_path):
 def test_transient_errors_are_retried_with_backoff_terminal_ones_are_not(tmp_path):
     # A DuckDB file another process holds is 'unavailable' (transient); a missing column is a schema error (terminal).
     spec = scheduled(tmp_path, 'schedule = "0 0 * * *"\nretries = 2\nretry_delay = 0.5')
+    # lock_wait=0: each attempt fails at once, so the scheduler's own retries show
+    spec.write_text(spec.read_text() + '\n[warehouse]\nurl = "duckdb:///.batchcast/warehouse.duckdb?lock_wait=0"\n')
     bc("--spec", str(spec), "run", "training", cwd=tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import duckdb, time

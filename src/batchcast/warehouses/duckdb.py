@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -17,6 +19,7 @@ SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL"
              "DATE": "DATE", "TIMESTAMP": "TIMESTAMP WITH TIME ZONE"}
 FROM_SQL = {v: k for k, v in SQL_TYPES.items()}
 PREFIX = "duckdb:///"
+log = logging.getLogger("batchcast")
 
 
 # DuckDB keeps every page it reads cached up to its memory limit, which by
@@ -24,12 +27,17 @@ PREFIX = "duckdb:///"
 # input. A small limit keeps it flat; DuckDB spills to disk beyond it.
 # Raise it per warehouse with duckdb:///file.duckdb?memory_limit=4GB.
 DEFAULT_CONFIG = {"memory_limit": "256MB"}
+# One process at a time may write a DuckDB file. A second run waits for the lock this
+# many seconds (?lock_wait=N, batchcast's own parameter) before it fails, as the scheduler's
+# runs wait: two manual runs for two dates should both succeed, one after the other.
+LOCK_WAIT_S = 120.0
 
 
 class DuckDBWarehouse(Warehouse):
     """A DuckDB file; ``duckdb:///rel/path``, ``duckdb:////abs/path`` or ``duckdb:///:memory:``.
 
-    Query parameters are DuckDB settings: ``?memory_limit=4GB&threads=4``.
+    Query parameters are DuckDB settings: ``?memory_limit=4GB&threads=4``, and
+    ``lock_wait``: seconds to wait for another process's lock on the file.
     """
 
     def __init__(self, url: str):
@@ -37,6 +45,7 @@ class DuckDBWarehouse(Warehouse):
         location, _, query = url[len(PREFIX):].partition("?")
         self.path = location or ":memory:"
         self.config = {**DEFAULT_CONFIG, **dict(parse_qsl(query))}
+        self.lock_wait = _seconds(self.config.pop("lock_wait", LOCK_WAIT_S), url)
         self._con: duckdb.DuckDBPyConnection | None = None
         # A reader left open keeps the file locked, even after the connection closes.
         self._readers: list[tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]] = []
@@ -59,14 +68,28 @@ class DuckDBWarehouse(Warehouse):
         if self._con is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._con = _quiet(self._connect())
+        return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline, pause, waiting = time.monotonic() + self.lock_wait, 0.1, False
+        while True:
             try:
-                self._con = _quiet(duckdb.connect(self.path, config=self.config))
+                return duckdb.connect(self.path, config=self.config)
             except duckdb.InvalidInputException as exc:
                 raise SpecError(f"warehouse url {self.url}: {_line(exc)}",
                                 "use DuckDB setting names and values, e.g. ?memory_limit=4GB") from None
             except duckdb.IOException as exc:
-                raise _open_error(self.path, exc) from None
-        return self._con
+                error = _open_error(self.path, exc)
+                if not error.transient or time.monotonic() + pause > deadline:
+                    if error.transient:
+                        error.message += f" (waited {self.lock_wait:g} s for its lock)"
+                    raise error from None
+                if not waiting:
+                    log.info("%s is locked by another process; waiting up to %g s", self.path, self.lock_wait)
+                    waiting = True
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
         cursor = _quiet(self.con.cursor())
@@ -136,7 +159,20 @@ def _open_error(path: str, exc: Exception) -> WarehouseError:
         return WarehouseError(f"cannot open {path}: it is not a DuckDB database (corrupt, or another format)",
                               "move it away and run again to start an empty warehouse, or restore it from a backup")
     # Another process holds the file's write lock: worth retrying later.
-    return WarehouseUnavailable(f"cannot open {path}: {_line(exc)}", "wait for the other process using it to finish")
+    return WarehouseUnavailable(f"cannot open {path}: {_line(exc)}",
+                                "wait for the other process using it to finish, or raise ?lock_wait=SECONDS "
+                                "in [warehouse] url")
+
+
+def _seconds(value, url: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise SpecError(f"warehouse url {url}: lock_wait={value} is not a number of seconds",
+                        "write e.g. ?lock_wait=300")
+    return seconds
 
 
 def _line(exc: Exception) -> str:
