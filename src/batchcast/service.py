@@ -182,6 +182,11 @@ class Service:
                  "metrics": m.metrics, "aliases": sorted(a for a, r in aliases.items() if r == m.run_id)}
                 for m in reversed(self.runs()) if m.kind == "training" and m.succeeded]
 
+    def broken_aliases(self) -> dict[str, str]:
+        """Aliases whose run is not a committed successful training run (deleted, or never trained)."""
+        trained = {m.run_id for m in self.runs("training") if m.succeeded}
+        return {a: r for a, r in self.store.aliases(self.name, self.version).items() if r not in trained}
+
     def promote(self, ref: str, alias: str = CHAMPION) -> Manifest:
         """Point ``alias`` at a successful training run."""
         manifest = self.show(ref)

@@ -73,3 +73,17 @@ def test_promote_checks_every_file_of_the_run(trained):
         assert "candidate" not in json.dumps(bc_json("models", cwd=root))
     finally:
         stored.write_bytes(original)
+
+
+def test_models_warns_about_an_alias_to_a_missing_run(trained, tmp_path):
+    root, champion, _ = trained
+    folder = _manifest(root, champion).parent
+    hidden = tmp_path / "moved"  # out of the store: the run is gone
+    folder.rename(hidden)
+    try:
+        out = bc("models", cwd=root)
+        assert f"warning: alias 'champion' points to {champion}, which is not a successful training run" in out.stderr
+        assert "batchcast promote RUN --alias champion" in out.stderr
+    finally:
+        hidden.rename(folder)
+    assert "warning" not in bc("models", cwd=root).stderr

@@ -146,8 +146,12 @@ def show(ctx: click.Context, run: str, as_json: bool) -> None:
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
     """List trained models (successful training runs) and their aliases."""
-    found = _service(ctx).models()
+    service = _service(ctx)
+    found = service.models()
     emit(found, as_json, lambda: models_table(found))
+    for alias, run_id in service.broken_aliases().items():  # an application would fail on it: say so now
+        click.echo(f"warning: alias '{alias}' points to {run_id}, which is not a successful training run "
+                   f"in the store; fix: batchcast promote RUN --alias {alias}", err=True)
 
 
 @main.command()
