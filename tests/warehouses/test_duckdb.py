@@ -47,3 +47,18 @@ def test_a_bad_file_is_not_mistaken_for_a_lock(tmp_path, make, says):
         open_warehouse(f"duckdb:///{path}").count("preds")
     assert says in err.value.message and "wait" not in (err.value.fix or "")
     assert not isinstance(err.value, WarehouseUnavailable)  # final, so the scheduler does not retry it
+
+
+def test_no_progress_bar_reaches_the_cli_output(tmp_path):
+    # DuckDB draws one on stdout for queries over 2 s; stdout is the CLI's (issue 13, defect 11).
+    with open_warehouse(f"duckdb:///{tmp_path}/w.duckdb") as wh:
+        assert wh.con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+        reader = wh.read("SELECT current_setting('enable_progress_bar') AS bar")
+        assert reader.read_all().column("bar").to_pylist() == [False]
+
+
+def test_lock_wait_must_be_seconds(tmp_path):
+    from batchcast.errors import SpecError
+
+    with pytest.raises(SpecError, match="lock_wait=soon is not a number of seconds"):
+        open_warehouse(f"duckdb:///{tmp_path}/w.duckdb?lock_wait=soon")
