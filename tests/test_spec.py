@@ -95,14 +95,23 @@ def test_other_problems_name_key_and_fix(tmp_path, change, words):
     assert "fix:" in str(err.value)
 
 
-def test_cli_validate_and_every_command_fail_with_one_line(tmp_path):
+def test_cli_validate_and_every_command_fail_with_one_line_and_its_fix(tmp_path):
+    # The same two lines as a runtime error: "error: ..." then "fix: ..." (issue 12: one format).
     write(tmp_path, GOOD.replace("label:BOOL", "label:BOOLE"))
     for args in (["validate"], ["run", "training"], ["runs"], ["models"]):
         result = bc(*args, cwd=tmp_path, ok=False)
         assert result.returncode == 1
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        assert "schema: unknown type 'BOOLE'" in lines[0] and "fix:" in lines[0]
+        error, fix = result.stderr.strip().splitlines()
+        assert error.startswith("error: ") and "schema: unknown type 'BOOLE'" in error
+        assert fix.startswith("fix: use one of STRING")
+
+
+def test_every_problem_of_a_spec_is_reported_at_once(tmp_path):
+    write(tmp_path, GOOD.replace("label:BOOL", "label:BOOLE").replace('name = "churn"', 'name = "a/b"'))
+    result = bc("validate", cwd=tmp_path, ok=False)
+    error, fix = result.stderr.strip().splitlines()
+    assert "'a/b' is not a valid name" in error + fix and "unknown type 'BOOLE'" in error + fix
+    assert "and 1 more:" in fix
 
 
 def test_validate_reports_missing_config_file(tmp_path):

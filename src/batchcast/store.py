@@ -25,6 +25,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from batchcast.errors import IntegrityError, MissingExtra, RunExists, RunNotFound, StoreError
+from batchcast.redaction import redact
 from batchcast.runs import FileEntry, Manifest, RunStatus, new_run_ts
 
 MANIFEST = "manifest.json"
@@ -56,6 +57,9 @@ class ArtifactStore:
         except ImportError:
             scheme = url.split("://", 1)[0]
             raise MissingExtra(f"the {scheme}:// artifact store", EXTRAS.get(scheme, scheme)) from None
+        except ValueError as exc:  # fsspec knows no such protocol
+            raise StoreError(f"artifact store {redact(url)}: {exc}",
+                             "use a folder, s3://, gs:// or another fsspec protocol in [storage] url") from None
         self.root = self.root.rstrip("/")
 
     def _fresh(self) -> None:

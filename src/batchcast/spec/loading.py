@@ -59,9 +59,17 @@ def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = No
     try:
         spec = model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError("\n".join(describe(file, err, env, model) for err in exc.errors())) from None
+        raise _invalid([describe(file, err, env, model) for err in exc.errors()]) from None
     spec._file = file
     return spec
+
+
+def _invalid(problems: list[tuple[str, str]]) -> SpecError:
+    """One error, in the format of every other: the first problem and its fix; the others follow the fix."""
+    (message, fix), rest = problems[0], problems[1:]
+    if rest:
+        fix += f"; and {len(rest)} more: " + "; ".join(f"{m} (fix: {f})" for m, f in rest)
+    return SpecError(message, fix)
 
 
 def merged(base: dict, layer: dict) -> dict:

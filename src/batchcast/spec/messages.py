@@ -10,8 +10,8 @@ from pydantic import BaseModel
 ENV_PREFIX = "BATCHCAST__"
 
 
-def describe(file: Path, err: dict, env: dict, root: type[BaseModel]) -> str:
-    """The message for one pydantic error of validating ``root`` (the spec's model)."""
+def describe(file: Path, err: dict, env: dict, root: type[BaseModel]) -> tuple[str, str]:
+    """The message and the fix for one pydantic error of validating ``root`` (the spec's model)."""
     loc = [str(p) for p in err["loc"]]
     table = "[" + ".".join(loc[:-1]) + "]" if len(loc) > 1 else "[top level]"
     key = loc[-1] if loc else ""
@@ -23,12 +23,12 @@ def describe(file: Path, err: dict, env: dict, root: type[BaseModel]) -> str:
         known = _known_keys(root, loc[:-1])
         guess = difflib.get_close_matches(key, known, n=1)
         hint = f"did you mean '{guess[0]}'? " if guess else ""
-        return f"{where}: unknown key{origin} (fix: {hint}known keys are {', '.join(known)})"
+        return f"{where}: unknown key{origin}", f"{hint}known keys are {', '.join(known)}"
     if kind == "missing":
-        return f"{where}: required key is missing (fix: add {key} = ... to {table})"
+        return f"{where}: required key is missing", f"add {key} = ... to {table}"
     if kind == "batchcast":
-        return f"{where}: {err['ctx']['message']}{origin} (fix: {err['ctx']['fix']})"
-    return f"{where}: {err['msg'].lower()}, got {err.get('input')!r}{origin} (fix: correct the value)"
+        return f"{where}: {err['ctx']['message']}{origin}", err["ctx"]["fix"]
+    return f"{where}: {err['msg'].lower()}, got {err.get('input')!r}{origin}", "correct the value"
 
 
 def _dig(tree: dict, loc: list[str]):
