@@ -64,11 +64,16 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 def holders(hold: Path) -> list[int]:
     """Processes still holding (their environment names ``hold``): a survivor of a kill."""
+    return holders_of("HOLD", str(hold))
+
+
+def holders_of(name: str, value: str) -> list[int]:
+    """Every process whose environment has ``name=value`` (Linux /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if f"HOLD={hold}".encode() in (entry / "environ").read_bytes():
+                if f"{name}={value}\0".encode() in (entry / "environ").read_bytes():
                     found.append(int(entry.name))
             except OSError:
                 continue
