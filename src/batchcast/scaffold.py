@@ -52,7 +52,7 @@ def adopt(repo: Path, name: str, table: str, schema: str, dest: Path = Path(".")
         _validate(staged)  # a bad --table or --schema must not leave a spec behind
     except SpecError as exc:
         staged.unlink()
-        raise SpecError(str(exc.message).replace(staged.name, "adopt options")) from None
+        raise SpecError(exc.message.replace(staged.name, "adopt options"), exc.fix) from None
     staged.replace(spec)
     return spec
 
