@@ -48,7 +48,8 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
         contract=spec.model.contract, model_run=request.model_run,
         inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},
         outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
-        error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image())
+        error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image(),
+        environment=request.environment)
     return store.commit(manifest)
 
 

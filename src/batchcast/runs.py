@@ -77,6 +77,8 @@ class Manifest(BaseModel):
     error: dict[str, Any] | None = None
     versions: dict[str, str] = Field(default_factory=dict, description="Python, batchcast and library versions.")
     image: dict[str, str] | None = Field(None, description="The container image the run ran in: ref and digest.")
+    environment: dict[str, Any] = Field(
+        default_factory=dict, description="The isolated environment: interpreter, overrides, build time, packages.")
     seal: str | None = Field(None, description="sha256 of every other field, set when the run is committed.")
 
     @property
@@ -130,3 +132,4 @@ class RunRequest(BaseModel):
     executor: str
     model_run: str | None = None
     log_path: str
+    environment: dict[str, Any] = {}  # the isolated environment the executor built or found, for the manifest

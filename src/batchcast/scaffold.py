@@ -28,8 +28,13 @@ def init(folder: Path, name: str | None = None) -> Path:
 
 
 def adopt(repo: Path, name: str, table: str, schema: str, dest: Path = Path("."), *,
-          version: str = "1", force: bool = False) -> Path:
-    """Write ``dest/batchcast.toml`` for the command-contract repository at ``repo``, which stays untouched."""
+          version: str = "1", force: bool = False, overrides: tuple[str, ...] = (),
+          schedules: dict[str, str] | None = None) -> Path:
+    """Write ``dest/batchcast.toml`` for the command-contract repository at ``repo``, which stays untouched.
+
+    ``overrides`` replace the repository's own pins (``[model] overrides``);
+    ``schedules`` maps an action to its cron.
+    """
     repo, spec = Path(repo).resolve(), Path(dest) / SPEC_FILE
     if not (repo / "prediction" / "main.py").exists() and not (repo / "prediction").is_dir():
         raise SpecError(f"{repo}: no prediction/ package", "point adopt at a repository with prediction/main.py")
@@ -39,10 +44,14 @@ def adopt(repo: Path, name: str, table: str, schema: str, dest: Path = Path(".")
              f"path = {_q(os.path.relpath(repo, Path(dest).resolve()))}"]
     if (repo / "requirements.txt").exists():
         lines.append('requirements = "requirements.txt"')
+    if overrides:
+        lines.append(f"overrides = [{', '.join(_q(o) for o in overrides)}]")
     for action in _actions(repo):
         lines += ["", f"[actions.{action}]"]
         if (repo / "configs" / f"{action}.json").exists():
             lines.append(f'config = "configs/{action}.json"')
+        if (schedules or {}).get(action):
+            lines.append(f"schedule = {_q(schedules[action])}")
         if action == "application":
             lines += ["", "[actions.application.output]", f"table = {_q(table)}", f"schema = {_q(schema)}"]
     text = "\n".join(lines) + "\n"

@@ -182,6 +182,13 @@ class Service:
                  "metrics": m.metrics, "aliases": sorted(a for a, r in aliases.items() if r == m.run_id)}
                 for m in reversed(self.runs()) if m.kind == "training" and m.succeeded]
 
+    def newest(self) -> Manifest:
+        """The most recent committed run, of any action."""
+        runs = self.runs()
+        if not runs:
+            raise RunNotFound(f"no committed run of {self.name}/{self.version}", "run 'batchcast run training' first")
+        return runs[-1]
+
     def broken_aliases(self) -> dict[str, str]:
         """Aliases whose run is not a committed successful training run (deleted, or never trained)."""
         trained = {m.run_id for m in self.runs("training") if m.succeeded}

@@ -3,7 +3,7 @@ import sys
 import pytest
 
 from batchcast import RunStatus, Service
-from batchcast.executors.local import cache_dir, ensure_venv
+from batchcast.environments import cache_dir, ensure_venv
 from batchcast.spec import load_spec
 from tests.conftest import write_python_service
 from tests.executors.contract import ExecutorContract

@@ -78,11 +78,17 @@ def init(folder: str, name: str | None) -> None:
 @click.option("--schema", required=True, help="The predictions' columns, e.g. player_id:STRING,label:BOOL.")
 @click.option("--version", "version_", default="1", show_default=True, help="The service version.")
 @click.option("--force", is_flag=True, help="Replace an existing batchcast.toml.")
-def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool) -> None:
+@click.option("--override", "overrides", multiple=True, metavar="SPEC",
+              help="A requirement replacing the repository's own pin, e.g. 'pandas>=2.2' (repeatable).")
+@click.option("--schedule-training", metavar="CRON", help="Retrain on this cron, e.g. '0 3 * * 1'.")
+@click.option("--schedule-application", metavar="CRON", help="Apply on this cron, e.g. '0 6 * * *'.")
+def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool, overrides: tuple[str, ...],
+          schedule_training: str | None, schedule_application: str | None) -> None:
     """Write ./batchcast.toml for the existing model repository at PATH (left untouched)."""
     from batchcast import scaffold
 
-    spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force)
+    spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force, overrides=overrides,
+                          schedules={"training": schedule_training, "application": schedule_application})
     click.echo(f"wrote {spec}; next: batchcast run training")
 
 
@@ -112,7 +118,9 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
         signal.signal(sig, interrupt)
     with status(f"running {action}..."):
         manifest = _service(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
-    click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s; "
+    built = manifest.environment.get("build_s")
+    click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s"
+               f"{f' (+{built:.1f} s building its environment)' if built else ''}; "
                f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
     if not manifest.succeeded:
         click.echo(f"error: {manifest.error['message']}", err=True)
@@ -132,12 +140,17 @@ def runs(ctx: click.Context, action: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("run")
+@click.argument("run", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--log", "with_log", is_flag=True, help="Print the run's log instead.")
 @click.pass_context
-def show(ctx: click.Context, run: str, as_json: bool) -> None:
-    """Show one run's manifest: RUN is a run id, ACTION/RUN_TS, RUN_TS or an alias."""
-    manifest = _service(ctx).show(run)
+def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> None:
+    """Show one run's manifest (default the newest run): RUN is a run id, ACTION/RUN_TS, RUN_TS or an alias."""
+    service = _service(ctx)
+    manifest = service.show(run) if run else service.newest()
+    if with_log:
+        click.echo(service.store.read_verified(manifest, "log.txt").decode(errors="replace"), nl=False)
+        return
     emit(manifest.model_dump(mode="json"), as_json, lambda: manifest_table(manifest))
 
 

@@ -52,7 +52,23 @@ class ModelSection(Section):
     output_dir: str = Field("output", description="Command contract: where the model writes (OUTPUT_DIR).")
     model_dir: str = Field("output",
                            description="Command contract: where a trained run's files are placed (MODEL_DIR).")
-    python: str | None = Field(None, description="Interpreter for the isolated environment; default batchcast's own.")
+    python: str | None = Field(
+        None, description="Interpreter for the isolated environment: a version (3.12) or a path; default batchcast's.")
+    overrides: list[str] = Field(
+        default_factory=list, description="Requirement specifiers that replace the requirements' own for a package, "
+                                          "without editing them (uv's overrides), e.g. ['pandas>=2.2'].")
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, value: list[str]) -> list[str]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for item in value:
+            try:
+                Requirement(item)
+            except InvalidRequirement:
+                raise fail(f"'{item}' is not a requirement specifier", "write e.g. \"pandas>=2.2\"") from None
+        return [item.strip() for item in value]
 
     @field_validator("entrypoint")
     @classmethod
