@@ -34,6 +34,12 @@ def parse(folder: str) -> dict:
             "dags": {d.dag_id: {"tasks": _ordered(d), "schedule": getattr(d.timetable, "expression", None),
                                 "start_date": d.start_date.date().isoformat(),
                                 "upstream": {t.task_id: sorted(t.upstream_task_ids) for t in d.tasks},
+                                "catchup": d.catchup, "description": d.description, "tags": sorted(d.tags),
+                                "task_args": {t.task_id: {"owner": t.owner, "depends_on_past": t.depends_on_past,
+                                                          "retries": t.retries,
+                                                          "retry_delay_s": t.retry_delay.total_seconds(),
+                                                          "bash_command": getattr(t, "bash_command", None)}
+                                              for t in d.tasks},
                                 "modes": {t.task_id: getattr(t, "mode", None) for t in d.tasks}}
                      for d in found.dags.values()}}
 

@@ -115,6 +115,23 @@ def test_original_json_config_runs_in_airflow_order(airflow_env, tmp_path):
     assert dag["schedule"] == "0 0 1 * *" and dag["start_date"] == "2019-07-01"
 
 
+def test_original_json_config_keeps_default_args_catchup_and_root_in_airflow(airflow_env, tmp_path):
+    from tests.airflow.test_render import REAL
+
+    configs = tmp_path / "repo" / "configs"
+    configs.mkdir(parents=True)
+    (configs / "training.json").write_text(json.dumps(REAL))
+    bc("airflow", "render", "--from-config", str(configs), "--out", str(tmp_path / "dags"), cwd=tmp_path)
+    parsed = in_airflow(airflow_env, "parse", str(tmp_path / "dags"))
+    assert parsed["import_errors"] == {}
+    dag = parsed["dags"]["churn-training"]
+    assert dag["catchup"] is False and dag["description"] == "monthly retraining" and dag["tags"] == ["churn"]
+    for args in dag["task_args"].values():
+        assert (args["owner"], args["depends_on_past"], args["retries"], args["retry_delay_s"]) == (
+            "data-science", True, 2, 120.0)
+    assert dag["task_args"]["training-start"]["bash_command"] == f"make -C '{tmp_path / 'repo'}' training-start"
+
+
 def test_failed_task_alerts_through_the_webhook_variable(airflow_env, tmp_path, churn_repo):
     import http.server
     import threading

@@ -48,8 +48,8 @@ def test_original_config_renders(tmp_path):
     (tmp_path / "cfg" / "training.json").write_text(json.dumps(ORIGINAL))
     [dag] = render_config(tmp_path / "cfg", tmp_path / "dags")
     text = dag.read_text()
-    assert "dag_id='example-prediction-service-training'" in text and "schedule='0 0 1 * *'" in text
-    assert "dt.datetime(2019, 7, 1" in text
+    assert "'dag_id': 'example-prediction-service-training'" in text and "'schedule': '0 0 1 * *'" in text
+    assert "dt.datetime(2019, 7, 1" in text and "with DAG(**GRAPH) as dag:" in text
     assert "tasks['start'] >> tasks['wait']" in text and "tasks['wait'] >> tasks['check']" in text
 
 
@@ -67,6 +67,41 @@ def test_original_config_errors_are_one_clear_line(tmp_path, change, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(")):
         render_config(tmp_path / "cfg", tmp_path / "dags")
     assert not (tmp_path / "dags" / "example_prediction_service_training.py").exists()
+
+
+REAL = {  # shaped like the original repository's own configs/graph JSON
+    "graph": {"dag_id": "churn-training", "schedule_interval": "0 0 1 * *", "start_date": "2019-07-01",
+              "catchup": False, "description": "monthly retraining", "tags": ["churn"],
+              "default_args": {"owner": "data-science", "depends_on_past": True, "retries": 2, "retry_delay": 120}},
+    "tasks": [{"name": "training-start", "code": "make -C '${ROOT}' training-start"},
+              {"name": "training-wait", "code": "cd ${ROOT} && make training-wait"}],
+    "dependencies": [["training-wait", "training-start"]],
+}
+
+
+def test_original_config_is_carried_over_whole(tmp_path):
+    configs = tmp_path / "repo" / "configs" / "airflow"
+    configs.mkdir(parents=True)
+    (configs / "training.json").write_text(json.dumps(REAL))
+    [dag] = render_config(configs, tmp_path / "dags")
+    text = dag.read_text()
+    assert "'default_args': {'owner': 'data-science', 'depends_on_past': True, 'retries': 2" in text
+    assert "'description': 'monthly retraining'" in text and "'catchup': False" in text
+    assert f"make -C '{tmp_path / 'repo'}' training-start" in text and "${ROOT}" not in text
+    compile(text, "dag.py", "exec")
+    [dag] = render_config(configs, tmp_path / "dags", root=tmp_path / "elsewhere")
+    assert f"cd {tmp_path / 'elsewhere'} && make" in dag.read_text()
+
+
+@pytest.mark.parametrize("key, says", [("concurrency", "graph.concurrency: Airflow 3 no longer accepts it"),
+                                       ("colour", "graph.colour: not an argument of Airflow 3's DAG")])
+def test_original_config_keys_airflow_3_refuses_are_named(tmp_path, key, says):
+    config = json.loads(json.dumps(REAL))
+    config["graph"][key] = 4
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "g.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError, match=says):
+        render_config(tmp_path / "cfg", tmp_path / "dags")
 
 
 def test_kubernetes_executor_without_a_cluster_says_how_to_configure_one(tmp_path):

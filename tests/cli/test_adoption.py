@@ -75,3 +75,11 @@ def test_a_bad_override_is_a_spec_error(adopted):
     spec.write_text(spec.read_text().replace("[model]\n", '[model]\noverrides = ["pandas >> 2"]\n'))
     out = bc("validate", cwd=adopted, ok=False)
     assert "[model] overrides: 'pandas >> 2' is not a requirement specifier" in out.stderr
+
+
+def test_an_unscheduled_spec_says_so_and_render_fails(adopted, tmp_path):
+    out = bc("schedule", cwd=adopted)
+    assert out.stdout.startswith("no scheduled action in ") and "schedule = " in out.stdout
+    out = bc("airflow", "render", "--out", str(tmp_path / "dags"), cwd=adopted, ok=False)
+    assert "no scheduled action in" in out.stderr and "--schedule-application" in out.stderr
+    assert not list((tmp_path / "dags").glob("*.py"))

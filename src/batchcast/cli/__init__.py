@@ -192,7 +192,12 @@ def check(ctx: click.Context, action: str, date: str) -> None:
 @click.pass_context
 def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
     """List the next runs of each scheduled action, with their logical dates."""
-    upcoming = _service(ctx).schedule(count)
+    service = _service(ctx)
+    upcoming = service.schedule(count)
+    if not upcoming and not as_json:
+        click.echo(f"no scheduled action in {service.spec.file}; to add one, write schedule = \"0 6 * * *\" "
+                   "under [actions.application] (a cron)")
+        return
     emit(upcoming, as_json, lambda: rows_table(upcoming))
 
 
@@ -226,56 +231,10 @@ def build(ctx: click.Context, engine: str | None, push: bool) -> None:
     click.echo(f"built {built.tag} ({built.image_id[:19]}); Dockerfile kept at {built.dockerfile}")
 
 
-@main.command()
-@click.argument("action")
-@click.pass_context
-def pause(ctx: click.Context, action: str) -> None:
-    """Stop the scheduler from queueing or starting ACTION (runs in flight finish)."""
-    _service(ctx).pause(action)
-    click.echo(f"{action} paused")
-
-
-@main.command()
-@click.argument("action")
-@click.pass_context
-def resume(ctx: click.Context, action: str) -> None:
-    """Let the scheduler run ACTION again; missed dates follow its catchup policy."""
-    _service(ctx).resume(action)
-    click.echo(f"{action} resumed")
-
-
 def _specs(ctx: click.Context, paths: tuple[str, ...]) -> list[Path]:
     from batchcast.spec import find_spec, find_specs
 
     return find_specs(paths) or [find_spec(ctx.obj["spec"])]
-
-
-@main.command()
-@click.argument("specs", nargs=-1, type=click.Path(exists=True))
-@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes over the schedules.")
-@click.option("--parallelism", default=2, show_default=True, help="Runs at once, across every service.")
-@click.option("--exit-when-idle", is_flag=True, help="Exit once nothing is queued, waiting, retrying or running.")
-@click.pass_context
-def scheduler(ctx: click.Context, specs: tuple[str, ...], interval: float, parallelism: int,
-              exit_when_idle: bool) -> None:
-    """Run the scheduled actions of each SPEC (files or folders of services) until stopped."""
-    from batchcast.scheduler import Scheduler
-
-    code = Scheduler(_specs(ctx, specs), interval=interval, parallelism=parallelism,
-                     exit_when_idle=exit_when_idle).run()
-    ctx.exit(code)
-
-
-@main.command()
-@click.argument("specs", nargs=-1, type=click.Path(exists=True))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, help="Port to listen on.")
-@click.pass_context
-def ui(ctx: click.Context, specs: tuple[str, ...], host: str, port: int) -> None:
-    """Serve the dashboard of each SPEC: schedules, runs, logs, plots, champions."""
-    from batchcast.ui import serve
-
-    serve(_specs(ctx, specs), host, port)
 
 
 @main.command()
@@ -290,7 +249,7 @@ def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
 
 
 # Command groups of their own modules; imported last, since they add to ``main``.
-from batchcast.cli import airflow as _airflow  # noqa: E402, F401
+from batchcast.cli import airflow, scheduling  # noqa: E402, F401
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,6 +8,9 @@ import click
 
 from batchcast.cli import _specs, main
 
+NO_SCHEDULE_FIX = ('add schedule = "0 6 * * *" under [actions.application] (a cron), '
+                   "or adopt with --schedule-application")
+
 
 @main.group()
 def airflow() -> None:
@@ -19,16 +22,23 @@ def airflow() -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The DAGs folder to write into.")
 @click.option("--from-config", "from_config", type=click.Path(exists=True, file_okay=False),
               help="Render the original JSON graph configs in this folder instead of specs.")
+@click.option("--root", type=click.Path(file_okay=False),
+              help="With --from-config: what ${ROOT} becomes (default the folder holding configs/).")
 @click.option("--batchcast", "batchcast_bin", help="The batchcast executable Airflow tasks call (default this one).")
 @click.pass_context
 def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_config: str | None,
-                   batchcast_bin: str | None) -> None:
+                   root: str | None, batchcast_bin: str | None) -> None:
     """Write one DAG file per scheduled action of each SPEC (default the current spec)."""
     from batchcast.airflow import render, render_config
+    from batchcast.errors import SpecError
 
     if from_config:
-        written = render_config(Path(from_config), Path(out))
+        written = render_config(Path(from_config), Path(out), Path(root) if root else None)
     else:
-        written = render(_specs(ctx, specs), Path(out), batchcast_bin)
+        chosen = _specs(ctx, specs)
+        written = render(chosen, Path(out), batchcast_bin)
+        if not written:  # exit 0 having written nothing would look like success to a deploy script
+            raise SpecError(f"no scheduled action in {', '.join(map(str, chosen))}: no DAG to write",
+                            NO_SCHEDULE_FIX)
     for path in written:
         click.echo(f"wrote {path}")

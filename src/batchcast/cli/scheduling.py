@@ -1,0 +1,53 @@
+"""The embedded scheduler's commands: ``pause``, ``resume``, ``scheduler`` and its dashboard, ``ui``."""
+
+from __future__ import annotations
+
+import click
+
+from batchcast.cli import _service, _specs, main
+
+
+@main.command()
+@click.argument("action")
+@click.pass_context
+def pause(ctx: click.Context, action: str) -> None:
+    """Stop the scheduler from queueing or starting ACTION (runs in flight finish)."""
+    _service(ctx).pause(action)
+    click.echo(f"{action} paused")
+
+
+@main.command()
+@click.argument("action")
+@click.pass_context
+def resume(ctx: click.Context, action: str) -> None:
+    """Let the scheduler run ACTION again; missed dates follow its catchup policy."""
+    _service(ctx).resume(action)
+    click.echo(f"{action} resumed")
+
+
+@main.command()
+@click.argument("specs", nargs=-1, type=click.Path(exists=True))
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes over the schedules.")
+@click.option("--parallelism", default=2, show_default=True, help="Runs at once, across every service.")
+@click.option("--exit-when-idle", is_flag=True, help="Exit once nothing is queued, waiting, retrying or running.")
+@click.pass_context
+def scheduler(ctx: click.Context, specs: tuple[str, ...], interval: float, parallelism: int,
+              exit_when_idle: bool) -> None:
+    """Run the scheduled actions of each SPEC (files or folders of services) until stopped."""
+    from batchcast.scheduler import Scheduler
+
+    code = Scheduler(_specs(ctx, specs), interval=interval, parallelism=parallelism,
+                     exit_when_idle=exit_when_idle).run()
+    ctx.exit(code)
+
+
+@main.command()
+@click.argument("specs", nargs=-1, type=click.Path(exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, help="Port to listen on.")
+@click.pass_context
+def ui(ctx: click.Context, specs: tuple[str, ...], host: str, port: int) -> None:
+    """Serve the dashboard of each SPEC: schedules, runs, logs, plots, champions."""
+    from batchcast.ui import serve
+
+    serve(_specs(ctx, specs), host, port)
