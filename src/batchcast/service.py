@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from batchcast import registry
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.runs import Manifest, RunRequest, RunStatus, new_run_ts, parse_date
@@ -45,6 +46,8 @@ class Service:
         Raises before any run exists if the spec is invalid or no model can
         be applied; every later failure is in the returned manifest.
         """
+        if executor is not None and executor not in registry.EXECUTORS:  # the option's mistake, not the file's
+            raise SpecError(f"--executor {executor}: unknown executor", f"use one of {', '.join(registry.EXECUTORS)}")
         if run_ts is not None and not re.fullmatch(r"\d{8}T\d{12}Z", run_ts):
             raise SpecError(f"run timestamp '{run_ts}' is not YYYYMMDDTHHMMSSffffffZ", "leave it to batchcast")
         overrides = merged(self.overrides, {"actions": {action: {"executor": executor, "model": model}}})

@@ -83,3 +83,16 @@ def test_an_unscheduled_spec_says_so_and_render_fails(adopted, tmp_path):
     out = bc("airflow", "render", "--out", str(tmp_path / "dags"), cwd=adopted, ok=False)
     assert "no scheduled action in" in out.stderr and "--schedule-application" in out.stderr
     assert not list((tmp_path / "dags").glob("*.py"))
+
+
+def test_a_misspelled_action_table_gets_did_you_mean(adopted):
+    spec = adopted / "batchcast.toml"
+    spec.write_text(spec.read_text().replace("[actions.application]", "[actions.aplication]"))
+    out = bc("validate", cwd=adopted, ok=False)
+    assert "[actions.aplication] is not an action name" in out.stderr and "environment" not in out.stderr
+    assert "fix: did you mean [actions.application]?" in out.stderr
+
+
+def test_a_bad_executor_option_names_the_option(adopted):
+    out = bc("run", "training", "--executor", "lokal", cwd=adopted, ok=False)
+    assert out.stderr.startswith("error: --executor lokal: unknown executor\nfix: use one of inline, local")

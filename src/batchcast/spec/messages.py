@@ -17,7 +17,7 @@ def describe(file: Path, err: dict, env: dict, root: type[BaseModel]) -> tuple[s
     key = loc[-1] if loc else ""
     where = f"{file}: {table} {key}".rstrip()
     env_name = ENV_PREFIX + "__".join(p.upper() for p in loc)
-    origin = f" (from environment {env_name})" if _dig(env, loc) is not None else ""
+    origin = f" (from environment {env_name})" if loc and _dig(env, loc) is not None else ""
     kind = err["type"]
     if kind == "extra_forbidden":
         known = _known_keys(root, loc[:-1])

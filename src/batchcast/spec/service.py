@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from pathlib import Path
@@ -40,7 +41,10 @@ class ServiceSpec(Section):
         for name, action in self.actions.items():
             if action.kind is None:
                 if name not in KINDS:
-                    raise fail(f"action '{name}' has no kind", f"set kind to one of {', '.join(KINDS)}")
+                    guess = difflib.get_close_matches(name, KINDS, n=1)
+                    hint = f"did you mean [actions.{guess[0]}]? or " if guess else ""
+                    raise fail(f"[actions.{name}] is not an action name batchcast knows, and sets no kind",
+                               f"{hint}add kind = one of {', '.join(KINDS)} to [actions.{name}]")
                 action.kind = name
             if not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
                 raise fail(f"action name '{name}' is not lower-case letters, digits and '_'",
