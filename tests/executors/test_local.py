@@ -28,11 +28,12 @@ def test_venv_is_cached_by_requirements(adopted, churn_repo):
     assert not list(first.glob("lib/python3*/site-packages/duckdb"))
 
 
-def test_unsatisfiable_requirements_fail_with_uv_message(adopted, churn_repo):
+def test_unsatisfiable_requirements_are_a_failed_run_with_uv_message(adopted, churn_repo):
     (churn_repo / "requirements.txt").write_text("numpy==0.0.1-no-such-version\n")
-    with pytest.raises(Exception) as err:
-        Service(adopted / "batchcast.toml").run("training", executor="local")
-    assert "building the isolated environment failed" in str(err.value)
+    manifest = Service(adopted / "batchcast.toml").run("training", executor="local")
+    assert manifest.status is RunStatus.FAILED
+    assert manifest.error["message"].startswith(f"building the isolated environment failed: "
+                                                f"{churn_repo / 'requirements.txt'} cannot be installed")
 
 
 def test_python_contract_child_crash_is_committed_as_failed(tmp_path):
