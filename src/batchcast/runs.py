@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import json
 import platform
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from batchcast.errors import SpecError
 
@@ -89,16 +90,25 @@ class Manifest(BaseModel):
     def succeeded(self) -> bool:
         return self.status is RunStatus.SUCCEEDED
 
+    # The digest of the body as it was stored, when read from the store: a field a later
+    # batchcast adds (with a default) must not break the seals of the manifests before it.
+    _stored: str | None = PrivateAttr(None)
+
+    @classmethod
+    def read(cls, raw: str | bytes) -> Manifest:
+        """A manifest from its stored JSON, remembering that body for :attr:`intact`."""
+        doc = json.loads(raw)
+        manifest = cls.model_validate(doc)
+        manifest._stored = _body_digest(doc)
+        return manifest
+
     def sealed(self) -> Manifest:
         """This manifest with its seal: a hand edit (a status, a file's sha256) no longer matches it."""
-        return self.model_copy(update={"seal": self._digest()})
+        return self.model_copy(update={"seal": _body_digest(self.model_dump(mode="json"))})
 
     @property
     def intact(self) -> bool:
-        return self.seal is not None and self.seal == self._digest()
-
-    def _digest(self) -> str:
-        return hashlib.sha256(self.model_dump_json(exclude={"seal"}).encode()).hexdigest()
+        return self.seal is not None and self.seal == (self._stored or _body_digest(self.model_dump(mode="json")))
 
     def summary(self) -> dict[str, Any]:
         """The fields a listing shows, as JSON-ready values."""
@@ -106,6 +116,12 @@ class Manifest(BaseModel):
                 "logical_date": self.logical_date.isoformat(), "started_at": self.started_at.isoformat(),
                 "ended_at": self.ended_at.isoformat(), "duration_s": round(self.duration_s, 3),
                 "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message")}
+
+
+def _body_digest(doc: dict[str, Any]) -> str:
+    """sha256 of a manifest's fields but its seal, in a canonical JSON form."""
+    body = {k: v for k, v in doc.items() if k != "seal"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -151,14 +151,14 @@ class ArtifactStore:
         except FileNotFoundError:
             raise RunNotFound(f"no committed run '{run_id}' in {self.url}",
                               "list runs with 'batchcast runs'") from None
-        return Manifest.model_validate_json(raw)
+        return Manifest.read(raw)
 
     def list_runs(self, name: str, version: str, action: str | None = None) -> list[Manifest]:
         """Committed runs, oldest first."""
         self._fresh()
         pattern = self._path(name, version, action or "*", "*", MANIFEST)
         paths = sorted(p for p in self.fs.glob(pattern) if f"/{ALIASES}/" not in p)
-        runs = [Manifest.model_validate_json(raw) for raw in self.fs.cat(paths).values()] if paths else []
+        runs = [Manifest.read(raw) for raw in self.fs.cat(paths).values()] if paths else []
         return sorted(runs, key=lambda m: (m.run_ts, m.action))
 
     def latest(self, name: str, version: str, kind: str = "training") -> Manifest | None:
