@@ -20,7 +20,7 @@ from batchcast import Service, registry
 from batchcast.containers import run_env
 from batchcast.errors import ExecutorError
 from batchcast.executors.remote import Ended, RemoteExecutor
-from batchcast.runs import RunRequest
+from batchcast.runs import RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
 from batchcast.spec.service import composed
 from tests.conftest import BATCHCAST
@@ -106,4 +106,5 @@ def test_an_interrupted_wait_leaves_no_workload_behind(registered, adopted, chur
         Service(adopted / "batchcast.toml").run("training", executor="interrupted")
     [process] = InterruptedExecutor.started
     assert process.popen.poll() == -signal.SIGKILL  # killed, not left running
-    assert Service(adopted / "batchcast.toml").runs("training") == []  # nothing committed: its caller decides
+    [run] = Service(adopted / "batchcast.toml").runs("training")  # and recorded as its user stopped it
+    assert run.status is RunStatus.CANCELLED and run.error["type"] == "Cancelled"

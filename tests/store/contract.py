@@ -24,14 +24,14 @@ def commit_with_file(store, tmp_path, content=b"model-bytes", **kw) -> Manifest:
     local = tmp_path / "model.bin"
     local.write_bytes(content)
     m.files["output/model.bin"] = store.put_file(m.run_id, "output/model.bin", local)
-    store.commit(m)
-    return m
+    return store.commit(m)  # the manifest as committed: sealed
 
 
 class StoreContract:
     def test_commit_then_read_back(self, store, tmp_path):
         m = commit_with_file(store, tmp_path)
-        assert store.manifest(m.run_id) == m
+        read = store.manifest(m.run_id)
+        assert read.model_dump() == m.model_dump() and read.intact
         assert [r.run_id for r in store.list_runs("svc", "1")] == [m.run_id]
 
     def test_uncommitted_folder_is_invisible(self, store, tmp_path):

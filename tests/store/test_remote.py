@@ -72,12 +72,12 @@ def test_gcs_manifest_create_is_conditional(gcs_endpoint, tmp_path):
 
     store.fs._call = spy
     try:
-        store.commit(m)
+        m = store.commit(m)
     finally:
         store.fs._call = original
     uploads = [kw for method, _, kw in calls if method == "POST"]
     assert uploads and all(kw.get("ifGenerationMatch") == "0" for kw in uploads), calls
-    assert store.manifest(m.run_id) == m
+    assert store.manifest(m.run_id).model_dump() == m.model_dump()
 
 
 def test_s3_conditional_create_refuses_a_racing_writer(s3_endpoint, tmp_path):
@@ -88,7 +88,7 @@ def test_s3_conditional_create_refuses_a_racing_writer(s3_endpoint, tmp_path):
     with pytest.raises(FileExistsError):
         with store.fs.open(path, "xb") as f:
             f.write(b"{}")
-    assert store.manifest(m.run_id) == m
+    assert store.manifest(m.run_id).model_dump() == m.model_dump()
 
 
 def test_runs_committed_by_another_process_are_listed(s3_endpoint, tmp_path):

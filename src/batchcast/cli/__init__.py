@@ -37,8 +37,9 @@ class _Group(click.Group):
             if exc.fix:
                 click.echo(f"fix: {exc.fix}", err=True)
             ctx.exit(1)
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see run): the run is committed as cancelled
-            click.echo("\ncancelled: interrupted; the run is recorded as cancelled (batchcast runs)", err=True)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see run): a run is committed as cancelled
+            recorded = "; the run is recorded as cancelled (batchcast runs)" if ctx.invoked_subcommand == "run" else ""
+            click.echo(f"\ncancelled: interrupted{recorded}", err=True)
             ctx.exit(130)
 
 
