@@ -27,10 +27,21 @@ from batchcast.spec import ServiceSpec
 ENGINES = ("podman", "docker")
 SERVICE_DIR = "/srv/service"
 MODEL_DIR = "/srv/model"
-# The run, then (on a gce executor's VM) the VM deleting itself whatever the run's outcome.
-ENTRYPOINT = ('batchcast run "$ACTION" --date "$LOGICAL_DATE" --executor inline '
-              '${RUN_TS:+--run-ts "$RUN_TS"} ${MODEL_RUN:+--model "$MODEL_RUN"}; code=$?; '
-              'if [ -n "$BATCHCAST_DELETE_VM" ]; then python -m batchcast.executors.gce; fi; exit $code')
+# Every platform starts the image this way: arguments, when given, are batchcast's own
+# (`docker run IMAGE run training --date D`); without them the run comes from the environment
+# (ACTION, LOGICAL_DATE, RUN_TS, MODEL_RUN), as the executors' Jobs, CustomJobs and VMs set it.
+# Then, on a gce executor's VM, the VM deletes itself whatever the run's outcome.
+ENTRYPOINT_SCRIPT = (
+    'if [ $# -eq 0 ]; then '
+    'if [ -z "$ACTION" ] || [ -z "$LOGICAL_DATE" ]; then '
+    'echo "batchcast image: pass the command as arguments (run ACTION --date DATE), or set ACTION and '
+    'LOGICAL_DATE" >&2; exit 2; fi; '
+    'set -- run "$ACTION" --date "$LOGICAL_DATE" --executor inline '
+    '${RUN_TS:+--run-ts "$RUN_TS"} ${MODEL_RUN:+--model "$MODEL_RUN"}; fi; '
+    'batchcast "$@"; code=$?; '
+    'if [ -n "$BATCHCAST_DELETE_VM" ]; then python -m batchcast.executors.gce; fi; exit $code')
+# "batchcast" is the script's $0; what the platform appends becomes "$@".
+ENTRYPOINT = ["/bin/sh", "-c", ENTRYPOINT_SCRIPT, "batchcast"]
 
 DOCKERFILE = """\
 # Written by batchcast build for {name}/{version}; the image holds code, not trained models.
@@ -46,7 +57,7 @@ ENV PATH=/opt/batchcast/bin:$PATH \\
     BATCHCAST__MODEL__PATH={model_dir} \\
     BATCHCAST_IMAGE={tag}
 WORKDIR {service_dir}
-ENTRYPOINT ["/bin/sh", "-c", {entrypoint}]
+ENTRYPOINT {entrypoint}
 """
 
 
@@ -129,6 +140,12 @@ def run_env(spec: ServiceSpec, request, executor: str) -> dict[str, str]:
 def label_value(text: str) -> str:
     """``text`` as a cloud label value or resource name part: lower-case letters, digits and '-'."""
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+
+
+def registry_host(tag: str) -> str | None:
+    """The registry an image name pulls from (``europe-docker.pkg.dev``), or None for Docker Hub's short names."""
+    first, slash, _ = tag.partition("/")
+    return first if slash and ("." in first or ":" in first or first == "localhost") else None
 
 
 def identity(engine: list[str], tag: str) -> tuple[str, str]:

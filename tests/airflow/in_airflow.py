@@ -64,13 +64,31 @@ def test(folder: str, dag_id: str, day: str) -> dict:
     return {"state": str(run.state)}
 
 
-def pod(folder: str, dag_id: str) -> dict:
+def pod(folder: str, dag_id: str, day: str = "") -> dict:
+    """Each KubernetesPodOperator's pod as Airflow would create it; with ``day``, its templates rendered first."""
     dag = bag(folder).get_dag(dag_id)
     out = {}
     for task in dag.tasks:
-        request = task.build_pod_request_obj()
-        out[task.task_id] = request.to_dict()
+        if day:
+            task.render_template_fields(_context(day))
+            from kubernetes.client import ApiClient
+
+            # Kubernetes' own JSON (camelCase), as the API server and `podman kube play` read it.
+            out[task.task_id] = ApiClient().sanitize_for_serialization(task.build_pod_request_obj())
+        else:
+            out[task.task_id] = task.build_pod_request_obj().to_dict()
     return out
+
+
+def field(folder: str, dag_id: str, task_id: str, name: str, day: str) -> dict:
+    """A task's templated field as Airflow renders it for ``day``."""
+    task = bag(folder).get_dag(dag_id).get_task(task_id)
+    task.render_template_fields(_context(day))
+    return {name: getattr(task, name)}
+
+
+def _context(day: str) -> dict:
+    return {"ds": day, "ds_nodash": day.replace("-", "")}
 
 
 def call_check(folder: str, dag_id: str, task_id: str, day: str) -> dict:
@@ -84,4 +102,5 @@ def call_check(folder: str, dag_id: str, task_id: str, day: str) -> dict:
 
 if __name__ == "__main__":
     command, *args = sys.argv[1:]
-    print(json.dumps({"parse": parse, "test": test, "pod": pod, "call": call_check}[command](*args), default=str))
+    commands = {"parse": parse, "test": test, "pod": pod, "call": call_check, "field": field}
+    print(json.dumps(commands[command](*args), default=str))

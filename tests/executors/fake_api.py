@@ -1,10 +1,12 @@
 """What the fake cloud APIs share: a JSON server on 127.0.0.1, and "workloads" that run the image's entry point.
 
 A fake plays the API's side only; where the platform would start the
-service's image, it runs the image's real entry point (``containers.ENTRYPOINT``)
-with the env the executor asked for, on this machine and with batchcast's
-own interpreter, so the run really commits and the executor's reading of
-its manifest is what gets tested.
+service's image, it calls its ``start`` with the pod spec the body describes
+(``{"containers": [{image, command, args, env}]}``). By default that runs the
+image's real entry point (``containers.ENTRYPOINT``) with the container's
+command, args and env, on this machine and with batchcast's own interpreter,
+so the run really commits and the executor's reading of its manifest is what
+gets tested; ``tests/executors/in_podman.py`` starts the image itself instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -61,13 +64,23 @@ class JsonHandler(BaseHTTPRequestHandler):
         pass
 
 
-class Workload:
-    """The image's entry point as a local process group, for one run."""
+Starter = Callable[[dict, str], "Workload"]  # (pod spec, workload name) -> the started workload
 
-    def __init__(self, batchcast: str, spec: Path, env: dict[str, str]):
+
+def local(batchcast: str, spec: Path) -> Starter:
+    """Run a pod spec's first container on this machine, with batchcast's own interpreter."""
+    return lambda pod, name: Workload(batchcast, spec, pod["containers"][0])
+
+
+class Workload:
+    """A container's command (else the image's entry point) and args as a local process group, for one run."""
+
+    def __init__(self, batchcast: str, spec: Path, container: dict):
         bin_dir = str(Path(batchcast).parent)
+        argv = [*(container.get("command") or ENTRYPOINT), *(container.get("args") or [])]
+        env = {e["name"]: e.get("value", "") for e in container.get("env") or []}  # JSON may omit empty values
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", ENTRYPOINT], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "BATCHCAST_SPEC": str(spec)},
             start_new_session=True)
 

@@ -26,16 +26,16 @@ from pathlib import Path
 import yaml
 from google.cloud import compute_v1
 
-from tests.executors.fake_api import FakeServer, JsonHandler, Workload
+from tests.executors.fake_api import FakeServer, JsonHandler, Starter, local
 
 
 class FakeVM:
-    def __init__(self, body: dict, scenario: str, batchcast: str, spec: Path):
+    def __init__(self, body: dict, scenario: str, start: Starter):
         self.body, self.name, self.scenario = body, body["name"], scenario
         self.status, self.deleted, self.workload, self.serial = "PROVISIONING", False, None, ""
-        threading.Thread(target=self._live, args=(batchcast, spec), daemon=True).start()
+        threading.Thread(target=self._live, args=(start,), daemon=True).start()
 
-    def _live(self, batchcast: str, spec: Path) -> None:
+    def _live(self, start: Starter) -> None:
         if self.scenario == "never_up":
             return
         time.sleep(0.2)
@@ -49,8 +49,7 @@ class FakeVM:
         elif self.scenario == "run":
             declaration = yaml.safe_load(next(i["value"] for i in self.body["metadata"]["items"]
                                               if i["key"] == "gce-container-declaration"))
-            env = {e["name"]: e["value"] for e in declaration["spec"]["containers"][0]["env"]}
-            self.workload = Workload(batchcast, spec, env)
+            self.workload = start(declaration["spec"], self.name)  # konlet runs the declaration's container
             self.serial = self.workload.finish()[1]
             if not self.deleted:  # the run did not delete its VM: the container just stopped
                 self.status = "TERMINATED"
@@ -66,7 +65,8 @@ class FakeVM:
 
 class FakeCompute(FakeServer):
     def __init__(self, spec: Path, batchcast: str):
-        self.spec, self.batchcast = spec, batchcast
+        self.spec = spec
+        self.start: Starter = local(batchcast, spec)
         self.scenario = "run"
         self.vms: dict[str, FakeVM] = {}
         self.inserted: list[dict] = []
@@ -78,7 +78,7 @@ class FakeCompute(FakeServer):
     def insert(self, text: str) -> None:
         compute_v1.Instance.from_json(text, ignore_unknown_fields=False)  # raises on a field the API lacks
         body = json.loads(text)
-        self.vms[body["name"]] = FakeVM(body, self.scenario, self.batchcast, self.spec)
+        self.vms[body["name"]] = FakeVM(body, self.scenario, self.start)
         self.inserted.append(body)  # last: a test that sees it may act on the VM at once
 
     def handler(self):

@@ -26,26 +26,25 @@ from urllib.parse import parse_qs, urlsplit
 
 from kubernetes.client import ApiClient
 
-from tests.executors.fake_api import FakeServer, JsonHandler, Workload
+from tests.executors.fake_api import FakeServer, JsonHandler, Starter, local
 
 NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404}
 
 
 class FakeJob:
-    def __init__(self, body: dict, scenario: str, batchcast: str, spec: Path):
+    def __init__(self, body: dict, scenario: str, start: Starter):
         self.body, self.scenario, self.name = body, scenario, body["metadata"]["name"]
         self.conditions: list[dict] = []
         self.container: dict = {"waiting": {"reason": "ContainerCreating"}}
         self.pod_reason = self.pod_message = None
         self.log, self.workload, self.deleted, self.version = "", None, False, 1
-        threading.Thread(target=self._live, args=(batchcast, spec), daemon=True).start()
+        threading.Thread(target=self._live, args=(start,), daemon=True).start()
 
-    def _live(self, batchcast: str, spec: Path) -> None:
+    def _live(self, start: Starter) -> None:
         time.sleep(0.2)
         if self.scenario == "run":
-            env = {e["name"]: e["value"] for e in self.body["spec"]["template"]["spec"]["containers"][0]["env"]}
             self._set(container={"running": {}})
-            self.workload = Workload(batchcast, spec, env)
+            self.workload = start(self.body["spec"]["template"]["spec"], self.name)
             code, self.log = self.workload.finish()
             self._end(code, "Completed" if code == 0 else "Error")
         elif self.scenario == "oom":
@@ -95,7 +94,8 @@ class FakeKubernetes(FakeServer):
     """Start with ``with FakeKubernetes(...) as fake:``; ``fake.kubeconfig`` is a file for KUBECONFIG."""
 
     def __init__(self, spec: Path, batchcast: str, folder: Path):
-        self.spec, self.batchcast, self.folder = spec, batchcast, folder
+        self.spec, self.folder = spec, folder
+        self.start: Starter = local(batchcast, spec)
         self.scenario = "run"
         self.jobs: dict[str, FakeJob] = {}
         self.created: list[dict] = []
@@ -118,7 +118,7 @@ class FakeKubernetes(FakeServer):
         api = ApiClient()
         parsed = api.deserialize(_Response(body), "V1Job")
         assert api.sanitize_for_serialization(parsed) == body, "the Job body does not round-trip through V1Job"
-        self.jobs[body["metadata"]["name"]] = FakeJob(body, self.scenario, self.batchcast, self.spec)
+        self.jobs[body["metadata"]["name"]] = FakeJob(body, self.scenario, self.start)
         self.created.append(body)  # last: a test that sees it may act on the job at once
         return self.jobs[body["metadata"]["name"]].job()
 

@@ -21,25 +21,25 @@ from pathlib import Path
 
 from google.cloud import aiplatform_v1
 
-from tests.executors.fake_api import FakeServer, JsonHandler, Workload
+from tests.executors.fake_api import FakeServer, JsonHandler, Starter, local
 
 NOT_FOUND = {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
 _ids = itertools.count(1000)
 
 
 class FakeJob:
-    def __init__(self, name: str, body: dict, scenario: str, batchcast: str, spec: Path):
+    def __init__(self, name: str, body: dict, scenario: str, start: Starter):
         self.name, self.body, self.scenario = name, body, scenario
         self.state, self.error, self.workload = "JOB_STATE_PENDING", None, None
-        threading.Thread(target=self._guarded, args=(batchcast, spec), daemon=True).start()
+        threading.Thread(target=self._guarded, args=(start,), daemon=True).start()
 
-    def _guarded(self, batchcast: str, spec: Path) -> None:
+    def _guarded(self, start: Starter) -> None:
         try:
-            self._live(batchcast, spec)
+            self._live(start)
         except Exception as exc:  # a bug in the fake must fail the test, not hang it
             self.state, self.error = "JOB_STATE_FAILED", {"code": 13, "message": f"fake API bug: {exc!r}"}
 
-    def _live(self, batchcast: str, spec: Path) -> None:
+    def _live(self, start: Starter) -> None:
         time.sleep(0.2)
         if self.state == "JOB_STATE_CANCELLED":  # cancelled while pending
             return
@@ -52,8 +52,10 @@ class FakeJob:
         if self.scenario != "run":
             return
         container = self.body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]
-        env = {e["name"]: e.get("value", "") for e in container["env"]}  # JSON omits empty strings
-        self.workload = Workload(batchcast, spec, env)
+        # Vertex runs the worker pool's container as a container runtime would: command, args, env.
+        pod = {"containers": [{"image": container["imageUri"], "command": container.get("command"),
+                               "args": container.get("args"), "env": container.get("env")}]}
+        self.workload = start(pod, self.name.rsplit("/", 1)[-1])
         code = self.workload.finish()[0]
         if self.state == "JOB_STATE_RUNNING":
             self.state = "JOB_STATE_SUCCEEDED" if code == 0 else "JOB_STATE_FAILED"
@@ -76,7 +78,8 @@ class FakeJob:
 
 class FakeVertex(FakeServer):
     def __init__(self, spec: Path, batchcast: str):
-        self.spec, self.batchcast = spec, batchcast
+        self.spec = spec
+        self.start: Starter = local(batchcast, spec)
         self.scenario = "run"
         self.jobs: dict[str, FakeJob] = {}
         self.created: list[dict] = []
@@ -89,7 +92,7 @@ class FakeVertex(FakeServer):
         aiplatform_v1.CustomJob.from_json(text, ignore_unknown_fields=False)  # raises on a field the API lacks
         body = json.loads(text)
         name = f"{parent}/customJobs/{next(_ids)}"
-        self.jobs[name] = FakeJob(name, body, self.scenario, self.batchcast, self.spec)
+        self.jobs[name] = FakeJob(name, body, self.scenario, self.start)
         self.created.append(body)  # last: a test that sees it may act on the job at once
         return self.jobs[name].resource()
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import shlex
 
+from batchcast.containers import registry_host
 from batchcast.errors import SpecError
 from batchcast.spec import ActionSpec, ServiceSpec
+
+GOOGLE_REGISTRIES = ("gcr.io", "docker.pkg.dev")  # Container Registry and Artifact Registry hosts
 
 IMPORTS = ("from airflow.providers.google.cloud.operators.compute import (\n"
            "    ComputeEngineDeleteInstanceOperator,\n    ComputeEngineInsertInstanceOperator,\n)\n"
@@ -103,18 +106,39 @@ def _helpers(spec: ServiceSpec, name: str) -> str:
 
 def _tasks(spec: ServiceSpec, name: str, action: ActionSpec, pool: str) -> str:
     gce = action.gce
-    env = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in [
-        ("BATCHCAST__STORAGE__URL", spec.storage.url), ("BATCHCAST__WAREHOUSE__URL", spec.warehouse.url)])
-    # Container-Optimized OS runs the container, then powers the VM off: the wait sees TERMINATED.
-    script = (f"#!/bin/bash\ndocker run --rm {env} {shlex.quote(spec.image_tag)} "
-              f"run {shlex.quote(name)} --date {{{{ ds }}}} --executor inline\nshutdown -h now\n")
+    script = startup_script(spec, name)
     body = {"name": f"{_vm_prefix(spec, name)}{{{{ ds_nodash }}}}",
             "machine_type": f"zones/{gce.zone}/machineTypes/{gce.machine_type}",
             "disks": [{"boot": True, "auto_delete": True, "initialize_params": {
                 "source_image": gce.boot_image, "disk_size_gb": gce.disk_gb}}],
-            "network_interfaces": [{"network": "global/networks/default"}],
+            # An external address, as the gce executor's VMs have: the VM pulls the image and reaches the store.
+            "network_interfaces": [{"network": "global/networks/default",
+                                    "access_configs": [{"name": "External NAT"}]}],
             "service_accounts": [{"email": gce.service_account, "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}],
             "metadata": {"items": [{"key": "startup-script", "value": script}]}}
     return GCE_TASKS.format(start_id=f"{name}_start", wait_id=f"{name}_wait", check_id=f"{name}_check",
                             delete_id=f"{name}_delete", vm_prefix=_vm_prefix(spec, name), body=body,
                             poke=action.airflow.poke_interval, timeout=action.timeout, pool=pool)
+
+
+STARTUP = """#!/bin/bash
+# Written by batchcast: run the service's image once for the date, then power the VM off;
+# the DAG's sensor sees the VM stopped, reads the run's manifest, and deletes the VM.
+# Container-Optimized OS mounts / read-only: docker's credential configuration goes under /var.
+export HOME=/var/tmp
+{login}docker run --rm {env} {image} {args}
+shutdown -h now
+"""
+
+
+def startup_script(spec: ServiceSpec, name: str) -> str:
+    """The VM's startup script: pull with the VM's own credentials, run ``batchcast run NAME``, power off."""
+    env = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in [
+        ("BATCHCAST__STORAGE__URL", spec.storage.url), ("BATCHCAST__WAREHOUSE__URL", spec.warehouse.url)])
+    host = registry_host(spec.image_tag)
+    # The credential helper Container-Optimized OS ships answers for Google's registries with the VM's
+    # service account; any other registry must let the VM pull anonymously.
+    login = (f"docker-credential-gcr configure-docker --registries={shlex.quote(host)}\n"
+             if host and host.endswith(GOOGLE_REGISTRIES) else "")
+    args = f"run {shlex.quote(name)} --date {{{{ ds }}}} --executor inline"
+    return STARTUP.format(login=login, env=env, image=shlex.quote(spec.image_tag), args=args)
