@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from batchcast.airflow import render, render_config
 from tests.airflow.test_render import ORIGINAL
-from tests.conftest import bc, query
+from tests.conftest import AIRFLOW_PY, bc, query
 
-ROOT = Path(__file__).resolve().parents[2]
-AIRFLOW_PY = ROOT / ".venv-airflow" / "bin" / "python"
 HELPER = Path(__file__).with_name("in_airflow.py")
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-users: [{name: none, user: {token: none}}]
-"""
-
-
-@pytest.fixture(scope="session")
-def airflow_env(tmp_path_factory):
-    if not AIRFLOW_PY.exists():
-        pytest.skip(f"Airflow unavailable: {AIRFLOW_PY} is missing; run 'make airflow'")
-    home = tmp_path_factory.mktemp("airflow")
-    (home / "kubeconfig").write_text(KUBECONFIG)  # lets pods be built; nothing connects to it
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "KUBECONFIG": str(home / "kubeconfig")}
-    subprocess.run([str(AIRFLOW_PY.parent / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
-    return env
 
 
 def in_airflow(env: dict, *args: str) -> dict:

@@ -1,0 +1,252 @@
+"""The cloud paths, proven by running what each platform would run: the image, from the exact body batchcast renders.
+
+No cloud or cluster is reachable here; podman starts the containers they
+would start (tests/executors/in_podman.py), against the GCS emulator for the
+store and PostgreSQL for the warehouse. For the executors, the fake APIs
+(which check the request bodies) start the body's container in podman; for
+the Airflow DAGs, Airflow itself renders the task (the VM's startup script,
+the KubernetesPodOperator's pod) and the test runs what it rendered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from batchcast import Service
+from batchcast.airflow import render
+from batchcast.spec import load_spec
+from batchcast.warehouses import open_warehouse
+from tests.airflow.test_in_airflow import in_airflow
+from tests.conftest import BASE_IMAGE, BATCHCAST, bc
+from tests.executors.fake_compute import FakeCompute
+from tests.executors.fake_kubernetes import FakeKubernetes
+from tests.executors.fake_vertex import FakeVertex
+from tests.executors.in_podman import kube_play, podman_run
+from tests.executors.test_container import build_if_changed
+
+IMAGE = "europe-docker.pkg.dev/acme/models/churn:1"
+CREDENTIALS = "cloud-credentials"  # the Secret a cluster would hold; here the emulator's address
+PLATFORMS = '''
+gce = {{ project = "acme", poll_interval = 0.2 }}
+vertex = {{ project = "acme", poll_interval = 0.2 }}
+kubernetes = {{ secrets = ["{secret}"], poll_interval = 1 }}
+'''
+
+
+@pytest.fixture(scope="module")
+def cloud(podman, gcs_endpoint, postgres_url, tmp_path_factory):
+    """The example service on the GCS emulator and PostgreSQL, its image built, one model trained in a container."""
+    from tests.store.test_remote import fresh_store
+
+    root = tmp_path_factory.mktemp("cloud")
+    bc("init", "svc", "--name", "churn", cwd=root)
+    svc = root / "svc"
+    spec = svc / "batchcast.toml"
+    text = spec.read_text().replace('executor = "local"\n', 'executor = "gce"\n' + PLATFORMS.format(
+        secret=CREDENTIALS))
+    spec.write_text(text.replace("[model]", f'''[storage]
+url = "{fresh_store("gs").url}"
+
+[warehouse]
+url = "{postgres_url}?schema=cloud"
+
+[image]
+base = "{BASE_IMAGE}"
+registry = "europe-docker.pkg.dev/acme"
+project = "models"
+extras = ["gcs", "postgres", "gce"]
+
+[model]'''))
+    assert load_spec(spec).image_tag == IMAGE
+    build_if_changed(svc)
+    bc("run", "training", "--date", "2026-03-01", "--executor", "container", cwd=svc)
+    return svc
+
+
+def kpo_spec(svc: Path) -> Path:
+    """The service's spec with the kubernetes executor, beside it: the same repository, rendered as pods."""
+    spec = svc / "kpo.toml"
+    spec.write_text((svc / "batchcast.toml").read_text().replace('executor = "gce"', 'executor = "kubernetes"'))
+    return spec
+
+
+def rows(svc: Path, day: str) -> int:
+    with open_warehouse(load_spec(svc / "batchcast.toml").warehouse_url) as warehouse:
+        return warehouse.count("predictions", dt.date.fromisoformat(day))
+
+
+def committed(svc: Path, action: str, day: str):
+    [manifest] = [m for m in Service(svc / "batchcast.toml").runs(action) if m.logical_date.isoformat() == day]
+    return manifest
+
+
+def test_the_gce_dag_vm_startup_script_runs_the_image(cloud, podman, gcs_endpoint, airflow_env, tmp_path):
+    """The script Airflow renders into the VM's metadata, run by bash with `docker` mapped to podman."""
+    dags = tmp_path / "dags"
+    render([cloud / "batchcast.toml"], dags)
+    shims, calls = tmp_path / "shims", tmp_path / "calls"
+    shims.mkdir()
+    # Container-Optimized OS's commands: docker runs the image (here podman, on the host network, with the
+    # emulator's address where the VM would have its service account), the rest are recorded.
+    (shims / "docker").write_text(f'''#!/bin/sh
+echo "docker $*" >> {calls}
+[ "$1" = run ] || exit 64
+shift
+exec {shlex.join(podman)} run --network=host --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \\
+  --env STORAGE_EMULATOR_HOST "$@"
+''')
+    for command in ("docker-credential-gcr", "shutdown"):
+        (shims / command).write_text(f'#!/bin/sh\necho "{command} $*" >> {calls}\n')
+    for shim in shims.iterdir():
+        shim.chmod(0o755)
+    day = "2026-03-02"
+    for action in ("training", "application"):
+        body = in_airflow(airflow_env, "field", str(dags), f"churn-1-{action}", f"{action}_start", "body", day)
+        script = {i["key"]: i["value"] for i in body["body"]["metadata"]["items"]}["startup-script"]
+        ran = subprocess.run(["bash", "-c", script], env={"PATH": f"{shims}:/usr/bin:/bin", "HOME": str(tmp_path),
+                                                          "STORAGE_EMULATOR_HOST": gcs_endpoint},
+                             capture_output=True, text=True)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        env = {**airflow_env, "STORAGE_EMULATOR_HOST": gcs_endpoint}
+        checked = in_airflow(env, "call", str(dags), f"churn-1-{action}", f"{action}_check", day)
+        assert checked.get("ok", "").startswith(f"churn/1/{action}/"), checked
+    made = calls.read_text().splitlines()
+    assert made[0] == "docker-credential-gcr configure-docker --registries=europe-docker.pkg.dev"
+    assert made[1].startswith("docker run --rm -e BATCHCAST__STORAGE__URL=gs://")
+    assert made[1].endswith(f"{IMAGE} run training --date {day} --executor inline") and made[2] == "shutdown -h now"
+    assert committed(cloud, "application", day).model_run == committed(cloud, "training", day).run_id
+    assert rows(cloud, day) == 1000
+
+
+def test_the_kubernetes_job_runs_in_podman_kube_play(cloud, podman, gcs_endpoint, tmp_path, monkeypatch):
+    spec = cloud / "batchcast.toml"
+    with FakeKubernetes(spec, BATCHCAST, tmp_path) as fake:
+        fake.start = kube_play(podman, tmp_path, {CREDENTIALS: {"STORAGE_EMULATOR_HOST": gcs_endpoint}})
+        monkeypatch.setenv("KUBECONFIG", str(fake.kubeconfig))
+        manifest = Service(spec).run("application", "2026-03-03", executor="kubernetes")
+    assert manifest.succeeded and manifest.executor == "kubernetes", manifest.error
+    [job] = fake.created
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
+    assert rows(cloud, "2026-03-03") == 1000
+
+
+def test_the_kubernetes_pod_operator_pods_run_in_podman_kube_play(cloud, podman, gcs_endpoint, airflow_env,
+                                                                  tmp_path):
+    """The pods Airflow's KubernetesPodOperator would create for the date: the run, then the manifest check."""
+    dags = tmp_path / "dags"
+    render([kpo_spec(cloud)], dags)
+    day = "2026-03-04"
+    pods = in_airflow(airflow_env, "pod", str(dags), "churn-1-application", day)
+    start = kube_play(podman, tmp_path, {CREDENTIALS: {"STORAGE_EMULATOR_HOST": gcs_endpoint}})
+    for task in ("application", "application_check"):
+        container = pods[task]["spec"]["containers"][0]
+        assert container["image"] == IMAGE and day in container["args"]
+        code, log = start(pods[task]["spec"], pods[task]["metadata"]["name"]).finish()
+        assert code == 0, log[-3000:]
+    assert committed(cloud, "application", day).succeeded and rows(cloud, day) == 1000
+
+
+def test_the_vertex_custom_job_container_runs_in_podman(cloud, podman, gcs_endpoint, monkeypatch):
+    spec = cloud / "batchcast.toml"
+    with FakeVertex(spec, BATCHCAST) as fake:
+        fake.start = podman_run(podman, {"STORAGE_EMULATOR_HOST": gcs_endpoint})
+        monkeypatch.setenv("BATCHCAST_VERTEX_ENDPOINT", fake.endpoint)
+        manifest = Service(spec).run("application", "2026-03-05", executor="vertex")
+    assert manifest.succeeded and manifest.executor == "vertex", manifest.error
+    assert rows(cloud, "2026-03-05") == 1000
+
+
+def test_the_gce_executor_vm_container_runs_in_podman_and_deletes_its_vm(cloud, podman, gcs_endpoint, monkeypatch):
+    spec = cloud / "batchcast.toml"
+    with FakeCompute(spec, BATCHCAST) as fake:
+        # The VM's service account reaches the store and the Compute Engine API; here, the stand-ins.
+        fake.start = podman_run(podman, {"STORAGE_EMULATOR_HOST": gcs_endpoint,
+                                         "BATCHCAST_COMPUTE_ENDPOINT": fake.endpoint})
+        monkeypatch.setenv("BATCHCAST_COMPUTE_ENDPOINT", fake.endpoint)
+        manifest = Service(spec).run("application", "2026-03-06", executor="gce")
+    assert manifest.succeeded and manifest.executor == "gce", manifest.error
+    assert fake.deletes == [fake.inserted[0]["name"]]  # by the container, when its run ended
+    assert rows(cloud, "2026-03-06") == 1000
+
+
+def test_every_place_that_starts_the_image_has_its_arguments_honoured(cloud, podman, airflow_env, tmp_path):
+    """Each launch, through the image's real entry point, with a `batchcast` that records the argv it gets."""
+    recorder = tmp_path / "recorder"
+    recorder.mkdir()
+    (recorder / "batchcast").write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    (recorder / "batchcast").chmod(0o755)
+    launches = _launches(cloud, airflow_env, tmp_path, "2026-03-07")
+    for where, (container, expected) in launches.items():
+        probe = {**container, "env": [*(container.get("env") or []),
+                                      {"name": "PATH", "value": "/recorder:/opt/batchcast/bin:/usr/bin:/bin"}]}
+        argv = [*podman, "run", "--rm", "--network=none", "--volume", f"{recorder}:/recorder:ro",
+                "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"]
+        if probe.get("command"):
+            argv += ["--entrypoint", json.dumps(probe["command"])]
+        argv += [opt for e in probe["env"] for opt in ("--env", f"{e['name']}={e.get('value', '')}")]
+        got = subprocess.run([*argv, probe["image"], *(probe.get("args") or [])], capture_output=True, text=True)
+        assert got.returncode == 0, f"{where}: {got.stderr[-1000:]}"
+        assert got.stdout.splitlines()[:4] == expected, f"{where} runs batchcast {got.stdout.split()}"
+
+
+def _launches(svc: Path, airflow_env: dict, tmp: Path, day: str) -> dict[str, tuple[dict, list[str]]]:
+    """Every container batchcast asks a platform to start, as (container, the argv batchcast must receive)."""
+    import yaml
+    from kubernetes.client import ApiClient
+
+    from batchcast.containers import run_env
+    from batchcast.executors import gce, kubernetes, vertex
+    from batchcast.runs import RunRequest
+
+    spec = load_spec(svc / "batchcast.toml")
+    request = RunRequest(spec_path=str(spec.file), action="application", logical_date=dt.date.fromisoformat(day),
+                         run_ts="20260307T000000Z", executor="probe", log_path=str(tmp / "log.txt"))
+    expected = ["run", "application", "--date", day]
+    job = ApiClient().sanitize_for_serialization(kubernetes.build_job(spec, request))
+    custom_job = vertex.build_job(spec, request)
+    custom = type(custom_job).to_dict(custom_job)
+    pool = custom["job_spec"]["worker_pool_specs"][0]["container_spec"]
+    instance = gce.build_instance(spec, request)
+    declaration = yaml.safe_load(next(i.value for i in instance.metadata.items
+                                      if i.key == "gce-container-declaration"))
+    found = {
+        "kubernetes Job": (job["spec"]["template"]["spec"]["containers"][0], expected),
+        "vertex CustomJob": ({"image": pool["image_uri"], "command": pool["command"], "args": pool["args"],
+                              "env": pool["env"]}, expected),
+        "gce VM container declaration": (declaration["spec"]["containers"][0], expected),
+        "container executor": ({"image": spec.image_tag, "env": [
+            {"name": k, "value": v} for k, v in run_env(spec, request, "container").items()]}, expected),
+    }
+    dags = tmp / "launch-dags"
+    render([kpo_spec(svc)], dags / "kpo")
+    render([svc / "batchcast.toml"], dags / "gce")
+    pods = in_airflow(airflow_env, "pod", str(dags / "kpo"), "churn-1-application", day)
+    found["KubernetesPodOperator run"] = (pods["application"]["spec"]["containers"][0], expected)
+    found["KubernetesPodOperator check"] = (pods["application_check"]["spec"]["containers"][0],
+                                            ["check", "application", "--date", day])
+    body = in_airflow(airflow_env, "field", str(dags / "gce"), "churn-1-application", "application_start", "body",
+                      day)["body"]
+    script = {i["key"]: i["value"] for i in body["metadata"]["items"]}["startup-script"]
+    found["gce DAG startup script"] = (_docker_run(script), expected)
+    return found
+
+
+def _docker_run(script: str) -> dict:
+    """The container of the script's `docker run` line: its -e options, image and arguments."""
+    [line] = [line for line in script.splitlines() if line.startswith("docker run ")]
+    words = shlex.split(line)[2:]
+    env, i = [], 0
+    while words[i].startswith("-"):
+        if words[i] == "-e":
+            name, _, value = words[i + 1].partition("=")
+            env.append({"name": name, "value": value})
+            i += 2
+        else:
+            i += 1
+    return {"image": words[i], "args": words[i + 1:], "env": env}
