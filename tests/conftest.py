@@ -242,6 +242,7 @@ def _keep_only_base(argv: list[str]) -> None:
     def podman(*args: str) -> str:
         return subprocess.run([*argv, *args], capture_output=True, text=True, check=True).stdout
 
+    podman("pod", "rm", "--all", "--force")  # what a failed `kube play` test left
     podman("rm", "--all", "--force")
     base = podman("image", "inspect", "--format", "{{.Id}}", BASE_IMAGE).strip()
     others = set(podman("images", "--all", "--no-trunc", "--format", "{{.ID}}").split()) - {base, f"sha256:{base}"}

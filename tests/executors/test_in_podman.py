@@ -66,7 +66,8 @@ extras = ["gcs", "postgres", "gce"]
     assert load_spec(spec).image_tag == IMAGE
     build_if_changed(svc)
     bc("run", "training", "--date", "2026-03-01", "--executor", "container", cwd=svc)
-    return svc
+    yield svc
+    subprocess.run([*podman, "rmi", "--force", IMAGE], capture_output=True)  # under vfs, a gigabyte
 
 
 def kpo_spec(svc: Path) -> Path:
