@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from batchcast import Service
-from batchcast.containers import engine_command, engine_run
+from batchcast.containers import ENTRYPOINT, engine_command, engine_run
 from batchcast.spec import ServiceSpec, load_spec
 from tests.conftest import BASE_IMAGE, BATCHCAST, bc, query
 from tests.executors.contract import ExecutorContract
@@ -83,7 +83,8 @@ def example(podman, tmp_path_factory):
 def test_build_writes_a_dockerfile_and_tags_the_image(example, podman):
     dockerfile = (example / ".batchcast" / "Dockerfile").read_text()
     assert dockerfile.startswith("# Written by batchcast build") and f"FROM {BASE_IMAGE}" in dockerfile
-    assert "--no-index" in dockerfile and "batchcast run" in dockerfile and "model.joblib" not in dockerfile
+    assert "--no-index" in dockerfile and "model.joblib" not in dockerfile
+    assert f"ENTRYPOINT {json.dumps(ENTRYPOINT)}" in dockerfile
     def layers(image: str) -> int:
         return int(subprocess.run([*podman, "image", "inspect", "--format", "{{len .RootFS.Layers}}", image],
                                   capture_output=True, text=True, check=True).stdout)
