@@ -156,6 +156,8 @@ class _Stream:
             for batch in self.batches:
                 self.rows += batch.num_rows
                 yield batch
+        except GeneratorExit:  # the driver stopped reading: not the producer's error
+            raise
         except BaseException as exc:  # a KeyboardInterrupt too: drivers wrap it as a failed read
             self.error = exc
             raise
