@@ -6,20 +6,13 @@ import ctypes
 import os
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 from batchcast.errors import ExecutorError, RunTimeout
 
-# Set when the user interrupted this process (Ctrl-C, SIGTERM): the KeyboardInterrupt raised for it
-# may reach batchcast wrapped in another error (DuckDB reports one raised in its stream as a failed
-# read), and the run must still be recorded as cancelled.
-interrupted = threading.Event()
-
 
 def interrupt(signum, frame) -> None:
-    """A signal handler for SIGINT and SIGTERM: remember, then raise KeyboardInterrupt."""
-    interrupted.set()
+    """A signal handler for SIGINT and SIGTERM: a scheduler's kill cancels a run as Ctrl-C does."""
     raise KeyboardInterrupt
 
 

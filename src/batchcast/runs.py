@@ -99,16 +99,22 @@ class Manifest(BaseModel):
         """A manifest from its stored JSON, remembering that body for :attr:`intact`."""
         doc = json.loads(raw)
         manifest = cls.model_validate(doc)
-        manifest._stored = _body_digest(doc)
+        manifest._stored = cls.seal_of(doc)
         return manifest
 
     def sealed(self) -> Manifest:
         """This manifest with its seal: a hand edit (a status, a file's sha256) no longer matches it."""
-        return self.model_copy(update={"seal": _body_digest(self.model_dump(mode="json"))})
+        return self.model_copy(update={"seal": self.seal_of(self.model_dump(mode="json"))})
 
     @property
     def intact(self) -> bool:
-        return self.seal is not None and self.seal == (self._stored or _body_digest(self.model_dump(mode="json")))
+        return self.seal is not None and self.seal == (self._stored or self.seal_of(self.model_dump(mode="json")))
+
+    @staticmethod
+    def seal_of(doc: dict[str, Any]) -> str:
+        """The seal of a manifest's JSON document: sha256 of its fields but the seal, in canonical JSON."""
+        body = {k: v for k, v in doc.items() if k != "seal"}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def summary(self) -> dict[str, Any]:
         """The fields a listing shows, as JSON-ready values."""
@@ -116,12 +122,6 @@ class Manifest(BaseModel):
                 "logical_date": self.logical_date.isoformat(), "started_at": self.started_at.isoformat(),
                 "ended_at": self.ended_at.isoformat(), "duration_s": round(self.duration_s, 3),
                 "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message")}
-
-
-def _body_digest(doc: dict[str, Any]) -> str:
-    """sha256 of a manifest's fields but its seal, in a canonical JSON form."""
-    body = {k: v for k, v in doc.items() if k != "seal"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -192,10 +192,12 @@ class Service:
             raise RunNotFound(f"no committed run of {self.name}/{self.version}", "run 'batchcast run training' first")
         return runs[-1]
 
-    def broken_aliases(self) -> dict[str, str]:
-        """Aliases whose run is not a committed successful training run (deleted, or never trained)."""
+    def warnings(self) -> list[str]:
+        """What would fail later, said now: aliases whose run is not a committed successful training run."""
         trained = {m.run_id for m in self.runs("training") if m.succeeded}
-        return {a: r for a, r in self.store.aliases(self.name, self.version).items() if r not in trained}
+        return [f"alias '{alias}' points to {run}, which is not a successful training run in the store; "
+                f"fix: batchcast promote RUN --alias {alias}"
+                for alias, run in self.store.aliases(self.name, self.version).items() if run not in trained]
 
     def promote(self, ref: str, alias: str = CHAMPION) -> Manifest:
         """Point ``alias`` at a successful training run."""

@@ -91,13 +91,13 @@ def test_models_warns_about_an_alias_to_a_missing_run(trained, tmp_path):
 
 def test_a_seal_survives_fields_a_later_batchcast_adds(trained):
     """The seal covers the body as stored: a new field with a default must not break older manifests."""
-    from batchcast.runs import Manifest, _body_digest
+    from batchcast.runs import Manifest
 
     root, champion, _ = trained
     doc = json.loads(_manifest(root, champion).read_text())
     doc.pop("environment")  # as a batchcast before that field wrote the manifest
     doc.pop("seal")
-    doc["seal"] = _body_digest(doc)  # and sealed it
+    doc["seal"] = Manifest.seal_of(doc)  # and sealed it
     assert Manifest.read(json.dumps(doc)).intact
     doc["status"] = "failed"
     assert not Manifest.read(json.dumps(doc)).intact

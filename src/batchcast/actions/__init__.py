@@ -15,7 +15,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from batchcast import process
 from batchcast.actions.context import PythonEnv, RunContext, log
 from batchcast.commit import Outcome, commit_manifest, now
 from batchcast.errors import BatchcastError, Cancelled, RunTimeout
@@ -77,8 +76,7 @@ def _commit(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: Run
 def _status(exc: BaseException) -> RunStatus:
     if isinstance(exc, RunTimeout):
         return RunStatus.TIMED_OUT
-    cancelled = isinstance(exc, KeyboardInterrupt) or process.interrupted.is_set()
-    return RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+    return RunStatus.CANCELLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

@@ -163,9 +163,8 @@ def models(ctx: click.Context, as_json: bool) -> None:
     service = _service(ctx)
     found = service.models()
     emit(found, as_json, lambda: models_table(found))
-    for alias, run_id in service.broken_aliases().items():  # an application would fail on it: say so now
-        click.echo(f"warning: alias '{alias}' points to {run_id}, which is not a successful training run "
-                   f"in the store; fix: batchcast promote RUN --alias {alias}", err=True)
+    for warning in service.warnings():
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()

@@ -7,22 +7,21 @@ import click
 from batchcast.cli import _service, _specs, main
 
 
-@main.command()
-@click.argument("action")
-@click.pass_context
-def pause(ctx: click.Context, action: str) -> None:
-    """Stop the scheduler from queueing or starting ACTION (runs in flight finish)."""
-    _service(ctx).pause(action)
-    click.echo(f"{action} paused")
+def _switch(verb: str, done: str, doc: str):
+    """``pause`` and ``resume``: the same command but for the Service method it calls and what it says."""
+
+    @main.command(verb, help=doc)
+    @click.argument("action")
+    @click.pass_context
+    def command(ctx: click.Context, action: str) -> None:
+        getattr(_service(ctx), verb)(action)
+        click.echo(f"{action} {done}")
+
+    return command
 
 
-@main.command()
-@click.argument("action")
-@click.pass_context
-def resume(ctx: click.Context, action: str) -> None:
-    """Let the scheduler run ACTION again; missed dates follow its catchup policy."""
-    _service(ctx).resume(action)
-    click.echo(f"{action} resumed")
+pause = _switch("pause", "paused", "Stop the scheduler from queueing or starting ACTION (runs in flight finish).")
+resume = _switch("resume", "resumed", "Let the scheduler run ACTION again; missed dates follow its catchup policy.")
 
 
 @main.command()

@@ -112,7 +112,7 @@ class Warehouse(abc.ABC):
         except Exception:
             if stream.error is not None:
                 # The driver wraps what the producer raised; the producer's own
-                # error (a SchemaError, the model's ModelError) is the one to report.
+                # error (a SchemaError, the model's ModelError, the user's Ctrl-C) is the one to report.
                 # Re-raised as it is: its own __cause__ (the model's traceback) must survive.
                 raise stream.error  # noqa: B904
             raise
@@ -156,7 +156,9 @@ class _Stream:
             for batch in self.batches:
                 self.rows += batch.num_rows
                 yield batch
-        except Exception as exc:
+        except GeneratorExit:  # the driver stopped reading: not the producer's error
+            raise
+        except BaseException as exc:  # a KeyboardInterrupt too: drivers wrap it as a failed read
             self.error = exc
             raise
 

@@ -129,6 +129,8 @@ class DuckDBWarehouse(Warehouse):
             cur.execute("COMMIT")
         except BaseException as exc:
             cur.execute("ROLLBACK")
+            if isinstance(exc, duckdb.InterruptException):  # DuckDB saw the Ctrl-C before Python did
+                raise KeyboardInterrupt from exc
             if isinstance(exc, duckdb.Error):
                 raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}",
                                      "see the message; nothing was written") from None
