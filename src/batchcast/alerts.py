@@ -23,7 +23,7 @@ TIMEOUT_S = 10
 
 @dataclass
 class Alert:
-    kind: str  # "failure" or "recovery"
+    kind: str  # "failure", "recovery", or "refused" (a training run the promotion gate did not promote)
     service: str
     version: str
     action: str
@@ -38,7 +38,7 @@ class Alert:
         return f"{base}/runs/{self.run_id}" if self.run_id else f"{base}/"
 
     def subject(self) -> str:
-        what = "recovered" if self.kind == "recovery" else self.status
+        what = {"recovery": "recovered", "refused": "not promoted"}.get(self.kind, self.status)
         return f"[batchcast] {self.service}/{self.version} {self.action} {self.logical_date}: {what}"
 
     def body(self, dashboard: str) -> str:

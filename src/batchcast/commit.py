@@ -31,6 +31,7 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    promotion: dict[str, Any] | None = None  # the promotion gate's decision, for a training run
 
 
 def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore, status: RunStatus, *,
@@ -49,7 +50,7 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
         inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},
         outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
         error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image(),
-        environment=request.environment)
+        environment=request.environment, promotion=outcome.promotion)
     return store.commit(manifest)
 
 

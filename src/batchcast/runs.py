@@ -80,6 +80,8 @@ class Manifest(BaseModel):
     image: dict[str, str] | None = Field(None, description="The container image the run ran in: ref and digest.")
     environment: dict[str, Any] = Field(
         default_factory=dict, description="The isolated environment: interpreter, overrides, build time, packages.")
+    promotion: dict[str, Any] | None = Field(
+        None, description="A training run's promotion gate decision: decision, metric, candidate, champion, reason.")
     seal: str | None = Field(None, description="sha256 of every other field, set when the run is committed.")
 
     @property

@@ -207,6 +207,22 @@ class Service:
         self.store.set_alias(self.name, self.version, alias, manifest.run_id)
         return manifest
 
+    def rollback(self, alias: str = CHAMPION) -> Manifest:
+        """Point ``alias`` back at its previous target, as its history records it."""
+        history = self.store.alias_history(self.name, self.version, alias)
+        previous = history[-1]["previous"] if history else None
+        if previous is None:
+            raise StoreError(f"alias '{alias}' of {self.name}/{self.version} has no previous target to go back to",
+                             f"point it at a run: batchcast promote RUN --alias {alias}")
+        self.store.set_alias(self.name, self.version, alias, previous, by=f"batchcast rollback from "
+                             f"{history[-1]['run_id']}")
+        return self.store.manifest(previous)
+
+    def alias_history(self) -> dict[str, list[dict]]:
+        """Every move of every alias, oldest first: run, previous, when, and what moved it."""
+        return {alias: self.store.alias_history(self.name, self.version, alias)
+                for alias in sorted(self.store.aliases(self.name, self.version))}
+
     def preview(self, action: str = "application", limit: int = 10):
         """The newest rows of ``action``'s output table, as an Arrow table."""
         output = self.spec.action(action).output

@@ -203,7 +203,7 @@ class ArtifactStore:
             found[alias] = json.loads(self.fs.cat_file(path))["run_id"]
         return found
 
-    def set_alias(self, name: str, version: str, alias: str, run_id: str) -> None:
+    def set_alias(self, name: str, version: str, alias: str, run_id: str, by: str = "batchcast promote") -> None:
         """Point ``alias`` at a committed successful run, verified whole, atomically, and record the move."""
         manifest = self.verify(self.manifest(run_id), files=True)
         if manifest.status is not RunStatus.SUCCEEDED:
@@ -211,7 +211,7 @@ class ArtifactStore:
                              "promote a run whose status is succeeded")
         now = dt.datetime.now(dt.UTC)
         doc = json.dumps({"alias": alias, "run_id": run_id, "previous": self.alias(name, version, alias),
-                          "set_at": now.isoformat()}).encode()
+                          "set_at": now.isoformat(), "by": by}).encode()
         self._create_exclusive(self._path(name, version, ALIASES, "history", alias, f"{new_run_ts(now)}.json"), doc)
         self._replace(self._path(name, version, ALIASES, f"{alias}.json"), doc)
 

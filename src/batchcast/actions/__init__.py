@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from batchcast import promotion
 from batchcast.actions.context import PythonEnv, RunContext, log
 from batchcast.commit import Outcome, commit_manifest, now
 from batchcast.errors import BatchcastError, Cancelled, RunTimeout
@@ -36,6 +37,8 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifes
     try:
         log.info("run %s: %s for %s", ctx.run_id, ctx.action.kind, request.logical_date)
         _runner(spec, ctx.action.kind)(ctx, outcome)
+        if ctx.action.kind == "training" and ctx.action.promote:
+            outcome.promotion = promotion.judge(ctx, outcome.metrics)
     except BaseException as exc:
         status = _status(exc)
         error = _error(Cancelled() if status is RunStatus.CANCELLED else exc)
@@ -51,6 +54,8 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifes
             ctx.warehouse.close()
         manifest = _commit(ctx, outcome, started, status, error)
         shutil.rmtree(workdir, ignore_errors=True)
+    if manifest.succeeded and manifest.promotion:
+        promotion.carry_out(spec, ctx.store, manifest)
     return manifest
 
 

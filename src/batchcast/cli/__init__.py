@@ -163,6 +163,10 @@ def models(ctx: click.Context, as_json: bool) -> None:
     service = _service(ctx)
     found = service.models()
     emit(found, as_json, lambda: models_table(found))
+    if not as_json:
+        for alias, moves in service.alias_history().items():
+            click.echo(f"{alias} history: " + "; ".join(
+                f"{m['set_at'][:19]} {m['run_id']} ({m.get('by', 'batchcast promote')})" for m in moves))
     for warning in service.warnings():
         click.echo(f"warning: {warning}", err=True)
 
@@ -174,6 +178,15 @@ def models(ctx: click.Context, as_json: bool) -> None:
 def promote(ctx: click.Context, run: str, alias: str) -> None:
     """Point an alias (default champion) at a successful training RUN."""
     manifest = _service(ctx).promote(run, alias)
+    click.echo(f"{alias} -> {manifest.run_id}")
+
+
+@main.command()
+@click.option("--alias", default="champion", show_default=True, help="The alias to move back.")
+@click.pass_context
+def rollback(ctx: click.Context, alias: str) -> None:
+    """Point an alias (default champion) back at its previous target."""
+    manifest = _service(ctx).rollback(alias)
     click.echo(f"{alias} -> {manifest.run_id}")
 
 

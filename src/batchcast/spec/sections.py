@@ -136,6 +136,17 @@ class OutputSpec(Section):
             raise fail(exc.message, exc.fix or "") from None
 
 
+class PromoteSection(Section):
+    """When a succeeded training run becomes the alias's target: only when it is better than the current one."""
+
+    alias: str = Field("champion", description="The alias the gate moves.")
+    metric: str = Field(description="A key of the run's metrics (metrics.json for the command contract).")
+    mode: Literal["max", "min"] = Field("max", description="max: higher is better; min: lower is better.")
+    at_least: float | None = Field(None, description="The worst value accepted at all: a floor for max, a "
+                                                     "ceiling for min.")
+    min_improvement: float = Field(0.0, ge=0, description="How much better than the current target it must be.")
+
+
 class ActionSpec(Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
@@ -158,6 +169,8 @@ class ActionSpec(Section):
     output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
     timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
     batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
+    promote: PromoteSection | None = Field(
+        None, description="Training: move an alias to a succeeded run only when the gate passes.")
 
     @field_validator("executor")
     @classmethod

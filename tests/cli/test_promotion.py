@@ -1,0 +1,114 @@
+"""The promotion gate and rollback, through the CLI: only better models become champion."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import pytest
+
+from batchcast import Service
+from tests.conftest import bc
+
+GATE = '''
+[actions.training.promote]
+metric = "accuracy"
+at_least = 0.5
+'''
+
+
+@pytest.fixture
+def gated(tmp_path):
+    """The example service whose training reports the accuracy written in its ACCURACY file; alerts to a webhook."""
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    task = svc / "prediction" / "task.py"
+    task.write_text(task.read_text().replace(
+        '        joblib.dump(model, self.output / "model.joblib")\n',
+        '        joblib.dump(model, self.output / "model.joblib")\n'
+        '        accuracy = float(Path("ACCURACY").read_text())\n'))
+    spec = svc / "batchcast.toml"
+    spec.write_text(spec.read_text().replace("[actions.application]", GATE + "\n[actions.application]")
+                    + f'\n[alerts]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    try:
+        yield svc, received
+    finally:
+        server.shutdown()
+
+
+def train(svc, accuracy: float):
+    (svc / "ACCURACY").write_text(str(accuracy))
+    bc("run", "training", "--executor", "inline", cwd=svc)
+    return Service(svc / "batchcast.toml").runs("training")[-1]
+
+
+def champion(svc) -> str:
+    return Service(svc / "batchcast.toml").store.alias("churn", "1", "champion")
+
+
+def test_only_better_candidates_become_champion_and_rollback_restores_the_previous(gated):
+    svc, alerts = gated
+    first = train(svc, 0.8)
+    assert first.promotion["decision"] == "promoted" and champion(svc) == first.run_id
+
+    worse = train(svc, 0.7)
+    assert worse.succeeded and worse.promotion["decision"] == "refused" and champion(svc) == first.run_id
+    assert (worse.promotion["candidate"], worse.promotion["champion"]) == (0.7, 0.8)
+    assert "accuracy 0.7 is not better than champion" in worse.promotion["reason"]
+    assert "0.8" in worse.promotion["reason"] and "stored at training" in worse.promotion["basis"]
+    [alert] = alerts
+    assert "not promoted" in alert["text"] and "0.7" in alert["text"] and "0.8" in alert["text"]
+
+    under = train(svc, 0.4)
+    assert under.promotion["decision"] == "refused" and "under the floor at_least 0.5" in under.promotion["reason"]
+
+    better = train(svc, 0.9)
+    assert better.promotion["decision"] == "promoted" and champion(svc) == better.run_id
+    assert len(alerts) == 2  # one per refused candidate
+
+    out = bc("rollback", cwd=svc)
+    assert out.stdout.strip() == f"champion -> {first.run_id}" and champion(svc) == first.run_id
+    bc("run", "application", "--date", "2026-01-05", "--executor", "inline", cwd=svc)
+    applied = Service(svc / "batchcast.toml").runs("application")[-1]
+    assert applied.succeeded and applied.model_run == first.run_id
+
+    history = bc("models", cwd=svc).stdout
+    assert "champion history:" in history and "promotion gate: accuracy 0.9 beats" in history
+    assert f"batchcast rollback from {better.run_id}" in history
+
+
+def test_a_manual_promote_overrides_the_gate_and_is_recorded(gated):
+    svc, _ = gated
+    first = train(svc, 0.8)
+    worse = train(svc, 0.6)
+    bc("promote", worse.run_id, cwd=svc)
+    assert champion(svc) == worse.run_id
+    moves = Service(svc / "batchcast.toml").alias_history()["champion"]
+    assert [(m["run_id"], m["by"].split(":")[0]) for m in moves] == [
+        (first.run_id, "promotion gate"), (worse.run_id, "batchcast promote")]
+
+
+def test_a_metric_the_run_did_not_record_refuses_and_rollback_without_history_says_how(gated):
+    svc, _ = gated
+    spec = svc / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('metric = "accuracy"', 'metric = "auc"'))
+    refused = train(svc, 0.8)
+    assert refused.promotion["decision"] == "refused"
+    assert refused.promotion["reason"] == "the run recorded no metric 'auc' (it has: accuracy)"
+    out = bc("rollback", cwd=svc, ok=False)
+    assert "alias 'champion' of churn/1 has no previous target" in out.stderr
+    assert "batchcast promote RUN --alias champion" in out.stderr
