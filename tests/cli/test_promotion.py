@@ -112,3 +112,13 @@ def test_a_metric_the_run_did_not_record_refuses_and_rollback_without_history_sa
     out = bc("rollback", cwd=svc, ok=False)
     assert "alias 'champion' of churn/1 has no previous target" in out.stderr
     assert "batchcast promote RUN --alias champion" in out.stderr
+
+
+def test_a_gate_on_an_application_is_refused_with_where_it_belongs(gated):
+    svc, _ = gated
+    spec = svc / "batchcast.toml"
+    spec.write_text(spec.read_text() + '\n[actions.application.promote]\nmetric = "accuracy"\n')
+    before = spec.read_text()
+    out = bc("validate", cwd=svc, ok=False)
+    assert "[actions.application.promote]: only a training action has a promotion gate" in out.stderr
+    assert "[actions.training.promote]" in out.stderr and spec.read_text() == before

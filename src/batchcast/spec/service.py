@@ -49,6 +49,10 @@ class ServiceSpec(Section):
             if not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
                 raise fail(f"action name '{name}' is not lower-case letters, digits and '_'",
                            "rename the [actions.*] table, e.g. training")
+            if action.promote and action.kind != "training":
+                raise fail(f"[actions.{name}.promote]: only a training action has a promotion gate, and "
+                           f"'{name}' is a {action.kind} action", "move the table to the training action's "
+                           "[actions.training.promote], or remove it")
             if self.model.contract == "python" and not action.input:
                 raise fail(f"action '{name}' has no input", f"add [actions.{name}.input] with query or path")
         return self
