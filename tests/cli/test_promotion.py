@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 
 import pytest
 
 from batchcast import Service
+from batchcast.ui import overview
 from tests.conftest import bc
 
 GATE = '''
@@ -89,6 +91,13 @@ def test_only_better_candidates_become_champion_and_rollback_restores_the_previo
     history = bc("models", cwd=svc).stdout
     assert "champion history:" in history and "promotion gate: accuracy 0.9 beats" in history
     assert f"batchcast rollback from {better.run_id}" in history
+
+    page = overview([Service(svc / "batchcast.toml")])
+    decisions = re.search(r'<table class="decisions">(.*?)</table>', page, re.S).group(1)
+    rows = re.findall(r'<tr class="(promoted|refused)">.*?/runs/([^"]+)".*?<td>(0\.\d+)</td>', decisions, re.S)
+    assert rows == [("promoted", better.run_id, "0.9"), ("refused", under.run_id, "0.4"),
+                    ("refused", worse.run_id, "0.7"), ("promoted", first.run_id, "0.8")]
+    assert f"batchcast rollback from {better.run_id}" in page
 
 
 def test_a_manual_promote_overrides_the_gate_and_is_recorded(gated):

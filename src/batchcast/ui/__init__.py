@@ -66,6 +66,8 @@ def _service_view(service: Service) -> dict:
         "duration_chart": line_chart("run duration by logical date", durations, " s"),
         "metrics_chart": line_chart("training metrics over time", metrics),
         "champions": list(reversed(service.store.alias_history(service.name, service.version, CHAMPION))),
+        "decisions": [{"run_id": m.run_id, **m.promotion} for m in reversed(service.runs("training"))
+                      if m.promotion][:RUNS_SHOWN],
     }
 
 
