@@ -6,13 +6,14 @@ records it (``promotion``); the alias moves after the commit, since only a
 committed run can be an alias's target, and the move is recorded in the
 alias's history with what moved it. A refused candidate is alerted.
 
-Without a fresh scoring of both models on the same rows, the gate compares
-the metrics each run stored when it trained, and says so (``basis``).
+With ``compare_on`` (the Python contract), candidate and champion are scored
+on the same rows, the evaluation action's input for the run's date
+(``actions/gate.py``); without it the gate compares the metrics each run
+stored when it trained, and says so (``basis``).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,37 +21,35 @@ if TYPE_CHECKING:
     from batchcast.spec.sections import PromoteSection
     from batchcast.store import ArtifactStore
 
-log = logging.getLogger("batchcast")  # the run's log, as every action writes it
 BASIS = "the metrics each run stored at training (no compare_on)"
 
 
-def decide(gate: PromoteSection, metrics: dict[str, float], champion: Manifest | None) -> dict[str, Any]:
-    """The gate's decision for a candidate with ``metrics``, against the alias's current target."""
-    value = metrics.get(gate.metric)
+def decide(gate: PromoteSection, candidate: dict[str, float], champion_run: str | None,
+           champion: dict[str, float] | None, basis: str = BASIS) -> dict[str, Any]:
+    """The gate's decision for a candidate with metrics ``candidate``, against the alias's current target."""
+    value = candidate.get(gate.metric)
+    held = (champion or {}).get(gate.metric)
     found = {"alias": gate.alias, "metric": gate.metric, "mode": gate.mode, "candidate": value,
-             "champion": None, "champion_run": champion.run_id if champion else None, "basis": BASIS}
+             "champion": held, "champion_run": champion_run, "basis": basis}
     if value is None:
         return {**found, "decision": "refused", "reason": f"the run recorded no metric '{gate.metric}' "
-                f"(it has: {', '.join(sorted(metrics)) or 'none'})"}
+                f"(it has: {', '.join(sorted(candidate)) or 'none'})"}
     sign = 1 if gate.mode == "max" else -1
     if gate.at_least is not None and sign * (value - gate.at_least) < 0:
         bound = "under the floor" if gate.mode == "max" else "over the ceiling"
         return {**found, "decision": "refused", "reason": f"{gate.metric} {value:.4g} is {bound} at_least "
                 f"{gate.at_least:.4g}"}
-    if champion is None:
+    if champion_run is None:
         return {**found, "decision": "promoted", "reason": f"{gate.alias} had no target"}
-    held = champion.metrics.get(gate.metric)
-    found["champion"] = held
     if held is None:
-        return {**found, "decision": "promoted", "reason": f"{gate.alias} {champion.run_id} recorded no "
-                f"{gate.metric}"}
+        return {**found, "decision": "promoted", "reason": f"{gate.alias} {champion_run} recorded no {gate.metric}"}
     gain = sign * (value - held)
     if gain <= 0 or gain < gate.min_improvement:
         need = f" by at least {gate.min_improvement:.4g}" if gate.min_improvement else ""
         return {**found, "decision": "refused", "reason": f"{gate.metric} {value:.4g} is not better{need} than "
-                f"{gate.alias} {champion.run_id}'s {held:.4g} ({gate.mode})"}
+                f"{gate.alias} {champion_run}'s {held:.4g} ({gate.mode})"}
     return {**found, "decision": "promoted", "reason": f"{gate.metric} {value:.4g} beats {gate.alias} "
-            f"{champion.run_id}'s {held:.4g} ({gate.mode})"}
+            f"{champion_run}'s {held:.4g} ({gate.mode})"}
 
 
 def current(store: ArtifactStore, name: str, version: str, alias: str) -> Manifest | None:
@@ -64,15 +63,6 @@ def current(store: ArtifactStore, name: str, version: str, alias: str) -> Manife
         return store.manifest(target)
     except RunNotFound:
         return None
-
-
-def judge(ctx, metrics: dict[str, float]) -> dict[str, Any]:
-    """The gate's decision for the run in ``ctx``, logged; made before its manifest is committed."""
-    gate = ctx.action.promote
-    s = ctx.spec.service
-    found = decide(gate, metrics, current(ctx.store, s.name, s.version, gate.alias))
-    log.info("promotion gate: %s, %s", found["decision"], found["reason"])
-    return found
 
 
 def carry_out(spec, store: ArtifactStore, manifest: Manifest) -> None:

@@ -131,3 +131,39 @@ def test_a_gate_on_an_application_is_refused_with_where_it_belongs(gated):
     out = bc("validate", cwd=svc, ok=False)
     assert "[actions.application.promote]: only a training action has a promotion gate" in out.stderr
     assert "[actions.training.promote]" in out.stderr and spec.read_text() == before
+
+
+def test_compare_on_scores_candidate_and_champion_on_the_same_rows(tmp_path):
+    from tests.conftest import write_python_service
+
+    spec = write_python_service(tmp_path, 3000, extra='\n[actions.training.promote]\nmetric = "accuracy"\n'
+                                                      'compare_on = "evaluation"\n')
+    root = spec.parent
+    bc("run", "training", "--date", "2026-01-02", cwd=root)
+    config = root / "repo" / "configs" / "training.json"
+    config.write_text(json.dumps({"params": {"C": 0.01}}))  # a different model, scored on the same rows
+    bc("run", "training", "--date", "2026-01-02", cwd=root)
+    first, second = Service(spec).runs("training")
+    assert "stored at training" in first.promotion["basis"]  # there was no champion to score
+    judged = second.promotion
+    assert judged["basis"].startswith("both scored on [actions.evaluation] input for 2026-01-02")
+    assert judged["basis"].endswith("(1000 rows)") and judged["champion_run"] == first.run_id
+    for run, value in ((second, judged["candidate"]), (first, judged["champion"])):
+        bc("run", "evaluation", "--date", "2026-01-02", "--model", run.run_id, cwd=root)
+        assert Service(spec).runs("evaluation")[-1].metrics["accuracy"] == value
+    expected = first.run_id if judged["decision"] == "refused" else second.run_id
+    assert Service(spec).store.alias("scores", "2", "champion") == expected
+
+
+def test_compare_on_names_an_evaluation_action_and_needs_the_python_contract(gated, tmp_path):
+    svc, _ = gated
+    spec = svc / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('at_least = 0.5', 'at_least = 0.5\ncompare_on = "evaluation"'))
+    out = bc("validate", cwd=svc, ok=False)
+    assert "compare_on = 'evaluation': scoring both models on the same rows needs the Python contract" in out.stderr
+    from tests.conftest import write_python_service
+
+    py = write_python_service(tmp_path / "py", 100, extra='\n[actions.training.promote]\nmetric = "accuracy"\n'
+                                                          'compare_on = "application"\n')
+    out = bc("validate", cwd=py.parent, ok=False)
+    assert "compare_on = 'application' is not an evaluation action of this spec" in out.stderr

@@ -38,7 +38,9 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifes
         log.info("run %s: %s for %s", ctx.run_id, ctx.action.kind, request.logical_date)
         _runner(spec, ctx.action.kind)(ctx, outcome)
         if ctx.action.kind == "training" and ctx.action.promote:
-            outcome.promotion = promotion.judge(ctx, outcome.metrics)
+            from batchcast.actions import gate
+
+            outcome.promotion = gate.judge(ctx, outcome)
     except BaseException as exc:
         status = _status(exc)
         error = _error(Cancelled() if status is RunStatus.CANCELLED else exc)

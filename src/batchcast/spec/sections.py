@@ -145,6 +145,8 @@ class PromoteSection(Section):
     at_least: float | None = Field(None, description="The worst value accepted at all: a floor for max, a "
                                                      "ceiling for min.")
     min_improvement: float = Field(0.0, ge=0, description="How much better than the current target it must be.")
+    compare_on: str | None = Field(None, description="Python contract: an evaluation action whose input, for the "
+                                   "run's date, scores candidate and champion on the same rows.")
 
 
 class ActionSpec(Section):

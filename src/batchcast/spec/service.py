@@ -53,9 +53,22 @@ class ServiceSpec(Section):
                 raise fail(f"[actions.{name}.promote]: only a training action has a promotion gate, and "
                            f"'{name}' is a {action.kind} action", "move the table to the training action's "
                            "[actions.training.promote], or remove it")
+            if action.promote and action.promote.compare_on:
+                self._compare_on(name, action.promote.compare_on)
             if self.model.contract == "python" and not action.input:
                 raise fail(f"action '{name}' has no input", f"add [actions.{name}.input] with query or path")
         return self
+
+    def _compare_on(self, name: str, target: str) -> None:
+        where = f"[actions.{name}.promote] compare_on"
+        if self.model.contract != "python":
+            raise fail(f"{where} = '{target}': scoring both models on the same rows needs the Python contract; "
+                       "a command-contract repository scores its own models",
+                       "remove compare_on: the gate then compares the metrics.json of both runs")
+        found = self.actions.get(target)
+        if found is None or (found.kind or target) != "evaluation":
+            raise fail(f"{where} = '{target}' is not an evaluation action of this spec",
+                       "name an [actions.*] of kind evaluation, whose input holds labelled rows")
 
     # Filled by load_spec: where the file was, for relative paths and messages.
     _file: Path = Path(SPEC_FILE)

@@ -1,0 +1,45 @@
+"""The promotion gate inside a training run: the candidate is judged before its manifest is committed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from batchcast import models, promotion
+from batchcast.actions.context import RunContext, log
+from batchcast.actions.training import labels, read_table
+from batchcast.commit import Outcome
+from batchcast.runs import Manifest
+
+
+def judge(ctx: RunContext, outcome: Outcome) -> dict:
+    """The gate's decision on the run in ``ctx``, logged; the caller records it in the manifest."""
+    gate = ctx.action.promote
+    s = ctx.spec.service
+    champion = promotion.current(ctx.store, s.name, s.version, gate.alias)
+    if gate.compare_on and champion is not None:
+        candidate, held, basis = _scored_alike(ctx, gate.compare_on, champion)
+    else:
+        candidate, held, basis = outcome.metrics, champion.metrics if champion else None, promotion.BASIS
+    found = promotion.decide(gate, candidate, champion.run_id if champion else None, held, basis)
+    log.info("promotion gate: %s, %s (%s)", found["decision"], found["reason"], basis)
+    return found
+
+
+def _scored_alike(ctx: RunContext, action: str, champion: Manifest) -> tuple[dict, dict, str]:
+    """Candidate and champion scored on the same rows: ``action``'s input for this run's date."""
+    # The evaluation action's input, read through this run's warehouse connection.
+    evaluation = dataclasses.replace(ctx, request=ctx.request.model_copy(update={"action": action}),
+                                     _warehouse=ctx.warehouse)
+    seen = Outcome()
+    table = read_table(evaluation, seen)
+    y = labels(table, ctx.spec.model.label, evaluation.where)
+    folder = ctx.workdir / "champion"
+    ctx.store.fetch(ctx.store.verify(champion), "output", folder)  # its seal, then every file's sha256
+    scores = []
+    for where in (ctx.workdir / "output", folder):
+        model, meta = models.load(where, ctx.spec.model_path)
+        features = models.choose_features(table.column_names, meta["features"], None, [], evaluation.where)
+        scores.append(models.metrics(model, models.as_input(table, features, meta["input_format"]), y))
+    basis = (f"both scored on [actions.{action}] input for {ctx.request.logical_date}: {seen.inputs['data']} "
+             f"({table.num_rows} rows)")
+    return scores[0], scores[1], basis
