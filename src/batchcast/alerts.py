@@ -23,7 +23,7 @@ TIMEOUT_S = 10
 
 @dataclass
 class Alert:
-    kind: str  # "failure", "recovery", or "refused" (a training run the promotion gate did not promote)
+    kind: str  # "failure", "recovery", "refused" (by the promotion gate), or "checks" (an input check breached)
     service: str
     version: str
     action: str
@@ -38,7 +38,8 @@ class Alert:
         return f"{base}/runs/{self.run_id}" if self.run_id else f"{base}/"
 
     def subject(self) -> str:
-        what = {"recovery": "recovered", "refused": "not promoted"}.get(self.kind, self.status)
+        what = {"recovery": "recovered", "refused": "not promoted",
+                "checks": f"input checks breached ({self.status})"}.get(self.kind, self.status)
         return f"[batchcast] {self.service}/{self.version} {self.action} {self.logical_date}: {what}"
 
     def body(self, dashboard: str) -> str:

@@ -32,6 +32,7 @@ class Outcome:
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
     promotion: dict[str, Any] | None = None  # the promotion gate's decision, for a training run
+    checks: dict[str, Any] | None = None  # an application's input checks
 
 
 def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore, status: RunStatus, *,
@@ -50,7 +51,7 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
         inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},
         outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
         error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image(),
-        environment=request.environment, promotion=outcome.promotion)
+        environment=request.environment, promotion=outcome.promotion, checks=outcome.checks)
     return store.commit(manifest)
 
 

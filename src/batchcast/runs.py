@@ -82,6 +82,8 @@ class Manifest(BaseModel):
         default_factory=dict, description="The isolated environment: interpreter, overrides, build time, packages.")
     promotion: dict[str, Any] | None = Field(
         None, description="A training run's promotion gate decision: decision, metric, candidate, champion, reason.")
+    checks: dict[str, Any] | None = Field(
+        None, description="An application's input checks: per feature statistics, and the limits they broke.")
     seal: str | None = Field(None, description="sha256 of every other field, set when the run is committed.")
 
     @property

@@ -6,13 +6,15 @@ handed to the warehouse's transaction before the next is read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pyarrow as pa
 
-from batchcast import models
+from batchcast import alerts, checks, models
 from batchcast.actions.context import RunContext, log
 from batchcast.commit import Outcome
+from batchcast.errors import BatchcastError, InputError
 from batchcast.sources import non_empty, open_input
 
 
@@ -23,8 +25,50 @@ def load_model(ctx: RunContext):
     return models.load(folder, ctx.spec.model_path)
 
 
+def _monitor(ctx: RunContext, outcome: Outcome) -> checks.Monitor | None:
+    """The input checks, if the action asks for them and the model was profiled at training."""
+    if not ctx.action.checks:
+        return None
+    profile = ctx.workdir / "model" / checks.PROFILE
+    if not profile.exists():
+        outcome.checks = {"skipped": f"model {ctx.request.model_run} has no {checks.PROFILE} (trained before "
+                                     "batchcast profiled training data): train again to check inputs"}
+        log.warning("input checks skipped: %s", outcome.checks["skipped"])
+        return None
+    return checks.Monitor(json.loads(profile.read_text()), ctx.action.checks)
+
+
+def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: BatchcastError | None = None) -> None:
+    """Record the checks and alert on a breach; raise (inside the stream: nothing published) with on_breach
+    = "fail", or when the model ``failed`` on input the checks find at fault."""
+    outcome.checks = checks.clean(monitor.result())
+    breaches = outcome.checks["breaches"]
+    if not breaches:
+        return
+    more = f" (and {len(breaches) - 1} more: {'; '.join(breaches[1:])})" if len(breaches) > 1 else ""
+    alerts.send(ctx.spec.alerts, alerts.Alert("checks", ctx.spec.service.name, ctx.spec.service.version,
+                                              ctx.request.action, ctx.request.logical_date.isoformat(),
+                                              ctx.action.checks.on_breach, ctx.run_id, breaches[0] + more))
+    if ctx.action.checks.on_breach == "fail" or failed is not None:
+        then = f"; then {failed.message}" if failed is not None else ""
+        raise InputError(f"input check failed: {breaches[0]}{more}{then}",
+                         "fix the input, or retrain on data like it; the limits are in "
+                         f"[actions.{ctx.request.action}.checks]") from failed
+    log.warning("input checks: %s%s", breaches[0], more)
+
+
+def _predict_checked(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, model, batch, features, meta):
+    """The model's predictions; if the model fails on input the checks already find at fault, say that first."""
+    try:
+        return models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
+    except BatchcastError as exc:
+        _judge(ctx, outcome, monitor, failed=exc)
+        raise  # the checks found nothing: the model's own error
+
+
 def run(ctx: RunContext, outcome: Outcome) -> None:
     model, meta = load_model(ctx)
+    monitor = _monitor(ctx, outcome)
     out = ctx.action.output
     schema = out.schema_.requiring(ctx.spec.model.ids)  # a prediction without its id is lost
     reader, what = open_input(ctx.action.input, ctx.warehouse, ctx.spec.root, ctx.request.logical_date,
@@ -35,9 +79,19 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     def predicted() -> Iterator[pa.RecordBatch]:
         for batch in non_empty(reader, what, required=not out.allow_empty):
             outcome.rows["read"] += batch.num_rows
+            if monitor is not None and not monitor.schema_checked and monitor.check_schema(batch.schema):
+                if ctx.action.checks.on_breach == "fail":  # a missing or changed column, named before the model
+                    _judge(ctx, outcome, monitor)
             features = models.choose_features(batch.schema.names, meta["features"], None, [], what)
-            y = models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
+            if monitor is None:
+                y = models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
+            else:
+                monitor.add_input(batch)
+                y = _predict_checked(ctx, outcome, monitor, model, batch, features, meta)
+                monitor.add_predictions(y)
             yield models.predictions_batch(batch, y, schema, "the model's predictions")
+        if monitor is not None:  # still inside the publish transaction: a failure leaves the table as it was
+            _judge(ctx, outcome, monitor)
 
     rows = ctx.warehouse.publish(out.table, schema, predicted(), logical_date=ctx.request.logical_date,
                                  run_id=ctx.run_id, model_run=ctx.request.model_run,

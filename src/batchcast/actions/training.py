@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 
-from batchcast import models
+from batchcast import checks, models
 from batchcast.actions.context import RunContext, log
 from batchcast.commit import Outcome
 from batchcast.errors import SchemaError
@@ -34,6 +36,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     table = read_table(ctx, outcome)
     features = models.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
     model = models.build(spec.entrypoint, ctx.spec.model_path, ctx.config().get("params", {}))
+    hold = None
     if spec.label:
         y = labels(table, spec.label, ctx.where)
         train, hold = _split(table.num_rows, spec.holdout)
@@ -44,6 +47,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     else:
         models.call(model, "fit", models.as_input(table, features, spec.input_format))
     folder = ctx.workdir / "output"
+    _profile(model, table, features, hold if spec.label and len(hold) else None, folder, spec.input_format)
     models.save(model, folder, {"entrypoint": spec.entrypoint, "features": features, "label": spec.label,
                                 "input_format": spec.input_format, "rows": table.num_rows})
     outcome.files.update(ctx.store.put_dir(ctx.run_id, "output", folder))
@@ -55,3 +59,11 @@ def _split(rows: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(0).permutation(rows)
     cut = rows - int(rows * holdout)
     return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def _profile(model, table: pa.Table, features: list[str], hold, folder, fmt: str) -> None:
+    """``output/profile.json``: the features as training saw them, and the predictions on held-out rows."""
+    rows = table.take(hold) if hold is not None else table
+    predicted = models.call(model, "predict", models.as_input(rows, features, fmt))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / checks.PROFILE).write_text(json.dumps(checks.clean(checks.profile(table, features, predicted))))

@@ -149,6 +149,18 @@ class PromoteSection(Section):
                                    "run's date, scores candidate and champion on the same rows.")
 
 
+class ChecksSection(Section):
+    """An application's input checked against the training profile; see the README's "Input checks"."""
+
+    on_breach: Literal["warn", "fail"] = Field(
+        "warn", description="warn: publish, record and alert; fail: publish nothing, record and alert.")
+    max_psi: float = Field(0.2, ge=0, description="Population stability index of a feature over its training bins.")
+    max_null_increase: float = Field(0.1, ge=0, description="Rise of a feature's null fraction over training's.")
+    max_out_of_range: float = Field(0.05, ge=0, le=1, description="Fraction of a feature's values outside the "
+                                    "training min..max.")
+    max_prediction_psi: float = Field(0.2, ge=0, description="PSI of the predictions over training's.")
+
+
 class ActionSpec(Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
@@ -171,6 +183,8 @@ class ActionSpec(Section):
     output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
     timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
     batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
+    checks: ChecksSection | None = Field(
+        None, description="Application (Python contract): compare the input with the training profile.")
     promote: PromoteSection | None = Field(
         None, description="Training: move an alias to a succeeded run only when the gate passes.")
 

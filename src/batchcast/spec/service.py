@@ -53,6 +53,12 @@ class ServiceSpec(Section):
                 raise fail(f"[actions.{name}.promote]: only a training action has a promotion gate, and "
                            f"'{name}' is a {action.kind} action", "move the table to the training action's "
                            "[actions.training.promote], or remove it")
+            if action.checks and (action.kind != "application" or self.model.contract != "python"):
+                raise fail(f"[actions.{name}.checks]: input checks apply to an application of the Python contract, "
+                           f"where batchcast reads the input; '{name}' is a {action.kind} action of the "
+                           f"{self.model.contract} contract",
+                           "remove the table (a command-contract repository reads its own data), or move it to "
+                           "[actions.application.checks] of a Python-contract spec")
             if action.promote and action.promote.compare_on:
                 self._compare_on(name, action.promote.compare_on)
             if self.model.contract == "python" and not action.input:

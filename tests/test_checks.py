@@ -1,0 +1,102 @@
+"""Input checks through the CLI: a dropped column, a changed type or a shifted feature stops or flags the run."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+
+import duckdb
+import pytest
+
+from batchcast import Service
+from tests.conftest import bc, query, write_python_service
+
+CHECKS = '\n[actions.application.checks]\non_breach = "{mode}"\n'
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A trained Python-contract service whose application checks its input; alerts go to a webhook."""
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    spec = write_python_service(tmp_path, 3000, extra=CHECKS.format(mode="fail")
+                                + f'\n[alerts]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+    bc("run", "training", cwd=tmp_path)
+    bc("run", "application", "--date", "2026-01-01", cwd=tmp_path)
+    try:
+        yield spec, received
+    finally:
+        server.shutdown()
+
+
+def change(spec, sql: str) -> None:
+    with duckdb.connect(str(spec.parent / ".batchcast" / "warehouse.duckdb")) as con:
+        con.execute(sql)
+
+
+def rows(spec) -> list:
+    return query(spec.parent / ".batchcast" / "warehouse.duckdb",
+                 "SELECT _logical_date::VARCHAR, _run_id, count(*) FROM scores GROUP BY ALL ORDER BY ALL")
+
+
+def test_input_like_training_passes_and_is_recorded_per_feature(trained):
+    spec, alerts = trained
+    [applied] = Service(spec).runs("application")
+    assert applied.succeeded and applied.checks["breaches"] == [] and alerts == []
+    assert set(applied.checks["features"]) == {f"f{i}" for i in range(1, 9)}
+    assert all(f["psi"] < 0.05 and f["out_of_range"] == 0 for f in applied.checks["features"].values())
+    assert applied.checks["predictions"]["psi"] < 0.05
+
+
+@pytest.mark.parametrize(("sql", "says"), [
+    ("UPDATE features SET f1 = f1 * 0.5", "feature f1 drifted: PSI"),
+    ("UPDATE features SET f4 = f4 + 2", "feature f4: 1 of values outside the training range, over max_out_of_range"),
+    ("ALTER TABLE features DROP COLUMN f3", "feature f3 is missing from the input"),
+    ("ALTER TABLE features ALTER f2 TYPE VARCHAR", "feature f2 changed kind: string where training had number"),
+    ("UPDATE features SET f5 = NULL WHERE f5 < 0.5", "feature f5: null fraction 0.5"),
+])
+def test_a_breach_fails_the_run_names_the_feature_and_leaves_the_table(trained, sql, says):
+    spec, alerts = trained
+    before = rows(spec)
+    change(spec, sql)
+    out = bc("run", "application", "--date", "2026-01-01", cwd=spec.parent, ok=False)
+    assert out.returncode == 1 and rows(spec) == before
+    [line] = [x for x in out.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: input check failed: ") and says in line, line
+    failed = Service(spec).runs("application")[-1]
+    assert failed.status.value == "failed" and says in failed.checks["breaches"][0]
+    [alert] = alerts
+    assert "input checks breached (fail)" in alert["text"] and says in alert["text"]
+
+
+def test_warn_publishes_and_records_and_alerts_the_finding(trained):
+    spec, alerts = trained
+    spec.write_text(spec.read_text().replace('on_breach = "fail"', 'on_breach = "warn"'))
+    change(spec, "UPDATE features SET f1 = f1 * 0.5")
+    bc("run", "application", "--date", "2026-01-02", cwd=spec.parent)
+    warned = Service(spec).runs("application")[-1]
+    assert warned.succeeded and warned.rows["written"] == 3000
+    assert warned.checks["on_breach"] == "warn" and warned.checks["features"]["f1"]["psi"] > 0.2
+    assert any(b.startswith("feature f1 drifted: PSI") for b in warned.checks["breaches"])
+    [alert] = alerts
+    assert "input checks breached (warn)" in alert["text"] and "f1" in alert["text"]
+
+
+def test_checks_need_the_python_contract(tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    spec.write_text(spec.read_text() + CHECKS.format(mode="fail"))
+    out = bc("validate", cwd=tmp_path / "svc", ok=False)
+    assert "[actions.application.checks]: input checks apply to an application of the Python contract" in out.stderr
