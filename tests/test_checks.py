@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 
 import duckdb
 import pytest
 
 from batchcast import Service
+from batchcast.ui import overview
 from tests.conftest import bc, query, write_python_service
 
 CHECKS = '\n[actions.application.checks]\non_breach = "{mode}"\n'
@@ -92,6 +94,12 @@ def test_warn_publishes_and_records_and_alerts_the_finding(trained):
     assert any(b.startswith("feature f1 drifted: PSI") for b in warned.checks["breaches"])
     [alert] = alerts
     assert "input checks breached (warn)" in alert["text"] and "f1" in alert["text"]
+
+    page = overview([Service(spec)])
+    chart = re.search(r'<figure class="drift">(.*?)</figure>', page, re.S).group(1)
+    series = dict(re.findall(r'data-series="(f\d)" data-points="(\d+)"', chart))
+    assert series == {f"f{i}": "2" for i in range(1, 9)}  # two checked dates per feature
+    assert re.search(r"<title>2026-01-02: (\d+\.\d+)</title>", chart)
 
 
 def test_checks_need_the_python_contract(tmp_path):

@@ -52,6 +52,11 @@ def _service_view(service: Service) -> dict:
     durations: dict[str, list] = {}
     for row in committed:
         durations.setdefault(row["action"], []).append((row["logical_date"], row["duration_s"]))
+    drift: dict[str, list] = {}  # PSI per feature, by the logical date of each checked application
+    for m in sorted(service.runs("application"), key=lambda m: (m.logical_date, m.started_at)):
+        for name, stats in ((m.checks or {}).get("features") or {}).items():
+            if stats.get("psi") is not None:
+                drift.setdefault(name, []).append((m.logical_date.isoformat(), stats["psi"]))
     metrics: dict[str, list] = {}
     trained = list(reversed(service.models()))  # oldest first
     for model in trained:
@@ -65,6 +70,7 @@ def _service_view(service: Service) -> dict:
         "runs": sorted(history, key=lambda r: (r["logical_date"], r["started_at"] or ""), reverse=True)[:RUNS_SHOWN],
         "duration_chart": line_chart("run duration by logical date", durations, " s"),
         "metrics_chart": line_chart("training metrics over time", metrics),
+        "drift_chart": line_chart("input drift (PSI per feature) by logical date", drift) if drift else "",
         "champions": list(reversed(service.store.alias_history(service.name, service.version, CHAMPION))),
         "decisions": [{"run_id": m.run_id, **m.promotion} for m in reversed(service.runs("training"))
                       if m.promotion][:RUNS_SHOWN],
