@@ -110,6 +110,7 @@ test: lint services bigquery-emulator airflow container-base
 bench: install services
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/checks.py
 
 clean:
 	rm -rf $(VENV) .venv-bq .venv-airflow demo .pytest_cache
