@@ -102,6 +102,16 @@ def test_warn_publishes_and_records_and_alerts_the_finding(trained):
     assert re.search(r"<title>2026-01-02: (\d+\.\d+)</title>", chart)
 
 
+def test_a_missing_feature_stops_even_a_warn_with_the_check_s_message(trained):
+    spec, alerts = trained
+    spec.write_text(spec.read_text().replace('on_breach = "fail"', 'on_breach = "warn"'))
+    before = rows(spec)
+    change(spec, "ALTER TABLE features DROP COLUMN f3")
+    out = bc("run", "application", "--date", "2026-01-01", cwd=spec.parent, ok=False)
+    assert "error: input check failed: feature f3 is missing from the input" in out.stderr
+    assert rows(spec) == before and len(alerts) == 1
+
+
 def test_checks_need_the_python_contract(tmp_path):
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     spec = tmp_path / "svc" / "batchcast.toml"

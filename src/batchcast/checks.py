@@ -133,6 +133,7 @@ class Monitor:
         self.columns = {name: _Counter(found) for name, found in trained["features"].items()}
         self.predicted = _Counter(trained["predictions"])
         self.breaches: list[str] = []
+        self.missing: list[str] = []
         self.schema_checked = False
 
     def add_input(self, batch: pa.RecordBatch) -> None:
@@ -152,6 +153,7 @@ class Monitor:
         self.schema_checked = True
         for name, found in self.trained["features"].items():
             if name not in schema.names:
+                self.missing.append(name)
                 self.breaches.append(f"feature {name} is missing from the input")
             elif kind(schema.field(name).type) != found["kind"]:
                 self.breaches.append(f"feature {name} changed kind: {kind(schema.field(name).type)} where training "

@@ -38,9 +38,10 @@ def _monitor(ctx: RunContext, outcome: Outcome) -> checks.Monitor | None:
     return checks.Monitor(json.loads(profile.read_text()), ctx.action.checks)
 
 
-def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: BatchcastError | None = None) -> None:
+def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: BatchcastError | None = None,
+           stop: bool = False) -> None:
     """Record the checks and alert on a breach; raise (inside the stream: nothing published) with on_breach
-    = "fail", or when the model ``failed`` on input the checks find at fault."""
+    = "fail", when told to ``stop``, or when the model ``failed`` on input the checks find at fault."""
     outcome.checks = checks.clean(monitor.result())
     breaches = outcome.checks["breaches"]
     if not breaches:
@@ -49,7 +50,7 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
     alerts.send(ctx.spec.alerts, alerts.Alert("checks", ctx.spec.service.name, ctx.spec.service.version,
                                               ctx.request.action, ctx.request.logical_date.isoformat(),
                                               ctx.action.checks.on_breach, ctx.run_id, breaches[0] + more))
-    if ctx.action.checks.on_breach == "fail" or failed is not None:
+    if ctx.action.checks.on_breach == "fail" or failed is not None or stop:
         then = f"; then {failed.message}" if failed is not None else ""
         raise InputError(f"input check failed: {breaches[0]}{more}{then}",
                          "fix the input, or retrain on data like it; the limits are in "
@@ -80,8 +81,10 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
         for batch in non_empty(reader, what, required=not out.allow_empty):
             outcome.rows["read"] += batch.num_rows
             if monitor is not None and not monitor.schema_checked and monitor.check_schema(batch.schema):
-                if ctx.action.checks.on_breach == "fail":  # a missing or changed column, named before the model
-                    _judge(ctx, outcome, monitor)
+                # A missing or changed column, named before the model sees it; a missing one stops even a
+                # "warn": no model can predict without it.
+                if ctx.action.checks.on_breach == "fail" or monitor.missing:
+                    _judge(ctx, outcome, monitor, stop=True)
             features = models.choose_features(batch.schema.names, meta["features"], None, [], what)
             if monitor is None:
                 y = models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
