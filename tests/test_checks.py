@@ -59,7 +59,16 @@ def test_input_like_training_passes_and_is_recorded_per_feature(trained):
     assert applied.succeeded and applied.checks["breaches"] == [] and alerts == []
     assert set(applied.checks["features"]) == {f"f{i}" for i in range(1, 9)}
     assert all(f["psi"] < 0.05 and f["out_of_range"] == 0 for f in applied.checks["features"].values())
-    assert applied.checks["predictions"]["psi"] < 0.05
+    assert applied.checks["predictions"]["psi"] < 0.05 and applied.checks["extra_columns"] == []
+
+
+def test_an_extra_column_is_recorded_not_a_breach(trained):
+    spec, alerts = trained
+    change(spec, "ALTER TABLE features ADD COLUMN campaign VARCHAR DEFAULT 'winter'")
+    bc("run", "application", "--date", "2026-01-03", cwd=spec.parent)
+    applied = Service(spec).runs("application")[-1]
+    assert applied.succeeded and applied.checks["extra_columns"] == ["campaign"]
+    assert applied.checks["breaches"] == [] and alerts == []
 
 
 @pytest.mark.parametrize(("sql", "says"), [

@@ -64,7 +64,8 @@ def _describe(column: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
 
 def profile(table: pa.Table, features: list[str], predictions: Any) -> dict[str, Any]:
     """The training profile: each feature of ``table``, and the model's ``predictions`` on training rows."""
-    return {"rows": table.num_rows, "features": {name: _describe(table.column(name)) for name in features},
+    return {"rows": table.num_rows, "columns": table.column_names,
+            "features": {name: _describe(table.column(name)) for name in features},
             "predictions": _describe(_one_column(predictions)) if _one_column(predictions) is not None
             else {"kind": "several columns", "null_fraction": 0.0}}
 
@@ -134,6 +135,7 @@ class Monitor:
         self.predicted = _Counter(trained["predictions"])
         self.breaches: list[str] = []
         self.missing: list[str] = []
+        self.extra: list[str] = []  # columns training never saw: recorded, not a breach (the model ignores them)
         self.schema_checked = False
 
     def add_input(self, batch: pa.RecordBatch) -> None:
@@ -151,6 +153,7 @@ class Monitor:
     def check_schema(self, schema: pa.Schema) -> list[str]:
         """Missing columns and kind changes, from the first batch, as breaches; an extra column is not one."""
         self.schema_checked = True
+        self.extra = [name for name in schema.names if name not in self.trained.get("columns", schema.names)]
         for name, found in self.trained["features"].items():
             if name not in schema.names:
                 self.missing.append(name)
@@ -182,7 +185,7 @@ class Monitor:
             self.breaches.append(f"predictions drifted: PSI {predictions['psi']:.3g} over max_prediction_psi "
                                  f"{limits.max_prediction_psi:g}")
         return {"on_breach": limits.on_breach, "features": features, "predictions": predictions,
-                "breaches": self.breaches}
+                "extra_columns": self.extra, "breaches": self.breaches}
 
 
 def clean(value: Any) -> Any:
