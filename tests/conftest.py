@@ -271,3 +271,29 @@ def airflow_env(tmp_path_factory):
            "KUBECONFIG": str(home / "kubeconfig")}
     subprocess.run([str(AIRFLOW_PY.parent / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     return env
+
+
+@pytest.fixture
+def webhook():
+    """A Slack-compatible webhook on 127.0.0.1: (its URL, the JSON bodies it received), stopped after the test."""
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()

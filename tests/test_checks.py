@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import re
-import threading
 
 import duckdb
 import pytest
@@ -18,29 +15,14 @@ CHECKS = '\n[actions.application.checks]\non_breach = "{mode}"\n'
 
 
 @pytest.fixture
-def trained(tmp_path):
+def trained(tmp_path, webhook):
     """A trained Python-contract service whose application checks its input; alerts go to a webhook."""
-    received: list[dict] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, received = webhook
     spec = write_python_service(tmp_path, 3000, extra=CHECKS.format(mode="fail")
-                                + f'\n[alerts]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
+                                + f'\n[alerts]\nwebhook = "{url}"\n')
     bc("run", "training", cwd=tmp_path)
     bc("run", "application", "--date", "2026-01-01", cwd=tmp_path)
-    try:
-        yield spec, received
-    finally:
-        server.shutdown()
+    return spec, received
 
 
 def change(spec, sql: str) -> None:

@@ -108,41 +108,23 @@ def test_original_json_config_keeps_default_args_catchup_and_root_in_airflow(air
     assert dag["task_args"]["training-start"]["bash_command"] == f"make -C '{tmp_path / 'repo'}' training-start"
 
 
-def test_failed_task_alerts_through_the_webhook_variable(airflow_env, tmp_path, churn_repo):
-    import http.server
-    import threading
-
-    received = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        bc("init", "svc", "--name", "churn", cwd=tmp_path)
-        svc = tmp_path / "svc"
-        task = svc / "prediction" / "task.py"
-        task.write_text(task.read_text().replace("    def training(self) -> None:\n",
-                                                 "    def training(self) -> None:\n        raise SystemExit(4)\n"))
-        spec = svc / "batchcast.toml"
-        spec.write_text(spec.read_text().replace(
-            '[actions.application]', '[actions.training.airflow]\nalert_webhook_variable = "churn_alerts"\n\n'
-                                     '[actions.application]'))
-        starting(spec)
-        dags = tmp_path / "dags"
-        render([spec], dags)
-        assert "127.0.0.1" not in (dags / "churn_1_training.py").read_text()
-        env = {**airflow_env, "AIRFLOW_VAR_CHURN_ALERTS": f"http://127.0.0.1:{server.server_port}/hook"}
-        state = in_airflow(env, "test", str(dags), "churn-1-training", "2026-01-01")["state"]
-    finally:
-        server.shutdown()
+def test_failed_task_alerts_through_the_webhook_variable(airflow_env, tmp_path, churn_repo, webhook):
+    url, received = webhook
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    task = svc / "prediction" / "task.py"
+    task.write_text(task.read_text().replace("    def training(self) -> None:\n",
+                                             "    def training(self) -> None:\n        raise SystemExit(4)\n"))
+    spec = svc / "batchcast.toml"
+    spec.write_text(spec.read_text().replace(
+        '[actions.application]', '[actions.training.airflow]\nalert_webhook_variable = "churn_alerts"\n\n'
+                                 '[actions.application]'))
+    starting(spec)
+    dags = tmp_path / "dags"
+    render([spec], dags)
+    assert "127.0.0.1" not in (dags / "churn_1_training.py").read_text()
+    env = {**airflow_env, "AIRFLOW_VAR_CHURN_ALERTS": url}
+    state = in_airflow(env, "test", str(dags), "churn-1-training", "2026-01-01")["state"]
     assert state == "failed"
     assert len(received) == 1 and "churn-1-training failed for 2026-01-01" in received[0]["text"]
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
-import threading
 
 import pytest
 
@@ -21,21 +19,9 @@ at_least = 0.5
 
 
 @pytest.fixture
-def gated(tmp_path):
+def gated(tmp_path, webhook):
     """The example service whose training reports the accuracy written in its ACCURACY file; alerts to a webhook."""
-    received: list[dict] = []
-
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url, received = webhook
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     svc = tmp_path / "svc"
     task = svc / "prediction" / "task.py"
@@ -45,11 +31,8 @@ def gated(tmp_path):
         '        accuracy = float(Path("ACCURACY").read_text())\n'))
     spec = svc / "batchcast.toml"
     spec.write_text(spec.read_text().replace("[actions.application]", GATE + "\n[actions.application]")
-                    + f'\n[alerts]\nwebhook = "http://127.0.0.1:{server.server_port}/hook"\n')
-    try:
-        yield svc, received
-    finally:
-        server.shutdown()
+                    + f'\n[alerts]\nwebhook = "{url}"\n')
+    return svc, received
 
 
 def train(svc, accuracy: float):
