@@ -56,6 +56,22 @@ def start_held(root: Path, hold: Path, *args: str) -> subprocess.Popen:
     return proc
 
 
+def stop_held(proc: subprocess.Popen, hold: Path, sig: int) -> tuple[str, str]:
+    """Send ``sig`` to a held run; if the model's call still holds after 5 s, let it return, as a real one does.
+
+    DuckDB may pull the predictions on one of its own threads, and Python raises
+    KeyboardInterrupt only on the main thread: the interrupt then takes effect
+    when the model's current call returns (measured: a run held there past its
+    SIGINT exited as soon as the hold was lifted).
+    """
+    proc.send_signal(sig)
+    try:
+        return proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        hold.unlink()
+        return proc.communicate(timeout=60)
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """What ``kill -9 -PGID`` does to a ``batchcast run`` started from a shell."""
     os.killpg(proc.pid, signal.SIGKILL)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.faults.service import held_service, holders, kill_group, rows_for, start_held, statuses
+from tests.faults.service import held_service, holders, kill_group, rows_for, start_held, statuses, stop_held
 
 DAY = "2026-01-02"
 
@@ -23,9 +23,8 @@ def service(tmp_path_factory):
 def test_ctrl_c_is_one_line_and_a_cancelled_run(service, executor, tmp_path):
     hold = tmp_path / "hold"
     proc = start_held(service, hold, "run", "application", "--date", DAY, "--executor", executor)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    hold.unlink()
+    out, err = stop_held(proc, hold, signal.SIGINT)
+    hold.unlink(missing_ok=True)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "cancelled:" in err
     assert statuses(service, "application")[-1] == "cancelled"
@@ -36,9 +35,8 @@ def test_ctrl_c_is_one_line_and_a_cancelled_run(service, executor, tmp_path):
 def test_sigterm_cancels_like_ctrl_c(service, tmp_path):
     hold = tmp_path / "hold"
     proc = start_held(service, hold, "run", "application", "--date", DAY, "--executor", "local")
-    proc.terminate()
-    _, err = proc.communicate(timeout=60)
-    hold.unlink()
+    _, err = stop_held(proc, hold, signal.SIGTERM)
+    hold.unlink(missing_ok=True)
     assert proc.returncode == 130 and "Traceback" not in err
     assert statuses(service, "application")[-1] == "cancelled"
 
