@@ -17,7 +17,6 @@ import json
 import statistics
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from run import generate  # noqa: E402
+from run import generate, write_spec  # noqa: E402
 
 from batchcast import Service  # noqa: E402
 
@@ -34,28 +33,8 @@ GOAL = 0.10
 
 
 def service(root: Path, name: str, warehouse: Path, checks: bool) -> Path:
-    (root / name / "repo").mkdir(parents=True)
-    spec = root / name / "batchcast.toml"
-    spec.write_text(textwrap.dedent(f'''
-        [service]
-        name = "{name}"
-        version = "1"
-        [warehouse]
-        url = "duckdb:///{warehouse}"
-        [model]
-        path = "repo"
-        entrypoint = "sklearn.linear_model:LogisticRegression"
-        label = "churned"
-        ids = ["player_id"]
-        [actions.training]
-        executor = "inline"
-        input = {{ query = "SELECT * FROM train" }}
-        [actions.application]
-        executor = "inline"
-        input = {{ query = "SELECT * FROM features" }}
-        output = {{ table = "scores_{name}", schema = "player_id:STRING,label:BOOL" }}
-        ''') + ('[actions.application.checks]\non_breach = "warn"\n' if checks else ""))
-    return spec
+    return write_spec(root / name, "features", name=name, warehouse=warehouse,
+                      extra='[actions.application.checks]\non_breach = "warn"\n' if checks else "")
 
 
 def main() -> None:

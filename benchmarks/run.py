@@ -68,13 +68,16 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(samples)
 
 
-def write_spec(root: Path, table: str) -> Path:
+def write_spec(root: Path, table: str, name: str = "bench", warehouse: Path | None = None, extra: str = "") -> Path:
+    """The benchmark service's spec; ``warehouse`` (an absolute path) for services sharing one DuckDB file."""
     (root / "repo").mkdir(parents=True, exist_ok=True)
     spec = root / "batchcast.toml"
+    url = f'[warehouse]\nurl = "duckdb:///{warehouse}"\n' if warehouse else ""
     spec.write_text(textwrap.dedent(f'''
         [service]
-        name = "bench"
+        name = "{name}"
         version = "1"
+        ''') + url + textwrap.dedent(f'''
         [model]
         path = "repo"
         entrypoint = "sklearn.linear_model:LogisticRegression"
@@ -86,8 +89,8 @@ def write_spec(root: Path, table: str) -> Path:
         [actions.application]
         executor = "inline"
         input = {{ query = "SELECT * FROM {table}" }}
-        output = {{ table = "scores", schema = "player_id:STRING,label:BOOL" }}
-        '''))
+        output = {{ table = "scores{'_' + name if warehouse else ''}", schema = "player_id:STRING,label:BOOL" }}
+        ''') + extra)
     return spec
 
 

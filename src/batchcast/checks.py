@@ -64,10 +64,11 @@ def _describe(column: pa.Array | pa.ChunkedArray) -> dict[str, Any]:
 
 def profile(table: pa.Table, features: list[str], predictions: Any) -> dict[str, Any]:
     """The training profile: each feature of ``table``, and the model's ``predictions`` on training rows."""
+    column = _one_column(predictions)
     return {"rows": table.num_rows, "columns": table.column_names,
             "features": {name: _describe(table.column(name)) for name in features},
-            "predictions": _describe(_one_column(predictions)) if _one_column(predictions) is not None
-            else {"kind": "several columns", "null_fraction": 0.0}}
+            "predictions": _describe(column) if column is not None else {"kind": "several columns",
+                                                                         "null_fraction": 0.0}}
 
 
 def _one_column(predictions: Any) -> pa.Array | None:
