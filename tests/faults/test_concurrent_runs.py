@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -19,25 +20,51 @@ def service(tmp_path):
 
 
 def _hold(db, seconds: float) -> subprocess.Popen:
-    """Another process writing the file for ``seconds``."""
+    """Another process writing the file until ``seconds`` pass or its stdin closes."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import duckdb, time
+        import duckdb, select, sys
         con = duckdb.connect({str(db)!r})
         print('held', flush=True)
-        time.sleep({seconds})
-        con.close()""")], stdout=subprocess.PIPE, text=True)
+        select.select([sys.stdin], [], [], {seconds})
+        con.close()""")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     return holder
 
 
+def _stderr_until(process: subprocess.Popen, text: str, timeout: float) -> tuple[list[str], threading.Thread]:
+    """Collect ``process``'s stderr lines on a thread; return once ``text`` appears (or at exit)."""
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read():
+        for line in process.stderr:
+            lines.append(line)
+            if text in line:
+                seen.set()
+        seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    seen.wait(timeout)
+    return lines, reader
+
+
 def test_a_manual_run_waits_for_another_process_lock(service):
+    """The holder lets go only once the run says it waits, however slow the run is to start."""
     db = service / ".batchcast" / "warehouse.duckdb"
-    holder = _hold(db, 3)
+    waiting = "locked by another process; waiting up to 120 s"
+    holder = _hold(db, 300)
+    run = subprocess.Popen([BATCHCAST, "run", "application", "--date", "2026-01-02"], cwd=service,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        out = bc("run", "application", "--date", "2026-01-02", cwd=service)
+        lines, reader = _stderr_until(run, waiting, timeout=120)
+        assert any(waiting in line for line in lines), "".join(lines)
     finally:
+        holder.stdin.close()
         holder.wait()
-    assert "locked by another process; waiting up to 120 s" in out.stderr
+    assert run.wait(timeout=300) == 0
+    reader.join(timeout=10)
+    assert any("published 600 rows of 2026-01-02" in line for line in lines), "".join(lines)
     assert query(db, "SELECT count(*) FROM scores WHERE _logical_date = DATE '2026-01-02'")[0][0] == 600
 
 
