@@ -28,7 +28,7 @@ from batchcast.errors import ExecutorError
 from batchcast.spec import ServiceSpec
 
 log = logging.getLogger("batchcast")
-RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
+RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib")
 DONE = ".complete"  # written last, with what the build installed: a venv without it is rebuilt
 
 

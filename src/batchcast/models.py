@@ -1,10 +1,11 @@
 """The Python contract: a class with ``fit`` and ``predict``, and its serialisation.
 
 The model receives pandas DataFrames (default), NumPy arrays or Arrow tables,
-chosen by ``[model] input_format``. A fitted model is saved with skops when
-skops can round-trip it, with joblib otherwise; ``model_meta.json`` beside it
-records the format, the features and the label, so application feeds the
-model exactly the columns it was trained on.
+chosen by ``[model] input_format``. A fitted model is saved with joblib;
+``model_meta.json`` beside it records the format, the features and the label,
+so application feeds the model exactly the columns it was trained on. Why
+joblib and not skops: the README's "Model files and trust" gives the threat
+model (the checksums, not the file format, are what protects a load).
 """
 
 from __future__ import annotations
@@ -134,30 +135,13 @@ def _named(predicted: Any, names: list[str], rows: int, where: str) -> dict[str,
 
 def save(model: Any, folder: Path, meta: dict[str, Any]) -> Path:
     """Write the fitted model and ``model_meta.json`` into ``folder``."""
+    import joblib
+
     folder.mkdir(parents=True, exist_ok=True)
-    data = _skops_bytes(model)
-    if data is not None:
-        path, fmt = folder / "model.skops", "skops"
-        path.write_bytes(data)
-    else:
-        import joblib
-
-        path, fmt = folder / "model.joblib", "joblib"
-        joblib.dump(model, path)
-    (folder / META).write_text(json.dumps({**meta, "format": fmt, "file": path.name}, indent=2))
+    path = folder / "model.joblib"
+    joblib.dump(model, path)
+    (folder / META).write_text(json.dumps({**meta, "format": "joblib", "file": path.name}, indent=2))
     return path
-
-
-def _skops_bytes(model: Any) -> bytes | None:
-    # skops refuses types it cannot prove safe; a model it cannot round-trip goes to joblib.
-    try:
-        import skops.io as sio
-
-        data = sio.dumps(model)
-        sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-        return data
-    except Exception:
-        return None
 
 
 def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
@@ -170,14 +154,22 @@ def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
     use_repo(model_path, meta["entrypoint"].split(":")[0])  # the model's own classes must import
     path = folder / meta["file"]
     if meta["format"] == "skops":
-        import skops.io as sio
-
-        data = path.read_bytes()
-        # Trusted because the file's sha256 matched the manifest we wrote.
-        return sio.loads(data, trusted=sio.get_untrusted_types(data=data)), meta
+        return _load_skops(path), meta
     import joblib
 
     return joblib.load(path), meta
+
+
+def _load_skops(path: Path) -> Any:
+    """A model saved by an earlier batchcast, which wrote skops files where skops could round-trip them."""
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise ModelError(f"{path.name} was saved with skops by an older batchcast, and skops is not installed",
+                         "train again (new runs are saved with joblib), or add skops to the requirements") from None
+    data = path.read_bytes()
+    # Trusted as the joblib files are: the file's sha256 matched the manifest (README, "Model files and trust").
+    return sio.loads(data, trusted=sio.get_untrusted_types(data=data))
 
 
 # -- metrics ---------------------------------------------------------------

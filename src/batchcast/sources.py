@@ -13,8 +13,6 @@ from pathlib import Path
 
 import fsspec
 import pyarrow as pa
-import pyarrow.dataset as pads
-from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from batchcast.errors import InputError, SpecError, WarehouseError
 from batchcast.spec import InputSpec
@@ -66,6 +64,9 @@ def _open_files(path: str, fmt: str | None, root: Path, batch_size: int, where: 
     if not files:
         raise InputError(f"{where} path: no files match '{path}'", "check the path and the logical date")
     fmt = fmt or ("csv" if files[0].endswith(".csv") else "parquet")
+    import pyarrow.dataset as pads  # imported here: it imports pandas, a cost a warehouse input never needs
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
     try:
         dataset = pads.dataset(files, format=fmt, filesystem=PyFileSystem(FSSpecHandler(fs)))
         return dataset.scanner(batch_size=batch_size).to_reader()
