@@ -14,13 +14,15 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from batchcast.errors import InputError, ModelError, SchemaError, SpecError
 from batchcast.schema import Schema
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 META = "model_meta.json"
 
@@ -108,6 +110,8 @@ def predictions_batch(batch: pa.RecordBatch, predicted: Any, schema: Schema, whe
     produced = [c for c in schema.names if c not in passthrough]
     columns = {c: batch.column(c) for c in passthrough}
     columns.update(_named(predicted, produced, batch.num_rows, where))
+    import pyarrow as pa  # here, not at the top: loading a model (serving, scoring tools) needs no Arrow
+
     return pa.RecordBatch.from_pydict({c: columns[c] for c in schema.names})
 
 

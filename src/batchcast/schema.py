@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from batchcast.errors import SchemaError
 
-TYPES: dict[str, pa.DataType] = {
-    "STRING": pa.string(),
-    "INT64": pa.int64(),
-    "FLOAT64": pa.float64(),
-    "BOOL": pa.bool_(),
-    "DATE": pa.date32(),
-    "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where Arrow is used, not here: a spec is parsed by processes
+# that never touch data (the local executor's parent, the scheduler), and pyarrow costs them 0.2 s.
+TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP")
 # Spellings other warehouses use for the same types.
 ALIASES = {"INT": "INT64", "INTEGER": "INT64", "FLOAT": "FLOAT64", "DOUBLE": "FLOAT64",
            "BOOLEAN": "BOOL", "VARCHAR": "STRING", "TEXT": "STRING"}
@@ -45,7 +41,12 @@ class Column:
 
     @property
     def arrow(self) -> pa.DataType:
-        return TYPES[self.type]
+        import pyarrow as pa
+
+        if self.type == "TIMESTAMP":
+            return pa.timestamp("us", tz="UTC")
+        return {"STRING": pa.string, "INT64": pa.int64, "FLOAT64": pa.float64, "BOOL": pa.bool_,
+                "DATE": pa.date32}[self.type]()
 
 
 class Schema(tuple):
@@ -70,6 +71,8 @@ class Schema(tuple):
         return [c.name for c in self]
 
     def to_arrow(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([pa.field(c.name, c.arrow) for c in self])
 
     def __add__(self, other) -> Schema:
@@ -118,6 +121,8 @@ def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatc
             f"{source}: column '{missing[0]}' is declared in the schema but missing "
             f"(found columns: {', '.join(batch.schema.names) or 'none'})",
             "produce that column, or remove it from the declared schema")
+    import pyarrow as pa
+
     extra = [n for n in batch.schema.names if n not in set(schema.names)]
     if extra:
         raise SchemaError(f"{source}: column '{extra[0]}' is not in the declared schema '{schema}'",
@@ -127,6 +132,9 @@ def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatc
 
 
 def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if array.type == column.arrow:
         return array
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
@@ -142,6 +150,9 @@ def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
 
 def _missing(array: pa.Array, column: Column, source: str) -> pa.Array:
     """NaN stored as NULL; a required column holding neither NULL, NaN nor (for STRING) ''."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if pa.types.is_floating(array.type) and pc.any(pc.is_nan(array)).as_py():
         array = pc.if_else(pc.is_nan(array), pa.scalar(None, array.type), array)
     if not column.required:
@@ -159,6 +170,8 @@ def _missing(array: pa.Array, column: Column, source: str) -> pa.Array:
 def _normalise_strings(array: pa.Array, column: Column) -> pa.Array:
     # CSV writers spell booleans many ways; Arrow's cast knows true/false/1/0.
     if column.type == "BOOL":
+        import pyarrow.compute as pc
+
         return pc.utf8_lower(pc.utf8_trim_whitespace(array))
     return array
 

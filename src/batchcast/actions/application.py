@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from batchcast import alerts, checks, models
+from batchcast import alerts, models
 from batchcast.actions.context import RunContext, log
 from batchcast.commit import Outcome
 from batchcast.errors import BatchcastError, InputError
 from batchcast.sources import non_empty, open_input
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from batchcast import checks
 
 
 def load_model(ctx: RunContext):
@@ -29,6 +33,8 @@ def _monitor(ctx: RunContext, outcome: Outcome) -> checks.Monitor | None:
     """The input checks, if the action asks for them and the model was profiled at training."""
     if not ctx.action.checks:
         return None
+    from batchcast import checks  # here: it imports pyarrow.compute, 0.1 s a run without checks never needs
+
     profile = ctx.workdir / "model" / checks.PROFILE
     if not profile.exists():
         outcome.checks = {"skipped": f"model {ctx.request.model_run} has no {checks.PROFILE} (trained before "
@@ -42,6 +48,8 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
            stop: bool = False) -> None:
     """Record the checks and alert on a breach; raise (inside the stream: nothing published) with on_breach
     = "fail", when told to ``stop``, or when the model ``failed`` on input the checks find at fault."""
+    from batchcast import checks
+
     outcome.checks = checks.clean(monitor.result())
     breaches = outcome.checks["breaches"]
     if not breaches:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from batchcast.ahead import ahead
 from batchcast.errors import InputError, SchemaError, SpecError
 from batchcast.schema import STAMPS, Schema, conform
 
@@ -96,16 +97,19 @@ class Warehouse(abc.ABC):
                   "_predicted_at": dt.datetime.now(dt.UTC)}
 
         def stamped() -> Iterator[pa.RecordBatch]:
+            rows = 0
             for batch in batches:
                 batch = conform(batch, schema, source)
                 extra = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), batch.num_rows) for c in STAMPS]
+                rows += batch.num_rows
                 yield pa.RecordBatch.from_arrays(batch.columns + extra, schema=full.to_arrow())
-            if stream.rows == 0 and not allow_empty:  # the stream counted every batch it passed on
+            if rows == 0 and not allow_empty:
                 raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
                                  f"date's rows in {table}", "check the model's output; if no predictions is a "
                                  "legitimate result, set allow_empty = true in the action's output table")
 
-        stream = _Stream(stamped())
+        # Produced on a thread ahead of the driver's ingest: the two halves overlap on two cores.
+        stream = _Stream(stamped() if __import__("os").environ.get("NOAHEAD") else ahead(stamped()))
         try:
             self._replace_date(table, full, logical_date,
                                pa.RecordBatchReader.from_batches(full.to_arrow(), stream))
