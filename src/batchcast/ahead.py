@@ -12,53 +12,59 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _END = object()
 
 
-def ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """``items``, in order, produced on a thread at most ``depth`` ahead of the caller.
+class Ahead(Generic[T]):
+    """``items``, in order, produced on a thread at most ``depth`` ahead of the consumer.
 
-    What the producer raises (a KeyboardInterrupt included) is raised here,
-    with its traceback. Closing this generator, or an error in the caller,
-    stops the producer before its next item.
+    What the producer raises (a KeyboardInterrupt included) is raised to the
+    consumer, with its traceback. :meth:`close` stops the producer and waits
+    for it, so nothing touches the producer's sources (a warehouse cursor)
+    after the caller has moved on to closing them.
     """
-    waiting: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def put(entry) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def __init__(self, items: Iterator[T], depth: int = 2):
+        self._items, self._waiting = items, queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="batchcast-ahead", daemon=True)
+        self._thread.start()
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((_END, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
-            put((_END, exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None and stop.is_set():
-                close()  # a generator's own cleanup (its finally blocks) runs on its thread
-
-    producer = threading.Thread(target=produce, name="batchcast-ahead", daemon=True)
-    producer.start()
-    try:
+    def __iter__(self) -> Iterator[T]:
         while True:
-            item, error = waiting.get()
+            item, error = self._waiting.get()
             if error is not None:
                 raise error
             if item is _END:
                 return
             yield item
-    finally:
-        stop.set()
+
+    def close(self) -> None:
+        """Stop the producer after its current item (a model call runs to its end) and wait for it."""
+        self._stop.set()
+        self._thread.join()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put((item, None)):
+                    return
+            self._put((_END, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put((_END, exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # a generator's own cleanup (its finally blocks) runs on its thread
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._waiting.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from batchcast.ahead import ahead
+from batchcast.ahead import Ahead
 from batchcast.errors import InputError, SchemaError, SpecError
 from batchcast.schema import STAMPS, Schema, conform
 
@@ -109,7 +109,8 @@ class Warehouse(abc.ABC):
                                  "legitimate result, set allow_empty = true in the action's output table")
 
         # Produced on a thread ahead of the driver's ingest: the two halves overlap on two cores.
-        stream = _Stream(ahead(stamped()))
+        produced = Ahead(stamped())
+        stream = _Stream(iter(produced))
         try:
             self._replace_date(table, full, logical_date,
                                pa.RecordBatchReader.from_batches(full.to_arrow(), stream))
@@ -120,6 +121,8 @@ class Warehouse(abc.ABC):
                 # Re-raised as it is: its own __cause__ (the model's traceback) must survive.
                 raise stream.error  # noqa: B904
             raise
+        finally:
+            produced.close()  # before anyone closes the cursor it reads from
         return stream.rows
 
     def _check_columns(self, table: str, schema: Schema) -> None:
