@@ -1,6 +1,6 @@
 """The script a data scientist would write by hand, doing the work a batchcast application does.
 
-    python benchmarks/baseline.py WAREHOUSE_URL QUERY MODEL_FILE TABLE DATE MODEL_RUN
+    python benchmarks/baseline.py WAREHOUSE_URL QUERY MODEL_FILE TABLE DATE MODEL_RUN [--batch-size N]
 
 It streams the query's rows in Arrow batches, feeds the model the features
 it was trained on (as batchcast does, in the form ``[model] input_format``
@@ -18,8 +18,6 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pyarrow as pa
-
-BATCH = 65536
 
 
 def features(batch: pa.RecordBatch, names: list[str], fmt: str):
@@ -49,7 +47,7 @@ def duckdb_run(args, model, meta) -> None:
     import duckdb
 
     con = duckdb.connect(args.url.removeprefix("duckdb://"))
-    out = scored(con.cursor().sql(args.query).to_arrow_reader(BATCH), model, meta, args)
+    out = scored(con.cursor().sql(args.query).to_arrow_reader(args.batch_size), model, meta, args)
     con.execute("BEGIN")
     con.execute(f"DELETE FROM {args.table} WHERE _logical_date = ?", [args.date])
     con.register("out", out)
@@ -63,7 +61,7 @@ def postgres_run(args, model, meta) -> None:
     with pg.connect(args.url) as source, pg.connect(args.url) as target, source.cursor() as read, \
             target.cursor() as write:
         read.execute(args.query)
-        out = scored(read.fetch_record_batch(), model, meta, args)
+        out = scored(read.fetch_record_batch(), model, meta, args)  # batches of the driver's own size
         write.execute(f"DELETE FROM {args.table} WHERE _logical_date = '{args.date}'")
         write.adbc_ingest(args.table, out, mode="append")
         target.commit()
@@ -73,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in ("url", "query", "model", "table", "date", "model_run"):
         parser.add_argument(name)
+    parser.add_argument("--batch-size", type=int, default=65536, help="rows per Arrow batch read from DuckDB")
     args = parser.parse_args()
     model = joblib.load(args.model)
     meta = json.loads((Path(args.model).parent / "model_meta.json").read_text())

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from batchcast import Service  # noqa: E402
+from batchcast.spec.sections import ActionSpec  # noqa: E402
 from tests.services import postgres  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(1, 9)]
@@ -143,7 +144,8 @@ class Bench:
             env["BATCHCAST__WAREHOUSE__URL"] = url
         run = [BATCHCAST, "--spec", str(self.spec), "run", "application", "--date", DATE, "--model", self.model_run]
         script = [PYTHON, BASELINE, url or f"duckdb://{self.db}", f"SELECT * FROM {table}",
-                  str(self.model_dir / "model.joblib"), "scores_script", DATE, self.model_run]
+                  str(self.model_dir / "model.joblib"), "scores_script", DATE, self.model_run,
+                  "--batch-size", str(ActionSpec.model_fields["batch_size"].default)]  # batchcast's default
         chosen = {"batchcast inline": ([*run, "--executor", "inline"], env), "script": (script, {})}
         if local:
             chosen["batchcast local"] = ([*run, "--executor", "local"], env)

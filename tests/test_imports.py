@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import batchcast
 from batchcast.cli import main
-from tests.conftest import bc
+from tests.conftest import bc, write_python_service
 
 # Loaded only by the commands (or the backends) that need them, never by `import batchcast`.
 HEAVY = ["duckdb", "adbc_driver_manager", "adbc_driver_postgresql", "google", "google.cloud", "kubernetes",
@@ -98,3 +98,26 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 4096)
     except OSError:  # EIO: the process closed the terminal
         return b""
+
+
+def _heavy_in(loaded: list[str], names: list[str]) -> list[str]:
+    return sorted(m for m in loaded if any(m == n or m.startswith(f"{n}.") for n in names))
+
+
+def test_a_spec_loads_without_arrow_or_the_renderers(tmp_path):
+    """The local executor's parent and the scheduler parse specs and never touch data."""
+    write_python_service(tmp_path, rows=50)
+    loaded = loaded_by(f"from batchcast.service import Service; Service({str(tmp_path / 'batchcast.toml')!r})")
+    assert "batchcast.spec.service" in loaded  # the right process
+    assert _heavy_in(loaded, ["pyarrow", "pandas", "batchcast.airflow.dags", "batchcast.airflow.graphs"]) == []
+
+
+def test_an_application_imports_only_what_it_uses(tmp_path):
+    """No training module, input checks or Arrow datasets in a plain application run; no skops ever."""
+    write_python_service(tmp_path, rows=50)
+    bc("run", "training", cwd=tmp_path)
+    loaded = loaded_by(f"from batchcast import Service\n"
+                       f"m = Service({str(tmp_path / 'batchcast.toml')!r}).run('application', '2026-01-01')\n"
+                       f"assert m.succeeded, m.error")
+    assert "batchcast.actions.application" in loaded and "sklearn" in loaded  # it ran the model
+    assert _heavy_in(loaded, ["batchcast.actions.training", "batchcast.checks", "pyarrow.dataset", "skops"]) == []
