@@ -182,9 +182,7 @@ class ActionSpec(Section):
     input: InputSpec | None = Field(None, description="Python contract: where the data comes from.")
     output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
     timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
-    # 131,072 rows: with reading and ingest overlapped, half as many hand-overs between the threads as
-    # 65,536 cost 10% less CPU at 5M rows (benchmarks/run.py); memory stays flat in the row count.
-    batch_size: int = Field(131072, gt=0, description="Rows per Arrow batch when streaming.")
+    batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
     checks: ChecksSection | None = Field(
         None, description="Application (Python contract): compare the input with the training profile.")
     promote: PromoteSection | None = Field(
