@@ -132,11 +132,11 @@ def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatc
 
 
 def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
+    if array.type == column.arrow:
+        return array
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if array.type == column.arrow:
-        return array
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         array = _normalise_strings(array, column)
     try:
@@ -151,6 +151,9 @@ def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
 def _missing(array: pa.Array, column: Column, source: str) -> pa.Array:
     """NaN stored as NULL; a required column holding neither NULL, NaN nor (for STRING) ''."""
     import pyarrow as pa
+
+    if not column.required and not pa.types.is_floating(array.type):
+        return array  # the common case, without pyarrow.compute's import
     import pyarrow.compute as pc
 
     if pa.types.is_floating(array.type) and pc.any(pc.is_nan(array)).as_py():

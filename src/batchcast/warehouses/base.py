@@ -96,13 +96,20 @@ class Warehouse(abc.ABC):
         stamps = {"_logical_date": logical_date, "_run_id": run_id, "_model_run": model_run,
                   "_predicted_at": dt.datetime.now(dt.UTC)}
 
+        arrow = full.to_arrow()
+        # The stamp columns of the longest batch so far, sliced for shorter ones (zero-copy):
+        # built once, not once per batch.
+        longest: list[pa.Array] = []
+
         def stamped() -> Iterator[pa.RecordBatch]:
             rows = 0
             for batch in batches:
                 batch = conform(batch, schema, source)
-                extra = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), batch.num_rows) for c in STAMPS]
-                rows += batch.num_rows
-                yield pa.RecordBatch.from_arrays(batch.columns + extra, schema=full.to_arrow())
+                n = batch.num_rows
+                if not longest or len(longest[0]) < n:
+                    longest[:] = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), n) for c in STAMPS]
+                rows += n
+                yield pa.RecordBatch.from_arrays(batch.columns + [c.slice(0, n) for c in longest], schema=arrow)
             if rows == 0 and not allow_empty:
                 raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
                                  f"date's rows in {table}", "check the model's output; if no predictions is a "
