@@ -70,5 +70,24 @@ def test_close_stops_the_producer_and_runs_its_cleanup():
     consumer = iter(produced)
     next(consumer)
     produced.close()  # returns only once the producer has stopped
-    assert cleaned.is_set() and len(made) < 10_000
-    assert not produced._thread.is_alive()
+    assert cleaned.is_set() and len(made) < 10_000 and produced._done.is_set()
+
+
+def test_a_ctrl_c_while_closing_waits_for_the_producer_then_is_raised():
+    """Cutting the wait short would let the caller close a cursor the producer is still reading."""
+    import os
+    import signal
+
+    def items():
+        yield 1
+        time.sleep(1.0)  # a model call in progress when the user presses Ctrl-C again
+        yield 2
+
+    produced = Ahead(items(), depth=1)
+    consumer = iter(produced)
+    assert next(consumer) == 1
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        produced.close()
+    assert produced._done.is_set() and time.monotonic() - started > 0.5  # it waited out the model call

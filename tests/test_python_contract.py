@@ -29,7 +29,7 @@ def test_train_apply_evaluate_inline(service):
     stored = service.spec.root / ".batchcast/artifacts" / trained.run_id
     meta = json.loads((stored / "output/model_meta.json").read_text())
     assert meta["features"] == [f"f{i}" for i in range(1, 9)]
-    assert meta["format"] in ("skops", "joblib") and f"output/{meta['file']}" in trained.files
+    assert meta["format"] == "joblib" and f"output/{meta['file']}" in trained.files
 
     applied = service.run("application", "2026-01-05")
     assert applied.succeeded, applied.error
@@ -161,3 +161,24 @@ def test_two_services_in_one_process_use_their_own_model_module(tmp_path):
         assert service.run("application", "2026-01-05").succeeded
     assert query(db(first), "SELECT bool_and(label) FROM scores") == [(False,)]
     assert query(db(second), "SELECT bool_and(label) FROM scores") == [(True,)]
+
+
+def test_a_model_an_earlier_version_saved_with_skops_still_loads(tmp_path):
+    """Champions trained before the switch to joblib are skops files; an upgrade must not strand them."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    from batchcast import models
+
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    fitted = LogisticRegression().fit(X, X[:, 0] > 0)
+    folder = tmp_path / "output"
+    folder.mkdir()
+    (folder / "model.skops").write_bytes(sio.dumps(fitted))
+    (folder / models.META).write_text(json.dumps({
+        "entrypoint": "sklearn.linear_model:LogisticRegression", "features": ["a", "b", "c"], "label": "y",
+        "input_format": "numpy", "rows": 200, "format": "skops", "file": "model.skops"}))
+    loaded, meta = models.load(folder, tmp_path)
+    assert meta["format"] == "skops"
+    assert (loaded.predict(X) == fitted.predict(X)).all()

@@ -29,7 +29,7 @@ class Ahead(Generic[T]):
 
     def __init__(self, items: Iterator[T], depth: int = 2):
         self._items, self._waiting = items, queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+        self._stop, self._done = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._produce, name="batchcast-ahead", daemon=True)
         self._thread.start()
 
@@ -43,9 +43,22 @@ class Ahead(Generic[T]):
             yield item
 
     def close(self) -> None:
-        """Stop the producer after its current item (a model call runs to its end) and wait for it."""
+        """Stop the producer after its current item (a model call runs to its end) and wait for it.
+
+        A second Ctrl-C while waiting does not cut the wait short: the caller
+        would go on to close the cursor the producer is reading. It is raised
+        once the producer has stopped.
+        """
         self._stop.set()
-        self._thread.join()
+        interrupted = None
+        # An Event, not Thread.join: Python 3.11 marks a thread stopped when a Ctrl-C interrupts join().
+        while not self._done.is_set():
+            try:
+                self._done.wait()
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def _produce(self) -> None:
         try:
@@ -56,9 +69,12 @@ class Ahead(Generic[T]):
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
             self._put((_END, exc))
         finally:
-            close = getattr(self._items, "close", None)
-            if close is not None:
-                close()  # a generator's own cleanup (its finally blocks) runs on its thread
+            try:
+                close = getattr(self._items, "close", None)
+                if close is not None:
+                    close()  # a generator's own cleanup (its finally blocks) runs on its thread
+            finally:
+                self._done.set()
 
     def _put(self, entry) -> bool:
         while not self._stop.is_set():

@@ -28,7 +28,8 @@ from batchcast.errors import ExecutorError
 from batchcast.spec import ServiceSpec
 
 log = logging.getLogger("batchcast")
-RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib")
+# skops only loads models that earlier versions saved (new ones are joblib files); it is imported for those alone.
+RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
 DONE = ".complete"  # written last, with what the build installed: a venv without it is rebuilt
 
 

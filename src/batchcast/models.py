@@ -167,7 +167,7 @@ def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
 def _load_skops(path: Path) -> Any:
     """A model saved by an earlier batchcast, which wrote skops files where skops could round-trip them."""
     try:
-        import skops.io as sio
+        import skops.io as sio  # still a dependency, so a champion trained before the upgrade keeps loading
     except ImportError:
         raise ModelError(f"{path.name} was saved with skops by an older batchcast, and skops is not installed",
                          "train again (new runs are saved with joblib), or add skops to the requirements") from None

@@ -103,13 +103,18 @@ class Warehouse(abc.ABC):
 
         def stamped() -> Iterator[pa.RecordBatch]:
             rows = 0
-            for batch in batches:
-                batch = conform(batch, schema, source)
-                n = batch.num_rows
-                if not longest or len(longest[0]) < n:
-                    longest[:] = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), n) for c in STAMPS]
-                rows += n
-                yield pa.RecordBatch.from_arrays(batch.columns + [c.slice(0, n) for c in longest], schema=arrow)
+            try:
+                for batch in batches:
+                    batch = conform(batch, schema, source)
+                    n = batch.num_rows
+                    if not longest or len(longest[0]) < n:
+                        longest[:] = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), n) for c in STAMPS]
+                    rows += n
+                    yield pa.RecordBatch.from_arrays(batch.columns + [c.slice(0, n) for c in longest], schema=arrow)
+            finally:  # on the producer's thread, before the publish returns: the source's own cleanup
+                close = getattr(batches, "close", None)
+                if close is not None:
+                    close()
             if rows == 0 and not allow_empty:
                 raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
                                  f"date's rows in {table}", "check the model's output; if no predictions is a "
