@@ -129,7 +129,7 @@ class DuckDBWarehouse(Warehouse):
             cur.execute("COMMIT")
         except BaseException as exc:
             cur.execute("ROLLBACK")
-            if isinstance(exc, duckdb.InterruptException):  # DuckDB saw the Ctrl-C before Python did
+            if _interrupted(exc):  # DuckDB saw the Ctrl-C before Python did
                 raise KeyboardInterrupt from exc
             if isinstance(exc, duckdb.Error):
                 raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}",
@@ -144,6 +144,13 @@ class DuckDBWarehouse(Warehouse):
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def _interrupted(exc: BaseException) -> bool:
+    # A Ctrl-C that DuckDB takes while it waits for the stream's next batch (read on the publish's
+    # producer thread) comes out as a plain RuntimeError, not as InterruptException.
+    return isinstance(exc, duckdb.InterruptException) or (
+        type(exc) is RuntimeError and str(exc).strip() == "Query interrupted")
 
 
 def _quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
