@@ -21,8 +21,8 @@ _END = object()
 class Ahead(Generic[T]):
     """``items``, in order, produced on a thread at most ``depth`` ahead of the consumer.
 
-    What the producer raises (a KeyboardInterrupt included) is raised to the
-    consumer, with its traceback. :meth:`close` stops the producer and waits
+    Whatever the producer raises is raised to the consumer, in order after
+    the items before it, with its traceback. :meth:`close` stops the producer and waits
     for it, so nothing touches the producer's sources (a warehouse cursor)
     after the caller has moved on to closing them.
     """
