@@ -178,7 +178,7 @@ def table(columns: dict[str, list], features: Features) -> pa.Table:
     missing = [f for f in features.names if f not in columns]
     if missing:
         extra = [c for c in columns if c not in features.names]
-        close = difflib.get_close_matches(missing[0], extra, n=1)
+        close = difflib.get_close_matches(missing[0], extra, n=1, cutoff=0.5)
         hint = f"; '{close[0]}' looks like a misspelling of it" if close else ""
         raise RequestError(f"column '{missing[0]}' is missing{hint}",
                            f"send every feature the model was trained on: {', '.join(features.names)}")

@@ -1,0 +1,76 @@
+"""The served model answers each request format with what `batchcast run application` writes for the same rows."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from batchcast import Service
+from batchcast.serving.app import HEADER, Slot, create, load
+from tests.conftest import bc, query, write_python_service
+
+FEATURES = [f"f{i}" for i in range(1, 9)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    write_python_service(root, rows=300)
+    bc("run", "training", cwd=root)
+    bc("run", "application", "--date", "2026-01-01", cwd=root)
+    return root
+
+
+def batch_rows(root, limit=25):
+    """Feature rows of the input and the labels the batch application wrote for them."""
+    db = root / ".batchcast" / "warehouse.duckdb"
+    rows = query(db, f"SELECT {', '.join(FEATURES)}, s.label FROM features f JOIN scores s "
+                     f"USING (player_id) ORDER BY player_id LIMIT {limit}")
+    return [dict(zip(FEATURES, r[:-1], strict=True)) for r in rows], [r[-1] for r in rows]
+
+
+def test_every_format_gets_the_batch_predictions(trained):
+    served = load(Service(trained / "batchcast.toml"))
+    client = TestClient(create(Slot(served)))
+    records, labels = batch_rows(trained)
+    bodies = {
+        "/invocations": {"dataframe_records": records},
+        "/predict": {"dataframe_split": {"columns": FEATURES, "data": [[r[f] for f in FEATURES] for r in records]}},
+    }
+    for path, body in bodies.items():
+        answer = client.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == labels
+        assert answer.headers[HEADER] == served.run_id
+    v2 = client.post("/v2/models/scores/infer", json={"inputs": [
+        {"name": f, "shape": [len(records)], "datatype": "FP64", "data": [r[f] for r in records]} for f in FEATURES]})
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["outputs"][0]["data"] == labels and v2.json()["outputs"][0]["datatype"] == "BOOL"
+    assert client.get("/model").json()["run"] == served.run_id
+    assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_bad_requests_are_4xx_naming_the_column(trained):
+    client = TestClient(create(Slot(load(Service(trained / "batchcast.toml"))), max_body=2000))
+    records, _ = batch_rows(trained, 1)
+    misspelled = {("f9" if k == "f8" else k): v for k, v in records[0].items()}
+    answer = client.post("/invocations", json={"dataframe_records": [misspelled]})
+    assert answer.status_code == 400
+    assert "column 'f8' is missing; 'f9' looks like a misspelling" in answer.json()["error"]
+    answer = client.post("/invocations", json={"dataframe_records": [{**records[0], "f3": "abc"}]})
+    assert answer.status_code == 400 and "column 'f3' row 0: \"abc\" is not a number" in answer.json()["error"]
+    assert client.post("/invocations", content=b"").status_code == 400
+    big = client.post("/invocations", json={"dataframe_records": records * 100})
+    assert big.status_code == 413 and "over the limit of 2000" in big.json()["error"]
+    assert "Traceback" not in big.text
+
+
+def test_a_swap_changes_the_model_between_requests(trained):
+    service = Service(trained / "batchcast.toml")
+    slot = Slot(load(service))
+    client = TestClient(create(slot))
+    first = client.get("/model").headers[HEADER]
+    bc("run", "training", cwd=trained)
+    slot.swap(load(service, "latest"))
+    second = client.get("/model").headers[HEADER]
+    assert first != second and second == service.model_for("latest").run_id
