@@ -191,6 +191,20 @@ def rollback(ctx: click.Context, alias: str) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--model", "ref", help="A run id or alias (default: the champion, else the latest training).")
+@click.option("--poll", default=10.0, show_default=True, type=float,
+              help="Seconds between checks of the alias for a new model (SIGHUP checks at once).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float) -> None:
+    """Answer prediction requests over HTTP (MLflow's /invocations, the Open Inference Protocol v2)."""
+    from batchcast.serving.server import run
+
+    run(_service(ctx), host, port, ref, poll)
+
+
+@main.command()
 @click.argument("action")
 @click.option("--date", required=True, help="The logical date, YYYY-MM-DD.")
 @click.pass_context
