@@ -82,7 +82,9 @@ def test_it_listens_on_127_0_0_1_only(server):
 
 def test_a_promotion_is_served_after_sighup_and_no_request_fails_meanwhile(server):
     root, port, proc = server
-    before = call(port, "/model")[2]["run"]
+    described = call(port, "/model")[2]
+    before = described["run"]
+    assert described["alias"] == "champion"
     failures, served_by, stop = [], set(), threading.Event()
 
     def client():

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from batchcast import models
 from batchcast.errors import BatchcastError, ModelError
+from batchcast.service import CHAMPION
 from batchcast.serving.requests import Features, RequestError, decode, mlflow_table, v2_table
 
 HEADER = "X-Batchcast-Model-Run"
@@ -54,13 +55,16 @@ class Served:
 
 def load(service, ref: str | None = None) -> Served:
     """The training run ``ref`` (default: the champion, else the latest), its checksums verified first."""
+    from batchcast.checks import PROFILE
+
     manifest = service.model_for(ref)
     folder = Path(tempfile.mkdtemp(prefix="batchcast-serve-"))
     service.store.fetch(manifest, "output", folder)  # verifies every file's sha256 against the manifest
     model, meta = models.load(folder, service.spec.model_path)
-    profile = folder / "profile.json"
+    profile = folder / PROFILE
     features = Features.of(meta, json.loads(profile.read_text()) if profile.exists() else None)
-    alias = ref if ref and "/" not in ref and ref != "latest" else None
+    named = ref or CHAMPION  # model_for chose the champion when there was one
+    alias = named if service.store.alias(service.name, service.version, named) == manifest.run_id else None
     return Served(manifest.run_id, service.name, service.version, model, meta, features, alias)
 
 
