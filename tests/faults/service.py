@@ -59,10 +59,9 @@ def start_held(root: Path, hold: Path, *args: str) -> subprocess.Popen:
 def stop_held(proc: subprocess.Popen, hold: Path, sig: int) -> tuple[str, str]:
     """Send ``sig`` to a held run; if the model's call still holds after 5 s, let it return, as a real one does.
 
-    DuckDB may pull the predictions on one of its own threads, and Python raises
-    KeyboardInterrupt only on the main thread: the interrupt then takes effect
-    when the model's current call returns (measured: a run held there past its
-    SIGINT exited as soon as the hold was lifted).
+    An inline run calls the model on the publish's producer thread, and the
+    publish waits for that call before it commits the run cancelled: the
+    interrupt takes effect when the model's current call returns.
     """
     proc.send_signal(sig)
     try:
