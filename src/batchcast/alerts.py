@@ -23,7 +23,8 @@ TIMEOUT_S = 10
 
 @dataclass
 class Alert:
-    kind: str  # "failure", "recovery", "refused" (by the promotion gate), or "checks" (an input check breached)
+    kind: str  # "failure", "recovery", "refused" (by the promotion gate), "checks" (an input check breached),
+    # or "unserved" (batchcast serve could not load a new target and kept the old model)
     service: str
     version: str
     action: str
@@ -39,7 +40,8 @@ class Alert:
 
     def subject(self) -> str:
         what = {"recovery": "recovered", "refused": "not promoted",
-                "checks": f"input checks breached ({self.status})"}.get(self.kind, self.status)
+                "checks": f"input checks breached ({self.status})",
+                "unserved": "new model not served"}.get(self.kind, self.status)
         return f"[batchcast] {self.service}/{self.version} {self.action} {self.logical_date}: {what}"
 
     def body(self, dashboard: str) -> str:

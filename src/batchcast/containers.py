@@ -96,8 +96,13 @@ def engine_run(engine: list[str], *args: str, timeout: float | None = None, chec
     return result.stdout.strip()
 
 
+def image_extras(spec: ServiceSpec) -> str:
+    """The image's batchcast extras: ``[image] extras`` plus serve, so every image can run ``batchcast serve``."""
+    return f"[{','.join(sorted({*spec.image.extras, 'serve'}))}]"
+
+
 def dockerfile(spec: ServiceSpec) -> str:
-    extras = f"[{','.join(spec.image.extras)}]" if spec.image.extras else ""
+    extras = image_extras(spec)
     packages = [f"'batchcast{extras}'"] + (["-r", "/tmp/wheels/requirements.txt"] if spec.requirements_path else [])
     s = spec.service
     return DOCKERFILE.format(name=s.name, version=s.version, base=spec.image.base, packages=" ".join(packages),
@@ -164,7 +169,7 @@ def _context(spec: ServiceSpec, ctx: Path) -> None:
     wheels = ctx / "wheels"
     wheels.mkdir()
     _batchcast_wheel(wheels)
-    extras = f"[{','.join(spec.image.extras)}]" if spec.image.extras else ""
+    extras = image_extras(spec)
     args = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(wheels),
             *(f"{whl}{extras}" for whl in wheels.glob("batchcast-*.whl"))]
     if spec.requirements_path:

@@ -30,6 +30,7 @@ from batchcast.spec import ServiceSpec
 log = logging.getLogger("batchcast")
 # skops only loads models that earlier versions saved (new ones are joblib files); it is imported for those alone.
 RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
+SERVE = ("starlette", "uvicorn", "httptools", "uvloop", "prometheus_client")  # batchcast serve's, added for it
 DONE = ".complete"  # written last, with what the build installed: a venv without it is rebuilt
 
 
@@ -57,9 +58,10 @@ def ensure_venv(spec: ServiceSpec, with_runtime: bool) -> Path:
     return ensure_environment(spec, with_runtime).path
 
 
-def ensure_environment(spec: ServiceSpec, with_runtime: bool) -> Environment:
+def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, ...] = ()) -> Environment:
+    """The cached environment; ``extra`` names more of the parent's packages to pin in it (``SERVE``)."""
     requirements = spec.requirements_path.read_text() if spec.requirements_path else ""
-    pins = runtime_pins() if with_runtime else []
+    pins = runtime_pins(RUNTIME + tuple(extra)) if with_runtime else []
     python = interpreter(spec.model.python)
     overrides = list(spec.model.overrides)
     key = hashlib.sha256("\n".join([python, requirements, *pins, "overrides:", *overrides, _uv_version()])
@@ -78,9 +80,9 @@ def ensure_environment(spec: ServiceSpec, with_runtime: bool) -> Environment:
     return Environment(venv, python, overrides, packages, build_s)
 
 
-def runtime_pins() -> list[str]:
+def runtime_pins(names: tuple[str, ...] = RUNTIME) -> list[str]:
     pins = []
-    for name in RUNTIME:
+    for name in names:
         try:
             pins.append(f"{name}=={version(name)}")
         except PackageNotFoundError:

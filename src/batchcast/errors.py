@@ -21,7 +21,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     │   └── RunTimeout         the run exceeded its timeout and was killed
     ├── Cancelled              its user interrupted the run (Ctrl-C, SIGTERM)
     ├── SchedulerError         the scheduler cannot start (another one holds the service)
-    ├── ServeError             a server (the dashboard) cannot listen where it was asked to
+    ├── ServeError             a server cannot listen, or has no model it can serve
     └── MissingExtra           an optional backend's package is not installed
 """
 
@@ -118,7 +118,7 @@ class SchedulerError(BatchcastError):
 
 
 class ServeError(BatchcastError):
-    """Raised when ``batchcast ui`` cannot listen on its host and port (in use, not permitted)."""
+    """A server (``batchcast ui``, ``batchcast serve``) cannot listen, or ``serve`` has no model it can load."""
 
 
 def is_transient(error_type: str | None) -> bool:

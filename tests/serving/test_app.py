@@ -6,7 +6,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from batchcast import Service
-from batchcast.serving.app import HEADER, Slot, create, load
+from batchcast.serving.app import HEADER, Slot, create
+from batchcast.serving.loading import load
 from tests.conftest import bc, query, write_python_service
 
 FEATURES = [f"f{i}" for i in range(1, 9)]

@@ -41,8 +41,9 @@ def server(tmp_path):
     bc("run", "training", cwd=tmp_path)
     bc("promote", _latest(tmp_path), cwd=tmp_path)
     port = free_port()
+    log = (tmp_path / "serve.log").open("w")  # not a pipe: one access-log line per request would fill it
     proc = subprocess.Popen([BATCHCAST, "serve", "--port", str(port), "--poll", "60"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -52,7 +53,7 @@ def server(tmp_path):
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail(f"batchcast serve did not become ready:\n{proc.communicate()[1]}")
+        pytest.fail(f"batchcast serve did not become ready:\n{(tmp_path / 'serve.log').read_text()}")
     yield tmp_path, port, proc
     proc.send_signal(signal.SIGTERM)  # uvicorn finishes what is in flight, then re-raises the signal
     assert proc.wait(timeout=30) == -signal.SIGTERM

@@ -194,14 +194,26 @@ def rollback(ctx: click.Context, alias: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--model", "ref", help="A run id or alias (default: the champion, else the latest training).")
-@click.option("--poll", default=10.0, show_default=True, type=float,
-              help="Seconds between checks of the alias for a new model (SIGHUP checks at once).")
+@click.option("--poll", type=float, help="Seconds between checks of the alias (default [serve] poll; SIGHUP: now).")
+@click.option("--workers", type=int, help="Server processes (default [serve] workers).")
+@click.option("--inline", is_flag=True, help="Serve in batchcast's own environment, not the model's (as in the "
+                                             "image, whose environment is the model's).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float) -> None:
+def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float | None, workers: int | None,
+          inline: bool) -> None:
     """Answer prediction requests over HTTP (MLflow's /invocations, the Open Inference Protocol v2)."""
-    from batchcast.serving.server import run
+    service = _service(ctx)
+    if inline:
+        from batchcast.serving.server import run
 
-    run(_service(ctx), host, port, ref, poll)
+        run(str(service.spec.file.resolve()), host, port, ref, poll, workers)
+        return
+    from batchcast.serving.isolated import exec_server
+
+    service.model_for(ref)  # no model to serve: say so now, not after building an environment
+    argv = ["--host", host, "--port", str(port)] + [f"--{k}={v}" for k, v in
+                                                    (("model", ref), ("poll", poll), ("workers", workers)) if v]
+    exec_server(service.spec, argv)
 
 
 @main.command()

@@ -1,66 +1,118 @@
-"""``batchcast serve``: uvicorn on 127.0.0.1, and a watcher that swaps in a new champion without a restart.
+"""``batchcast serve``: uvicorn on 127.0.0.1, and a watcher that swaps in a new target without a restart.
 
-The watcher checks the alias every ``poll`` seconds, and at once on SIGHUP.
-A new target is loaded and verified beside the model being served, then
-swapped in; one that fails to load is refused, logged, and the old model
-keeps serving.
+The watcher checks the alias every ``[serve] poll`` seconds, and at once on
+SIGHUP. A new target is loaded and verified beside the model being served,
+then swapped in; one that fails to load is refused, logged, alerted once,
+and the old model keeps serving. With ``--workers N`` uvicorn runs N
+processes, each with its own watcher (SIGHUP to the parent restarts them,
+which is uvicorn's own handling of it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
+import json
 import logging
+import os
 import signal
+import sys
 
-from batchcast.serving.app import Served, Slot, create, load
+from batchcast.serving.app import Slot, create
+from batchcast.serving.batching import Batcher
+from batchcast.serving.loading import Served, load
 
 log = logging.getLogger("batchcast")
+CONFIG = "BATCHCAST_SERVE"  # the options, for worker processes that build the app themselves
 
 
-def run(service, host: str = "127.0.0.1", port: int = 8080, ref: str | None = None, poll: float = 10.0) -> None:
+def run(spec_file: str, host: str = "127.0.0.1", port: int = 8080, ref: str | None = None,
+        poll: float | None = None, workers: int | None = None) -> None:
     """Serve ``ref`` (default: the champion, else the latest training) until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    slot = Slot(load(service, ref))
-    log.info("serving %s on http://%s:%d", slot.served.run_id, host, port)
-    server = uvicorn.Server(uvicorn.Config(create(slot), host=host, port=port, log_level="warning",
-                                           access_log=False, timeout_graceful_shutdown=30))
-    asyncio.run(_serve(server, service, slot, ref, poll))
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll})
+    options = dict(host=host, port=port, log_config=None, log_level="warning", access_log=False,
+                   timeout_graceful_shutdown=30)
+    workers = workers or _service().spec.serve.workers
+    if workers > 1:
+        _service().model_for(ref)  # a missing or unsealed model fails here, once, not in every worker
+        uvicorn.run("batchcast.serving.server:factory", factory=True, workers=workers, **options)
+        return
+    uvicorn.Server(uvicorn.Config(factory(), **options)).run()  # re-raises SIGTERM after in-flight requests
 
 
-async def _serve(server, service, slot: Slot, ref: str | None, poll: float) -> None:
-    wake = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, wake.set)
-    watcher = asyncio.create_task(_watch(service, slot, ref, poll, wake))
-    try:
-        await server.serve()  # returns after SIGTERM/Ctrl-C, once in-flight requests have finished
-    finally:
+def factory():
+    """The app, its model loaded and verified: what each server process runs."""
+    config = json.loads(os.environ[CONFIG])
+    service = _service()
+    serve = service.spec.serve
+    slot = Slot(load(service, config["ref"]))
+    log.info("serving %s (%s) of %s/%s", slot.served.run_id, slot.served.alias or "not an alias target", service.name,
+             service.version)
+    batcher = Batcher(serve.max_batch, serve.max_wait_ms / 1000)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        wake = asyncio.Event()
+        with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (a test's server): no SIGHUP
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, wake.set)
+        watcher = asyncio.create_task(_watch(service, slot, config["ref"], config["poll"] or serve.poll, wake))
+        yield
         watcher.cancel()
+        await batcher.stop()
+
+    return create(slot, serve.max_body, batcher, lifespan)
+
+
+def _service():
+    from batchcast.service import Service
+
+    return Service(json.loads(os.environ[CONFIG])["spec"])
 
 
 async def _watch(service, slot: Slot, ref: str | None, poll: float, wake: asyncio.Event) -> None:
     if ref is not None and "/" in ref:
         return  # a run id names one model for good: nothing to watch
+    refused: set[str] = set()
     while True:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=poll)
-        except TimeoutError:
-            pass
         wake.clear()
-        await asyncio.to_thread(check, service, slot, ref)
+        await asyncio.to_thread(check, service, slot, ref, refused)
 
 
-def check(service, slot: Slot, ref: str | None) -> Served | None:
-    """Swap in the model ``ref`` now names, if it changed; the new model, or None."""
+def check(service, slot: Slot, ref: str | None, refused: set[str] | None = None) -> Served | None:
+    """Swap in the model ``ref`` now names, if it changed; the new model, or None.
+
+    A target that fails to load is alerted once (``refused`` remembers it)
+    and checked again at every poll, since a transient store error may pass.
+    """
+    target = None
     try:
         target = service.model_for(ref).run_id
         if target == slot.served.run_id:
             return None
         served = load(service, ref)
     except Exception as exc:  # noqa: BLE001 - a bad new model must not stop the one serving
-        log.error("model not swapped, still serving %s: %s", slot.served.run_id, exc)
+        log.error("model %s not swapped in, still serving %s: %s", target or "(unresolved)", slot.served.run_id, exc)
+        slot.metrics.swaps.labels("refused").inc()
+        if refused is not None and target not in refused:
+            refused.add(target)
+            _alert(service, slot, target, exc)
         return None
     old = slot.served.run_id
     slot.swap(served)
+    slot.metrics.swaps.labels("swapped").inc()
     log.info("now serving %s (was %s)", served.run_id, old)
     return served
+
+
+def _alert(service, slot: Slot, target: str | None, exc: Exception) -> None:
+    from batchcast import alerts
+
+    alerts.send(service.spec.alerts, alerts.Alert(
+        "unserved", service.name, service.version, "serve", dt.date.today().isoformat(), "refused", target,
+        f"{exc}; still serving {slot.served.run_id}", getattr(exc, "fix", None)))

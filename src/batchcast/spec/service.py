@@ -22,6 +22,7 @@ from batchcast.spec.sections import (
     StorageSection,
     WarehouseSection,
 )
+from batchcast.spec.serve import ServeSection
 
 SPEC_FILE = "batchcast.toml"
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
@@ -34,6 +35,7 @@ class ServiceSpec(Section):
     warehouse: WarehouseSection = Field(default_factory=WarehouseSection)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     image: ImageSection = Field(default_factory=ImageSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -63,6 +65,13 @@ class ServiceSpec(Section):
                 self._compare_on(name, action.promote.compare_on)
             if self.model.contract == "python" and not action.input:
                 raise fail(f"action '{name}' has no input", f"add [actions.{name}.input] with query or path")
+        return self
+
+    @model_validator(mode="after")
+    def _serve(self) -> ServiceSpec:
+        if self.model.contract == "python" and (self.serve.model_file or self.serve.features):
+            raise fail("[serve] model_file and features are for the command contract; the Python contract serves "
+                       "its trained model with the features it was trained on", "remove them from [serve]")
         return self
 
     def _compare_on(self, name: str, target: str) -> None:

@@ -1,0 +1,32 @@
+"""``python -m batchcast.serving SPEC ...``: the server, as ``batchcast serve`` starts it in the model's environment.
+
+That environment holds the model's requirements and batchcast's runtime,
+not the CLI's libraries, so this entry point takes plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from batchcast.errors import BatchcastError
+from batchcast.serving.server import run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m batchcast.serving")
+    parser.add_argument("spec")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--model")
+    parser.add_argument("--poll", type=float)
+    parser.add_argument("--workers", type=int)
+    args = parser.parse_args(argv)
+    try:
+        run(args.spec, args.host, args.port, args.model, args.poll, args.workers)
+    except BatchcastError as exc:  # one line and its fix, as the CLI prints them; no traceback
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""``[serve]``: how ``batchcast serve`` answers requests, and how it is deployed on Kubernetes."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from batchcast.spec.base import Section, fail
+
+
+class ServeSection(Section):
+    """Online predictions: the model file (command contract), batching, limits, and the Kubernetes Deployment."""
+
+    model_file: str | None = Field(
+        None, description="Command contract: the file of the training run's output to load (joblib or pickle).")
+    method: str = Field("predict", description="Command contract: the loaded object's method that predicts.")
+    features: list[str] | None = Field(
+        None, description="Command contract: the numeric feature columns, in the order the model takes them; "
+                          "default the model's feature_names_in_.")
+    input_format: Literal["pandas", "numpy", "arrow"] = Field(
+        "numpy", description="Command contract: what the method receives.")
+    poll: float = Field(10.0, gt=0, description="Seconds between checks of the alias for a new model.")
+    max_body: int = Field(10 * 2**20, gt=0, description="Largest request body in bytes; larger gets a 413.")
+    max_batch: int = Field(64, ge=1, description="Rows of concurrent requests combined into one model call "
+                                                 "(1: no micro-batching).")
+    max_wait_ms: float = Field(2.0, ge=0, description="How long a request waits for others to share its call.")
+    workers: int = Field(1, ge=1, description="Server processes on one machine (uvicorn workers).")
+    min_replicas: int = Field(1, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's minimum.")
+    max_replicas: int = Field(4, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's maximum.")
+    cpu_target: int = Field(70, ge=1, le=100, description="Kubernetes: average CPU utilisation (%) to scale at.")
+    cpu: str = Field("500m", description="Kubernetes: the container's CPU request (and limit: 2x).")
+    memory: str = Field("512Mi", description="Kubernetes: the container's memory request and limit.")
+    service_account: str | None = Field(None, description="Kubernetes: the pods' service account.")
+    secrets: list[str] = Field(default_factory=list, description="Kubernetes: Secrets whose keys become the "
+                                                                 "container's environment (store credentials).")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", value):
+            raise fail(f"'{value}' is not a method name", "write e.g. predict or predict_proba")
+        return value
+
+    @field_validator("model_file")
+    @classmethod
+    def _model_file(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise fail(f"'{value}' is not a path inside the training run's output",
+                       "write the file's path relative to the output folder, e.g. model.joblib")
+        return value
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        if not re.match(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", value):
+            raise fail(f"'{value}' is not a Kubernetes quantity", "write e.g. 500m or 1 for CPU, 512Mi for memory")
+        return value
+
+    @field_validator("secrets", "service_account")
+    @classmethod
+    def _names(cls, value):
+        for name in value if isinstance(value, list) else [value] if value else []:
+            if not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", name):
+                raise fail(f"'{name}' is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas(self) -> ServeSection:
+        if self.min_replicas > self.max_replicas:
+            raise fail(f"min_replicas = {self.min_replicas} is above max_replicas = {self.max_replicas}",
+                       "lower min_replicas or raise max_replicas")
+        return self
