@@ -35,7 +35,7 @@ def the_days_rows(root, limit: int = 50):
                                   [DATE]).fetchall())
     assert len(labels) == 1000
     names = ["sessions", "days_since_last", "spend", "level"]
-    records = [dict(zip(names, map(float, row))) for row in X[:limit]]
+    records = [dict(zip(names, map(float, row), strict=True)) for row in X[:limit]]
     return records, [labels[i] for i in ids[:limit]]
 
 

@@ -73,7 +73,8 @@ def _get(summary: str, schema: dict) -> dict:
 
 def _v2(features: list[str]) -> dict:
     tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
-        "name": {"type": "string", "enum": features}, "shape": {"type": "array", "items": {"type": "integer"}},
+        "name": {"type": "string", "enum": features},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "datatype": {"type": "string", "enum": ["FP64", "FP32", "INT64", "INT32", "BOOL", "BYTES"]},
         "data": {"type": "array"}}}
     return {"type": "object", "required": ["inputs"], "properties": {

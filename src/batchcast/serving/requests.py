@@ -108,8 +108,10 @@ def _tensor_fields(tensor: Any, i: int) -> tuple[str, list, list[int]]:
     if not isinstance(tensor, dict) or not all(k in tensor for k in ("name", "shape", "datatype", "data")):
         raise RequestError(f"inputs[{i}] is not a tensor", "give it name, shape, datatype and data")
     name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
-    if datatype not in V2_TYPES:
-        raise RequestError(f"input '{name}' has datatype '{datatype}'", f"use one of {', '.join(V2_TYPES)}")
+    if not isinstance(name, str):
+        raise RequestError(f"inputs[{i}] has name {json.dumps(name)}", "name each tensor with a string")
+    if not isinstance(datatype, str) or datatype not in V2_TYPES:
+        raise RequestError(f"input '{name}' has datatype {json.dumps(datatype)}", f"use one of {', '.join(V2_TYPES)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise RequestError(f"input '{name}' has shape {shape!r}", "give the shape as a list of sizes, e.g. [3]")
     flat = _flatten(data)
@@ -131,6 +133,9 @@ def _split(value: Any) -> dict[str, list]:
         raise RequestError("dataframe_split needs 'columns' and 'data' lists",
                            'send {"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}')
     names = value["columns"]
+    if not all(isinstance(name, str) for name in names):
+        raise RequestError(f"dataframe_split columns {json.dumps(names)[:200]} are not all strings",
+                           "name the columns with strings")
     for r, row in enumerate(value["data"]):
         if not isinstance(row, list) or len(row) != len(names):
             raise RequestError(f"dataframe_split data row {r} has {len(row) if isinstance(row, list) else 'no'} "
