@@ -8,6 +8,7 @@ from starlette.testclient import TestClient
 from batchcast import Service
 from batchcast.serving.app import HEADER, Slot, create
 from batchcast.serving.loading import load
+from batchcast.serving.server import check
 from tests.conftest import bc, query, write_python_service
 
 FEATURES = [f"f{i}" for i in range(1, 9)]
@@ -75,3 +76,40 @@ def test_a_swap_changes_the_model_between_requests(trained):
     slot.swap(load(service, "latest"))
     second = client.get("/model").headers[HEADER]
     assert first != second and second == service.model_for("latest").run_id
+
+
+def test_metrics_count_requests_rows_and_the_model(trained):
+    client = TestClient(create(Slot(load(Service(trained / "batchcast.toml")))))
+    records, _ = batch_rows(trained, limit=3)
+    assert client.post("/invocations", json={"dataframe_records": records}).status_code == 200
+    assert client.post("/invocations", json={"dataframe_records": [{"f1": 1}]}).status_code == 400
+    text = client.get("/metrics").text
+    run = Service(trained / "batchcast.toml").model_for().run_id
+    assert f'batchcast_requests_total{{model_run="{run}",route="/invocations",status="200"}} 1.0' in text
+    assert f'batchcast_requests_total{{model_run="{run}",route="/invocations",status="400"}} 1.0' in text
+    assert f'batchcast_rows_predicted_total{{model_run="{run}"}} 3.0' in text
+    assert f'batchcast_model_info{{alias="",model_run="{run}"}} 1.0' in text
+    assert 'batchcast_request_seconds_count{route="/invocations"} 2.0' in text
+
+
+def test_a_new_target_that_fails_verification_is_refused_alerted_once_and_the_old_one_serves(tmp_path, webhook):
+    url, received = webhook
+    write_python_service(tmp_path, rows=300, extra=f'[alerts]\nwebhook = "{url}"\n')
+    bc("run", "training", cwd=tmp_path)
+    service = Service(tmp_path / "batchcast.toml")
+    slot = Slot(load(service))
+    old = slot.served.run_id
+    bc("run", "training", cwd=tmp_path)
+    new = service.model_for("latest").run_id
+    bc("promote", new, cwd=tmp_path)
+    stored = tmp_path / ".batchcast" / "artifacts" / new / "output" / "model.joblib"
+    stored.write_bytes(stored.read_bytes()[:-10])  # truncated after it was sealed
+    refused: set[str] = set()
+    assert check(service, slot, None, refused) is None
+    assert check(service, slot, None, refused) is None
+    assert slot.served.run_id == old
+    assert len(received) == 1 and received[0]["batchcast"]["run_id"] == new
+    assert "model.joblib" in received[0]["text"] and old in received[0]["text"]
+    assert 'batchcast_model_swaps_total{outcome="refused"} 2.0' in slot.metrics.exposition()[0].decode()
+    client = TestClient(create(slot))
+    assert client.get("/model").headers[HEADER] == old
