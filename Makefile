@@ -10,7 +10,7 @@ PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-core-$(PYPROJECT)
 DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install install-dev services bigquery-emulator airflow container-base demo lint test bench clean
+.PHONY: install install-dev services bigquery-emulator airflow container-base demo lint test bench bench-serving clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -117,5 +117,19 @@ bench: install services
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/checks.py
 
+# batchcast serve against mlflow models serve (MLflow in its own venv), loaded by wrk.
+MLFLOW_STAMP := .venv-mlflow/.installed-1
+
+$(MLFLOW_STAMP):
+	test -x .venv-mlflow/bin/python || $(PY) -m venv .venv-mlflow
+	.venv-mlflow/bin/python -m pip install --quiet 'mlflow==3.17.2' \
+	  "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
+	touch $@
+
+bench-serving: install-dev $(MLFLOW_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m compileall -q src
+	$(BIN)/python benchmarks/serving.py
+
 clean:
-	rm -rf $(VENV) .venv-bq .venv-airflow demo .pytest_cache
+	rm -rf $(VENV) .venv-bq .venv-airflow .venv-mlflow demo .pytest_cache

@@ -71,7 +71,7 @@ def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = Non
         return served
 
     async def invocations(request: Request) -> Response:
-        served = taking(request, request.url.path)
+        served = taking(request, request.scope["path"])
         y = await predicted(request, served, mlflow_table(await body(request), served.features))
         return JSONResponse({"predictions": y.tolist()}, headers={HEADER: served.run_id})
 

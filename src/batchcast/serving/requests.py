@@ -111,7 +111,7 @@ def _tensor_fields(tensor: Any, i: int) -> tuple[str, list, list[int]]:
     if not isinstance(name, str):
         raise RequestError(f"inputs[{i}] has name {json.dumps(name)}", "name each tensor with a string")
     if not isinstance(datatype, str) or datatype not in V2_TYPES:
-        raise RequestError(f"input '{name}' has datatype {json.dumps(datatype)}", f"use one of {', '.join(V2_TYPES)}")
+        raise RequestError(f"input '{name}' has datatype {datatype!r}", f"use one of {', '.join(V2_TYPES)}")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise RequestError(f"input '{name}' has shape {shape!r}", "give the shape as a list of sizes, e.g. [3]")
     flat = _flatten(data)
@@ -196,7 +196,7 @@ def table(columns: dict[str, list], features: Features) -> pa.Table:
 def _array(name: str, values: list, kind: str | None) -> pa.Array:
     if kind == "number":
         for r, v in enumerate(values):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            if v is not None and type(v) is not float and (isinstance(v, bool) or not isinstance(v, int)):
                 raise RequestError(f"column '{name}' row {r}: {json.dumps(v)} is not a number",
                                    f"send '{name}' as a JSON number (or null)")
     elif kind == "bool":

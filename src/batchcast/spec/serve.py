@@ -25,7 +25,8 @@ class ServeSection(Section):
     max_body: int = Field(10 * 2**20, gt=0, description="Largest request body in bytes; larger gets a 413.")
     max_batch: int = Field(64, ge=1, description="Rows of concurrent requests combined into one model call "
                                                  "(1: no micro-batching).")
-    max_wait_ms: float = Field(2.0, ge=0, description="How long a request waits for others to share its call.")
+    max_wait_ms: float = Field(0.0, ge=0, description="How long a request waits for others to share its call "
+                               "(0: it shares only with those that arrived while the model was busy).")
     workers: int = Field(1, ge=1, description="Server processes on one machine (uvicorn workers).")
     min_replicas: int = Field(1, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's minimum.")
     max_replicas: int = Field(4, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's maximum.")
