@@ -34,7 +34,7 @@ def test_generated_requests_get_no_server_error(tmp_path):
     try:
         result = subprocess.run([str(ST), "run", f"http://127.0.0.1:{port}/openapi.json", "--checks",
                                  "not_a_server_error", "--max-examples", "100", "--seed", "1", "--no-color"],
-                                capture_output=True, text=True, timeout=600)
+                                capture_output=True, text=True, timeout=600, cwd=tmp_path)
         counts = answered(port)
     finally:
         stop(proc)
