@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def main() -> None:
         body = json.dumps({"dataframe_records": [dict.fromkeys(FEATURES, 0.25)]})
         (root / "post.lua").write_text(f"wrk.method = 'POST'\nwrk.body = '{body}'\n"
                                        "wrk.headers['Content-Type'] = 'application/json'\n")
-        ports = {"batchcast serve": 18081, "mlflow models serve": 18082}
+        ports = {"batchcast serve": free_port(), "mlflow models serve": free_port()}
         servers = [start_batchcast(root, ports["batchcast serve"]),
                    start_mlflow(root, model_file, ports["mlflow models serve"])]
         try:
@@ -67,6 +68,12 @@ def main() -> None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
     report(results, args)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def train(root: Path) -> Path:

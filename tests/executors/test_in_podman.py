@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,53 @@ def _docker_run(script: str) -> dict:
         else:
             i += 1
     return {"image": words[i], "args": words[i + 1:], "env": env}
+
+
+def test_the_serving_deployment_runs_in_podman_kube_play(cloud, podman, gcs_endpoint, tmp_path):
+    """The Deployment's pod, played by podman from the YAML `render-serving` wrote, answers with the model."""
+    import yaml
+    from kubernetes.client import ApiClient
+
+    from tests.serving.servers import call, free_port
+
+    port = free_port()
+    out = tmp_path / "k8s"
+    bc("kubernetes", "render-serving", "--out", str(out), "--port", str(port), cwd=cloud)
+    documents = {p.name: yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))}
+    assert sorted(documents) == ["churn-1-serve-deployment.yaml", "churn-1-serve-horizontalpodautoscaler.yaml",
+                                 "churn-1-serve-service.yaml"]
+
+    class Raw:  # what ApiClient.deserialize reads: a response whose data is the JSON text
+        def __init__(self, document):
+            self.data = json.dumps(document)
+
+    typed = {name: ApiClient().deserialize(Raw(doc), kind) for (name, doc), kind in zip(
+        documents.items(), ["V1Deployment", "V2HorizontalPodAutoscaler", "V1Service"], strict=True)}
+    deployment = typed["churn-1-serve-deployment.yaml"]
+    container = deployment.spec.template.spec.containers[0]
+    assert container.image == IMAGE and container.readiness_probe.http_get.path == "/v2/health/ready"
+    assert container.liveness_probe.http_get.path == "/v2/health/live"
+    assert container.resources.requests == {"cpu": "500m", "memory": "512Mi"}
+    autoscaler = typed["churn-1-serve-horizontalpodautoscaler.yaml"]
+    assert autoscaler.spec.scale_target_ref.name == deployment.metadata.name
+    assert autoscaler.spec.metrics[0].resource.target.average_utilization == 70
+    assert typed["churn-1-serve-service.yaml"].spec.selector == deployment.spec.selector.match_labels
+
+    pod = documents["churn-1-serve-deployment.yaml"]["spec"]["template"]["spec"]
+    started = kube_play(podman, tmp_path, {CREDENTIALS: {"STORAGE_EMULATOR_HOST": gcs_endpoint}})(pod, "churn-serve")
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if call(port, "/v2/health/ready")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        status, headers, answer = call(port, "/invocations", {"dataframe_records": [
+            {"sessions": 3.0, "days_since_last": 30.0, "spend": 1.0, "level": 2.0},
+            {"sessions": 40.0, "days_since_last": 0.5, "spend": 90.0, "level": 50.0}]})
+        assert status == 200, answer
+        assert answer["predictions"] == [True, False]
+        assert headers["x-batchcast-model-run"] == Service(cloud / "batchcast.toml").model_for().run_id
+    finally:
+        started.stop()

@@ -2,65 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-from tests.conftest import BATCHCAST, bc, write_python_service
+from tests.conftest import bc, query, write_python_service
+from tests.serving.servers import call, latest, start, stop
 
 ROW = {f"f{i}": 0.5 for i in range(1, 9)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port: int, path: str, body: dict | None = None) -> tuple[int, dict, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, dict(answer.headers), json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), json.loads(exc.read())
 
 
 @pytest.fixture
 def server(tmp_path):
     write_python_service(tmp_path, rows=300)
     bc("run", "training", cwd=tmp_path)
-    bc("promote", _latest(tmp_path), cwd=tmp_path)
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")  # not a pipe: one access-log line per request would fill it
-    proc = subprocess.Popen([BATCHCAST, "serve", "--port", str(port), "--poll", "60"], cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if call(port, "/v2/health/ready")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"batchcast serve did not become ready:\n{(tmp_path / 'serve.log').read_text()}")
+    bc("promote", latest(tmp_path), cwd=tmp_path)
+    port, proc = start(tmp_path, "--poll", "60")
     yield tmp_path, port, proc
-    proc.send_signal(signal.SIGTERM)  # uvicorn finishes what is in flight, then re-raises the signal
-    assert proc.wait(timeout=30) == -signal.SIGTERM
-
-
-def _latest(root) -> str:
-    return json.loads(bc("runs", "--json", cwd=root).stdout)[-1]["run_id"]
+    assert stop(proc) == -signal.SIGTERM  # uvicorn finishes what is in flight, then re-raises the signal
 
 
 def outward_address() -> str:
@@ -93,12 +55,12 @@ def test_a_promotion_is_served_after_sighup_and_no_request_fails_meanwhile(serve
             status, headers, body = call(port, "/invocations", {"dataframe_records": [ROW]})
             if status != 200:
                 failures.append((status, body))
-            served_by.add(headers.get("x-batchcast-model-run") or headers.get("X-Batchcast-Model-Run"))
+            served_by.add(headers.get("x-batchcast-model-run"))
 
     thread = threading.Thread(target=client)
     thread.start()
     bc("run", "training", cwd=root)
-    bc("promote", _latest(root), cwd=root)
+    bc("promote", latest(root), cwd=root)
     proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 30
     while call(port, "/model")[2]["run"] == before and time.monotonic() < deadline:
@@ -107,6 +69,29 @@ def test_a_promotion_is_served_after_sighup_and_no_request_fails_meanwhile(serve
     stop.set()
     thread.join()
     after = call(port, "/model")[2]["run"]
-    assert after != before and after == _latest(root)
+    assert after != before and after == latest(root)
     assert failures == []
     assert served_by == {before, after}
+
+
+def test_online_predictions_are_logged_to_the_warehouse_beside_the_batch_ones(tmp_path):
+    write_python_service(tmp_path, rows=300, extra='[serve]\nlog_table = "online_predictions"\nlog_every = 0.5\n')
+    bc("run", "training", cwd=tmp_path)
+    bc("run", "application", "--date", "2026-01-01", cwd=tmp_path)
+    db = tmp_path / ".batchcast" / "warehouse.duckdb"
+    features = [f"f{i}" for i in range(1, 9)]
+    rows = query(db, f"SELECT player_id, {', '.join(features)} FROM features ORDER BY player_id LIMIT 40")
+    records = [{"player_id": r[0], **dict(zip(features, r[1:], strict=True))} for r in rows]
+    port, proc = start(tmp_path)
+    try:
+        for i in range(0, 40, 10):  # four requests, one of them after a flush
+            assert call(port, "/invocations", {"dataframe_records": records[i:i + 10]})[0] == 200
+            time.sleep(0.4)
+        run = call(port, "/model")[2]["run"]
+    finally:
+        assert stop(proc) == -signal.SIGTERM  # the last rows are flushed on the way out
+    logged = query(db, "SELECT o.player_id, o.prediction, s.label, o._model_run, o.received_at IS NOT NULL "
+                       "FROM online_predictions o JOIN scores s USING (player_id) ORDER BY o.player_id")
+    assert [r[0] for r in logged] == [r["player_id"] for r in records]
+    assert all(online == batch for _, online, batch, _, _ in logged)
+    assert {r[3] for r in logged} == {run} and all(r[4] for r in logged)

@@ -48,6 +48,15 @@ class WarehouseContract:
         runs = warehouse.read("SELECT DISTINCT _run_id FROM preds WHERE _logical_date = DATE '2026-01-01'")
         assert runs.read_all()["_run_id"].to_pylist() == ["svc/1/application/2"]
 
+    def test_append_adds_rows_and_keeps_the_dates_others(self, warehouse):
+        publish(warehouse, DAY1, batches(2500))
+        added = warehouse.publish("preds", SCHEMA, batches(10, start=5000), logical_date=DAY1, run_id="svc/1/serve/1",
+                                  model_run="svc/1/training/0", source="test", append=True)
+        assert added == 10 and warehouse.count("preds", DAY1) == 2510
+        assert warehouse.publish("preds", SCHEMA, iter(()), logical_date=DAY1, run_id="svc/1/serve/1",
+                                 model_run=None, source="test", append=True) == 0
+        assert warehouse.count("preds", DAY1) == 2510
+
     def test_failure_mid_stream_leaves_the_table_untouched(self, warehouse):
         publish(warehouse, DAY1, batches(1500))
 

@@ -288,7 +288,7 @@ def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
 
 
 # Command groups of their own modules; imported last, since they add to ``main``.
-from batchcast.cli import airflow, scheduling  # noqa: E402, F401
+from batchcast.cli import airflow, kubernetes, scheduling  # noqa: E402, F401
 
 if __name__ == "__main__":
     sys.exit(main())

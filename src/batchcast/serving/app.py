@@ -43,8 +43,12 @@ class Slot:
         self.metrics.serving(served)
 
 
-def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = None, lifespan=None) -> Starlette:
-    """The application serving whatever ``slot`` holds; bodies over ``max_body`` bytes get a 413."""
+def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = None, lifespan=None,
+           online=None) -> Starlette:
+    """The application serving whatever ``slot`` holds; bodies over ``max_body`` bytes get a 413.
+
+    ``online``, an :class:`~batchcast.serving.online.OnlineLog`, keeps each request's rows and predictions.
+    """
     batcher = batcher or Batcher(max_rows=1)
     metrics = slot.metrics
 
@@ -63,6 +67,8 @@ def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = Non
         request.state.rows = table.num_rows
         y = await batcher.predict(served, table)
         metrics.calls.set(batcher.calls)
+        if online is not None:
+            online.add(served, table, y)
         return y
 
     def taking(request: Request, route: str) -> Served:

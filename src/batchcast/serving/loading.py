@@ -76,7 +76,8 @@ def _python(folder: Path, spec) -> tuple:
 
     model, meta = models.load(folder, spec.model_path)
     profile = folder / PROFILE
-    features = Features.of(meta, json.loads(profile.read_text()) if profile.exists() else None)
+    features = Features.of(meta, json.loads(profile.read_text()) if profile.exists() else None,
+                           tuple(spec.model.ids))
     return model, "predict", meta["input_format"], features
 
 
@@ -100,7 +101,8 @@ def _command(folder: Path, spec, run_id: str) -> tuple:
     if not names:
         raise ServeError(f"{spec.file}: the {type(model).__name__} in {serve.model_file} does not record its "
                          "feature names", "list them in [serve] features, in the order the model takes them")
-    return model, serve.method, serve.input_format, Features(tuple(names), dict.fromkeys(names, "number"))
+    return (model, serve.method, serve.input_format,
+            Features(tuple(names), dict.fromkeys(names, "number"), tuple(spec.model.ids)))
 
 
 def _unpickle(path: Path) -> Any:

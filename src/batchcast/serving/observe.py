@@ -32,6 +32,8 @@ class Metrics:
                            "in one).", registry=self.registry)
         self.model = Gauge("batchcast_model_info", "The model being served (value 1).", ["model_run", "alias"],
                            registry=self.registry)
+        self.log_dropped = Counter("batchcast_online_log_dropped_rows", "Rows dropped from [serve] log_table "
+                                   "(too many waiting).", registry=self.registry)
         self.swaps = Counter("batchcast_model_swaps", "New models checked: swapped in, or refused.", ["outcome"],
                              registry=self.registry)
 

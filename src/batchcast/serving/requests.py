@@ -43,11 +43,12 @@ class Features:
 
     names: tuple[str, ...]
     kinds: dict[str, str]  # number, bool, string (checks.kind); other kinds pass through unchecked
+    ids: tuple[str, ...] = ()  # kept as strings when a request sends them (for the online log), never fed
 
     @classmethod
-    def of(cls, meta: dict, profile: dict | None) -> Features:
+    def of(cls, meta: dict, profile: dict | None, ids: tuple[str, ...] = ()) -> Features:
         kinds = {name: found["kind"] for name, found in ((profile or {}).get("features") or {}).items()}
-        return cls(tuple(meta["features"]), kinds)
+        return cls(tuple(meta["features"]), kinds, ids)
 
 
 def decode(body: bytes) -> Any:
@@ -190,7 +191,15 @@ def table(columns: dict[str, list], features: Features) -> pa.Table:
     rows = len(columns[features.names[0]])
     if rows == 0:
         raise RequestError("the request holds no rows", "send at least one row")
-    return pa.table({name: _array(name, columns[name], features.kinds.get(name)) for name in features.names})
+    uneven = next((n for n in features.names if len(columns[n]) != rows), None)
+    if uneven:
+        raise RequestError(f"column '{uneven}' has {len(columns[uneven])} values and "
+                           f"'{features.names[0]}' has {rows}", "give every column one value per row")
+    arrays = {name: _array(name, columns[name], features.kinds.get(name)) for name in features.names}
+    for name in features.ids:
+        if name not in arrays:
+            arrays[name] = _array(name, columns.get(name) or [None] * rows, "string")
+    return pa.table(arrays)
 
 
 def _array(name: str, values: list, kind: str | None) -> pa.Array:

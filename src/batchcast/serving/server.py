@@ -54,6 +54,11 @@ def factory():
     log.info("serving %s (%s) of %s/%s", slot.served.run_id, slot.served.alias or "not an alias target", service.name,
              service.version)
     batcher = Batcher(serve.max_batch, serve.max_wait_ms / 1000)
+    online = None
+    if serve.log_table:
+        from batchcast.serving.online import OnlineLog
+
+        online = OnlineLog(service.spec, serve.log_table, serve.log_every, serve.log_max_rows, slot.metrics)
     _settle_memory()
 
     @contextlib.asynccontextmanager
@@ -62,11 +67,15 @@ def factory():
         with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (a test's server): no SIGHUP
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, wake.set)
         watcher = asyncio.create_task(_watch(service, slot, config["ref"], config["poll"] or serve.poll, wake))
+        if online is not None:
+            online.start()
         yield
         watcher.cancel()
         await batcher.stop()
+        if online is not None:
+            await asyncio.to_thread(online.stop)  # after the last request: what it logged is flushed too
 
-    return create(slot, serve.max_body, batcher, lifespan)
+    return create(slot, serve.max_body, batcher, lifespan, online)
 
 
 def _service():

@@ -43,7 +43,8 @@ class ModelSection(Section):
     entrypoint: str | None = Field(None, description="Python contract: 'module:Class' with fit and predict.")
     features: list[str] | None = Field(
         None, description="Python contract: feature columns; default all but label and ids.")
-    ids: list[str] = Field(default_factory=list, description="Python contract: id columns, never used as features.")
+    ids: list[str] = Field(default_factory=list, description="Id columns, never used as features; batchcast "
+                                                             "serve logs them with online predictions.")
     label: str | None = Field(None, description="Python contract: the label column for training and evaluation.")
     holdout: float = Field(0.2, ge=0.0, lt=1.0,
                            description="Python contract: fraction of training rows held out for metrics.")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from batchcast.spec.base import Section, fail
+from batchcast.spec.base import IDENT, Section, fail
 
 
 class ServeSection(Section):
@@ -28,6 +28,11 @@ class ServeSection(Section):
     max_wait_ms: float = Field(0.0, ge=0, description="How long a request waits for others to share its call "
                                "(0: it shares only with those that arrived while the model was busy).")
     workers: int = Field(1, ge=1, description="Server processes on one machine (uvicorn workers).")
+    log_table: str | None = Field(None, description="Warehouse table the requests' rows and predictions are "
+                                                    "appended to, off the request path; default none.")
+    log_every: float = Field(5.0, gt=0, description="Seconds between appends to log_table.")
+    log_max_rows: int = Field(100_000, ge=1, description="Rows waiting for log_table past which the oldest are "
+                                                         "dropped (the warehouse being down).")
     min_replicas: int = Field(1, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's minimum.")
     max_replicas: int = Field(4, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's maximum.")
     cpu_target: int = Field(70, ge=1, le=100, description="Kubernetes: average CPU utilisation (%) to scale at.")
@@ -50,6 +55,14 @@ class ServeSection(Section):
         if value is not None and (value.startswith("/") or ".." in value.split("/")):
             raise fail(f"'{value}' is not a path inside the training run's output",
                        "write the file's path relative to the output folder, e.g. model.joblib")
+        return value
+
+    @field_validator("log_table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        if value is not None and (value.count(".") > 1 or not all(IDENT.match(p) for p in value.split("."))):
+            raise fail(f"'{value}' is not a valid table name", "use letters, digits and underscores, "
+                                                               "optionally schema.table")
         return value
 
     @field_validator("cpu", "memory")

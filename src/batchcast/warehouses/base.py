@@ -53,11 +53,12 @@ class Warehouse(abc.ABC):
         """The table's columns as ``{name: batchcast TYPE}``, or None if it does not exist."""
 
     @abc.abstractmethod
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
                       stream: pa.RecordBatchReader) -> None:
         """In one transaction: create the table if needed, delete the date's rows, insert ``stream``.
 
-        If anything raises, nothing of it may be visible.
+        ``logical_date`` None appends: nothing is deleted. If anything raises,
+        nothing of it may be visible.
         """
 
     @abc.abstractmethod
@@ -82,8 +83,8 @@ class Warehouse(abc.ABC):
 
     def publish(self, table: str, schema: Schema, batches: Iterable[pa.RecordBatch], *,
                 logical_date: dt.date, run_id: str, model_run: str | None, source: str,
-                allow_empty: bool = False) -> int:
-        """Replace ``logical_date``'s rows of ``table`` with ``batches``, stamped.
+                allow_empty: bool = False, append: bool = False) -> int:
+        """Replace ``logical_date``'s rows of ``table`` with ``batches``, stamped; with ``append``, add them.
 
         Every batch is conformed to ``schema`` first; a mismatch raises
         SchemaError and the transaction leaves the table as it was. No rows
@@ -115,7 +116,7 @@ class Warehouse(abc.ABC):
                 close = getattr(batches, "close", None)
                 if close is not None:
                     close()
-            if rows == 0 and not allow_empty:
+            if rows == 0 and not (allow_empty or append):
                 raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
                                  f"date's rows in {table}", "check the model's output; if no predictions is a "
                                  "legitimate result, set allow_empty = true in the action's output table")
@@ -124,7 +125,7 @@ class Warehouse(abc.ABC):
         produced = Ahead(stamped())
         stream = _Stream(iter(produced))
         try:
-            self._replace_date(table, full, logical_date,
+            self._replace_date(table, full, None if append else logical_date,
                                pa.RecordBatchReader.from_batches(full.to_arrow(), stream))
         except Exception:
             if stream.error is not None:

@@ -78,7 +78,7 @@ class BigQueryWarehouse(Warehouse):
                 return None
         return {f.name: ALIASES.get(f.field_type, f.field_type) for f in found.schema}
 
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
                       stream: pa.RecordBatchReader) -> None:
         dataset, name = self._ref(table)
         with tempfile.TemporaryDirectory(prefix="batchcast-bq-") as folder:
@@ -107,10 +107,10 @@ class BigQueryWarehouse(Warehouse):
         with open(path, "rb") as f:
             self.client.load_table_from_file(f, stage, job_config=config, location=self.location).result()
 
-    def _swap(self, quoted: str, stage: str, logical_date: dt.date) -> None:
-        sql = (f"BEGIN TRANSACTION; DELETE FROM {quoted} WHERE _logical_date = @d; "
-               f"INSERT INTO {quoted} SELECT * FROM `{stage}`; COMMIT TRANSACTION;")
-        params = [bigquery.ScalarQueryParameter("d", "DATE", logical_date)]
+    def _swap(self, quoted: str, stage: str, logical_date: dt.date | None) -> None:
+        delete = f"DELETE FROM {quoted} WHERE _logical_date = @d; " if logical_date is not None else ""  # None: append
+        sql = f"BEGIN TRANSACTION; {delete}INSERT INTO {quoted} SELECT * FROM `{stage}`; COMMIT TRANSACTION;"
+        params = [bigquery.ScalarQueryParameter("d", "DATE", logical_date)] if delete else []
         self.client.query(sql, job_config=self._job_config(params)).result()
 
     def _job_config(self, params=None) -> bigquery.QueryJobConfig:

@@ -110,7 +110,7 @@ class DuckDBWarehouse(Warehouse):
             [name, schema or "main"]).fetchall()
         return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
 
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
                       stream: pa.RecordBatchReader) -> None:
         quoted = self.quote(table)
         cur = self.con
@@ -120,7 +120,8 @@ class DuckDBWarehouse(Warehouse):
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(table.split('.')[0])}")
             cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
-            cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
+            if logical_date is not None:  # None appends
+                cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
             # One INSERT over a stream: DuckDB writes large inserts straight to
             # disk, where per-batch INSERTs kept every batch in memory until COMMIT.
             cur.register("_batchcast_stream", stream)

@@ -89,7 +89,7 @@ class PostgresWarehouse(Warehouse):
         self.conn.rollback()  # end the read's transaction
         return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
 
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date,
+    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
                       stream: pa.RecordBatchReader) -> None:
         db_schema, name = self._qualified(table)
         quoted = self.quote(table)
@@ -98,7 +98,8 @@ class PostgresWarehouse(Warehouse):
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(db_schema)}")
             cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
-            cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = $1", (logical_date,))
+            if logical_date is not None:  # None appends
+                cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = $1", (logical_date,))
             cur.adbc_ingest(name, stream, mode="append", db_schema_name=db_schema)
             self.conn.commit()
         except BaseException as exc:
