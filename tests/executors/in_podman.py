@@ -14,7 +14,9 @@ What the platform itself provides comes from stand-ins: the host network
 or a ConfigMap for what a metadata server or a Secret would give. podman 4.3's
 kube play cannot read a Kubernetes Secret (measured: "secret ... is not valid
 JSON"), so a Secret named in ``envFrom`` is served as a ConfigMap of the same
-name and keys; nothing else in the pod spec is changed.
+name and keys; and on the host network it refuses port mappings, so a
+container's ``ports`` are dropped (a probe naming one gets its number).
+Nothing else in the pod spec is changed.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def kube_play(podman: list[str], folder: Path, secrets: dict[str, dict[str, str]
             for source in container.get("envFrom") or []:
                 if "secretRef" in source:
                     source["configMapRef"] = source.pop("secretRef")
+            _on_host_network(container)
         pod = folder / f"{name}.yaml"
         pod.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}))
         options = []
@@ -77,6 +80,18 @@ def kube_play(podman: list[str], folder: Path, secrets: dict[str, dict[str, str]
         return InPodman(podman, f"{name}-{spec['containers'][0]['name']}", down)
 
     return start
+
+
+def _on_host_network(container: dict) -> None:
+    """On the host network the container's ports are the host's: podman refuses port mappings there.
+
+    So the ports go, and a probe naming one gets its number, as Kubernetes would resolve it.
+    """
+    numbers = {port.get("name"): port["containerPort"] for port in container.pop("ports", None) or []}
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        action = (container.get(probe) or {}).get("httpGet") or {}
+        if action.get("port") in numbers:
+            action["port"] = numbers[action["port"]]
 
 
 def podman_run(podman: list[str], extra_env: dict[str, str] | None = None) -> Starter:
