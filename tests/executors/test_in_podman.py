@@ -263,7 +263,10 @@ def test_the_serving_deployment_runs_in_podman_kube_play(cloud, podman, gcs_endp
 
     port = free_port()
     out = tmp_path / "k8s"
-    bc("kubernetes", "render-serving", "--out", str(out), "--port", str(port), cwd=cloud)
+    spec = cloud / "serve.toml"  # the same service, its store's credentials in the Secret a cluster would hold
+    spec.write_text((cloud / "batchcast.toml").read_text().replace(
+        "[serve]\n", f'[serve]\nsecrets = ["{CREDENTIALS}"]\n'))
+    bc("--spec", str(spec), "kubernetes", "render-serving", "--out", str(out), "--port", str(port), cwd=cloud)
     documents = {p.name: yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))}
     assert sorted(documents) == ["churn-1-serve-deployment.yaml", "churn-1-serve-horizontalpodautoscaler.yaml",
                                  "churn-1-serve-service.yaml"]
@@ -279,6 +282,7 @@ def test_the_serving_deployment_runs_in_podman_kube_play(cloud, podman, gcs_endp
     assert container.image == IMAGE and container.readiness_probe.http_get.path == "/v2/health/ready"
     assert container.liveness_probe.http_get.path == "/v2/health/live"
     assert container.resources.requests == {"cpu": "500m", "memory": "512Mi"}
+    assert [source.secret_ref.name for source in container.env_from] == [CREDENTIALS]
     autoscaler = typed["churn-1-serve-horizontalpodautoscaler.yaml"]
     assert autoscaler.spec.scale_target_ref.name == deployment.metadata.name
     assert autoscaler.spec.metrics[0].resource.target.average_utilization == 70
@@ -294,6 +298,9 @@ def test_the_serving_deployment_runs_in_podman_kube_play(cloud, podman, gcs_endp
                     break
             except OSError:
                 time.sleep(0.5)
+        else:
+            logs = subprocess.run([*podman, "logs", started.container], capture_output=True, text=True)
+            pytest.fail(f"the served pod never became ready:\n{(logs.stdout + logs.stderr)[-3000:]}")
         status, headers, answer = call(port, "/invocations", {"dataframe_records": [
             {"sessions": 3.0, "days_since_last": 30.0, "spend": 1.0, "level": 2.0},
             {"sessions": 40.0, "days_since_last": 0.5, "spend": 90.0, "level": 50.0}]})
