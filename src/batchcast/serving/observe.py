@@ -51,6 +51,17 @@ class Observe:
     def __init__(self, app, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        self._cache: dict[tuple, tuple] = {}
+
+    def _children(self, route: str, status: int, run: str) -> tuple:
+        """The labelled metrics of one (route, status, run), looked up once: labels() costs a lock and checks."""
+        key = (route, status, run)
+        found = self._cache.get(key)
+        if found is None:
+            m = self.metrics
+            found = self._cache[key] = (m.requests.labels(route, str(status), run), m.latency.labels(route),
+                                        m.rows.labels(run))
+        return found
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -73,10 +84,11 @@ class Observe:
     def _record(self, scope, state: dict, status: int, elapsed: float) -> None:
         route = state.get("route", "other")  # a template (/v2/models/{name}/infer), so labels stay few
         run = state.get("model_run", "")
-        self.metrics.requests.labels(route, str(status), run).inc()
-        self.metrics.latency.labels(route).observe(elapsed)
+        counted, timed, rows = self._children(route, status, run)
+        counted.inc()
+        timed.observe(elapsed)
         if state.get("rows"):
-            self.metrics.rows.labels(run).inc(state["rows"])
+            rows.inc(state["rows"])
         if access.isEnabledFor(logging.INFO):
             client = scope.get("client") or ("", 0)
             access.info(json.dumps({"method": scope["method"], "path": scope["path"], "status": status,

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from batchcast.errors import BatchcastError
@@ -195,11 +196,29 @@ def table(columns: dict[str, list], features: Features) -> pa.Table:
     if uneven:
         raise RequestError(f"column '{uneven}' has {len(columns[uneven])} values and "
                            f"'{features.names[0]}' has {rows}", "give every column one value per row")
-    arrays = {name: _array(name, columns[name], features.kinds.get(name)) for name in features.names}
+    arrays = _numbers(columns, features) or {name: _array(name, columns[name], features.kinds.get(name))
+                                             for name in features.names}
     for name in features.ids:
         if name not in arrays:
             arrays[name] = _array(name, columns.get(name) or [None] * rows, "string")
     return pa.table(arrays)
+
+
+def _numbers(columns: dict[str, list], features: Features) -> dict[str, pa.Array] | None:
+    """The common case at a fraction of the cost: every feature a number, every value a float or an int.
+
+    None otherwise, and :func:`_array` checks each column (and names what is wrong).
+    """
+    if any(features.kinds.get(name) != "number" for name in features.names):
+        return None
+    values = [columns[name] for name in features.names]
+    if not all(type(v) is float or type(v) is int for column in values for v in column):  # bool is not int here
+        return None
+    try:
+        matrix = np.array(values, dtype=np.float64)
+    except OverflowError:  # an int past float64's range: _array says which
+        return None
+    return {name: pa.array(matrix[i]) for i, name in enumerate(features.names)}
 
 
 def _array(name: str, values: list, kind: str | None) -> pa.Array:
