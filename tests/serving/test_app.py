@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
@@ -113,3 +114,23 @@ def test_a_new_target_that_fails_verification_is_refused_alerted_once_and_the_ol
     assert 'batchcast_model_swaps_total{outcome="refused"} 2.0' in slot.metrics.exposition()[0].decode()
     client = TestClient(create(slot))
     assert client.get("/model").headers[HEADER] == old
+
+
+class NanModel:
+    """A model (any object with predict) whose prediction for a negative f1 is NaN."""
+
+    def predict(self, X):
+        return np.where(X["f1"] < 0, np.nan, X["f1"] * 2)
+
+
+def test_a_nan_prediction_is_null_and_a_model_name_not_served_is_a_404(trained):
+    served = load(Service(trained / "batchcast.toml"))
+    served.model = NanModel()
+    client = TestClient(create(Slot(served)))
+    row = dict.fromkeys(FEATURES, 1.0)
+    answer = client.post("/invocations", json={"dataframe_records": [row, {**row, "f1": -1.0}]})
+    assert answer.status_code == 200 and answer.json()["predictions"] == [2.0, None]
+    v2 = {"inputs": [{"name": f, "shape": [1], "datatype": "FP64", "data": [1.0]} for f in FEATURES]}
+    assert client.post(f"/v2/models/{served.name}/infer", json=v2).json()["outputs"][0]["data"] == [2.0]
+    other = client.post("/v2/models/other/infer", json=v2)
+    assert other.status_code == 404 and f"/v2/models/{served.name}/infer" in other.json()["fix"]

@@ -1,6 +1,6 @@
 """Micro-batching: concurrent requests share model calls, each gets its own rows back, models never mix.
 
-The served model here is a stand-in that records its calls (the batcher
+The served model here is a fake (FakeModel) that records its calls (the batcher
 only calls ``predict``); the end-to-end path with a real trained model is
 in test_app.py and test_serve_cli.py.
 """
@@ -18,7 +18,7 @@ from batchcast.errors import ModelError
 from batchcast.serving.batching import Batcher
 
 
-class Recording:
+class FakeModel:
     """Predicts 2x its one column; raises on a negative value; records the rows of every call."""
 
     def __init__(self, delay: float = 0.0):
@@ -39,7 +39,7 @@ def rows(*values: float) -> pa.Table:
 
 
 def test_concurrent_requests_share_calls_and_each_gets_its_own_rows():
-    model = Recording(delay=0.01)
+    model = FakeModel(delay=0.01)
 
     async def main():
         batcher = Batcher(max_rows=64, max_wait=0.05)
@@ -54,7 +54,7 @@ def test_concurrent_requests_share_calls_and_each_gets_its_own_rows():
 
 
 def test_a_request_that_makes_the_model_raise_fails_alone():
-    model = Recording()
+    model = FakeModel()
 
     async def main():
         batcher = Batcher(max_rows=64, max_wait=0.05)
@@ -69,7 +69,7 @@ def test_a_request_that_makes_the_model_raise_fails_alone():
 
 
 def test_requests_holding_different_models_are_never_in_one_call():
-    old, new = Recording(), Recording()
+    old, new = FakeModel(), FakeModel()
 
     async def main():
         batcher = Batcher(max_rows=64, max_wait=0.05)
@@ -85,7 +85,7 @@ def test_requests_holding_different_models_are_never_in_one_call():
 
 @pytest.mark.parametrize("max_rows", [1, 4])
 def test_a_request_at_or_over_the_limit_is_its_own_call(max_rows):
-    model = Recording()
+    model = FakeModel()
 
     async def main():
         batcher = Batcher(max_rows=max_rows, max_wait=0.05)

@@ -97,3 +97,14 @@ def test_features_come_from_the_training_runs_meta_and_profile():
     profile = {"features": {"tenure": {"kind": "number"}, "spend": {"kind": "number"}}}
     assert Features.of(meta, profile) == Features(("tenure", "spend"), {"tenure": "number", "spend": "number"})
     assert Features.of(meta, None).kinds == {}  # trained before profiles: names checked, types not
+
+
+@pytest.mark.parametrize("body, said", [
+    (b'{"dataframe_records": [{"f1": NaN}]}', "NaN, which is not a JSON number"),
+    (b'{"dataframe_records": [{"f1": Infinity}]}', "Infinity, which is not a JSON number"),
+    (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+])
+def test_bodies_json_cannot_mean_are_refused(body, said):
+    with pytest.raises(RequestError) as refused:
+        decode(body)
+    assert said in refused.value.message and refused.value.status == 400

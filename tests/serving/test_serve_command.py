@@ -108,3 +108,24 @@ def test_a_new_champion_is_served_within_the_poll_without_a_failed_request(examp
 def call_run(served_by: list[str]) -> list[str]:
     """The runs that answered, in order, each once: the old one, then the new one, never back."""
     return [run for i, run in enumerate(served_by) if i == 0 or served_by[i - 1] != run]
+
+
+def test_a_model_file_the_training_did_not_write_is_named_with_the_files_it_did(example):
+    spec = example / "wrong-file.toml"
+    spec.write_text((example / "batchcast.toml").read_text().replace('model_file = "model.joblib"',
+                                                                      'model_file = "model.pkl"'))
+    result = bc("--spec", str(spec), "serve", "--port", "1", cwd=example, ok=False)
+    assert result.returncode == 1
+    assert "[serve] model_file = 'model.pkl'" in result.stderr and "model.joblib" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_workers_each_load_the_model_and_answer(example):
+    records, expected = the_days_rows(example, limit=5)
+    port, proc = start(example, "--workers", "2")
+    try:
+        answers = [call(port, "/invocations", {"dataframe_records": records}) for _ in range(20)]
+    finally:
+        stop(proc)
+    assert all(status == 200 and body["predictions"] == expected for status, _, body in answers)
+    assert (example / "serve.log").read_text().count("serving churn/1/training/") == 2

@@ -29,6 +29,13 @@ V2_DATATYPES = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64"}
 TOO_BIG = "send fewer rows per request, or raise [serve] max_body"
 
 
+def _listed(y: np.ndarray) -> list:
+    """Predictions as JSON values: a NaN or an infinity (which JSON cannot hold) becomes null."""
+    if y.dtype.kind != "f" or np.isfinite(y).all():
+        return y.tolist()
+    return np.where(np.isfinite(y), y, None).tolist()
+
+
 class Slot:
     """The model being served; :meth:`swap` replaces it in one assignment."""
 
@@ -68,7 +75,7 @@ def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = Non
         y = await batcher.predict(served, table)
         metrics.calls.set(batcher.calls)
         if online is not None:
-            online.add(served, table, y)
+            online.add(served, table, y)  # never raises: the log must not fail the request
         return y
 
     def taking(request: Request, route: str) -> Served:
@@ -79,14 +86,17 @@ def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = Non
     async def invocations(request: Request) -> Response:
         served = taking(request, request.scope["path"])
         y = await predicted(request, served, mlflow_table(await body(request), served.features))
-        return JSONResponse({"predictions": y.tolist()}, headers={HEADER: served.run_id})
+        return JSONResponse({"predictions": _listed(y)}, headers={HEADER: served.run_id})
 
     async def infer(request: Request) -> Response:
         served = taking(request, "/v2/models/{name}/infer")
+        if request.path_params["name"] != served.name:
+            raise RequestError(f"no model '{request.path_params['name']}' here", f"send to /v2/models/{served.name}"
+                               "/infer", status=404)
         document_ = await body(request)
         y = await predicted(request, served, v2_table(document_, served.features))
         output = {"name": "predict", "shape": list(y.shape), "datatype": V2_DATATYPES.get(y.dtype.kind, "BYTES"),
-                  "data": y.ravel().tolist()}
+                  "data": _listed(y.ravel())}
         return JSONResponse({"model_name": served.name, "model_version": served.version,
                              "id": document_.get("id"), "outputs": [output]}, headers={HEADER: served.run_id})
 

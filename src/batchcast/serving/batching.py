@@ -56,14 +56,23 @@ class Batcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+        self._fail_waiting(RuntimeError("the server is stopping"))
 
     async def _run(self) -> None:
-        while True:
-            await self._arrived.wait()
-            self._arrived.clear()
-            while self._queue:
-                batch = await self._collect()
-                await self._score(batch)
+        try:
+            while True:
+                await self._arrived.wait()
+                self._arrived.clear()
+                while self._queue:
+                    batch = await self._collect()
+                    await self._score(batch)
+        except BaseException as exc:  # a request left in the queue would wait for ever
+            self._fail_waiting(exc if isinstance(exc, Exception) else RuntimeError(f"batching stopped: {exc!r}"))
+            raise
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        while self._queue:
+            _settle(self._queue.popleft().future, exception=exc)
 
     async def _collect(self) -> list[_Pending]:
         """Requests up to ``max_rows`` rows, waiting at most ``max_wait`` for more to arrive."""

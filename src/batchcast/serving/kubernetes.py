@@ -35,7 +35,10 @@ def manifests(spec, port: int = 8080) -> list:
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "batchcast",
               "batchcast/service": spec.service.name, "batchcast/version": spec.service.version}
     probes = {kind: k.V1Probe(http_get=k.V1HTTPGetAction(path=path, port="http"), period_seconds=10,
-                              failure_threshold=3) for kind, path in PROBES.items()}
+                              timeout_seconds=5, failure_threshold=3) for kind, path in PROBES.items()}
+    # The model is fetched, verified and loaded before the server listens: up to 5 min before liveness counts.
+    startup = k.V1Probe(http_get=k.V1HTTPGetAction(path=PROBES["liveness"], port="http"), period_seconds=5,
+                        failure_threshold=60)
     container = k.V1Container(
         name="serve", image=spec.image_tag, args=["serve", "--inline", "--host", "0.0.0.0", "--port", str(port)],
         ports=[k.V1ContainerPort(name="http", container_port=port)],
@@ -43,9 +46,9 @@ def manifests(spec, port: int = 8080) -> list:
         env_from=[k.V1EnvFromSource(secret_ref=k.V1SecretEnvSource(name=s)) for s in serve.secrets] or None,
         resources=k.V1ResourceRequirements(requests={"cpu": serve.cpu, "memory": serve.memory},
                                            limits={"cpu": _twice(serve.cpu), "memory": serve.memory}),
-        readiness_probe=probes["readiness"], liveness_probe=probes["liveness"])
+        readiness_probe=probes["readiness"], liveness_probe=probes["liveness"], startup_probe=startup)
     pod = k.V1PodSpec(containers=[container], service_account_name=serve.service_account,
-                      termination_grace_period_seconds=40)  # uvicorn's graceful shutdown takes up to 30 s
+                      termination_grace_period_seconds=45)  # uvicorn's 30 s for requests, 8 s for the log
     deployment = k.V1Deployment(
         api_version="apps/v1", kind="Deployment", metadata=k.V1ObjectMeta(name=name, labels=labels),
         spec=k.V1DeploymentSpec(replicas=serve.min_replicas, selector=k.V1LabelSelector(match_labels=labels),

@@ -21,6 +21,7 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
+from batchcast.errors import SchemaError
 from batchcast.schema import Column, Schema
 
 log = logging.getLogger("batchcast")
@@ -43,21 +44,31 @@ class OnlineLog:
         self._thread.start()
 
     def add(self, served, table: pa.Table, predicted: np.ndarray) -> None:
-        """Keep one request's rows; the request goes on at once."""
-        columns = {name: table.column(name) for name in (*served.features.ids, *served.features.names)}
-        columns["prediction"] = pa.array(predicted if predicted.ndim == 1 else [str(p) for p in predicted.tolist()])
+        """Keep one request's rows; the request goes on at once, whatever happens here."""
+        try:
+            columns = {name: table.column(name) for name in (*served.features.ids, *served.features.names)}
+            columns["prediction"] = _predictions(predicted)
+            rows = pa.table(columns)
+        except Exception as exc:  # noqa: BLE001 - a prediction the log cannot hold must not fail the request
+            log.warning("online log: %d rows not logged: %s", table.num_rows, exc)
+            self._dropped(table.num_rows)
+            return
         with self._lock:
-            self._pending.append((served.run_id, dt.datetime.now(dt.UTC), pa.table(columns)))
-            self._rows += table.num_rows
+            self._pending.append((served.run_id, dt.datetime.now(dt.UTC), rows))
+            self._rows += rows.num_rows
             while self._rows > self.max_rows and len(self._pending) > 1:
                 _, _, dropped = self._pending.popleft()
                 self._rows -= dropped.num_rows
-                self._dropped(dropped.num_rows)
+                self._dropped(dropped.num_rows, f"over [serve] log_max_rows = {self.max_rows} waiting")
 
-    def stop(self) -> None:
-        """Flush what is left, then stop the thread (on shutdown)."""
+    def stop(self, timeout: float = 8.0) -> None:
+        """Flush what is left, then stop the thread (on shutdown, inside the pod's grace period)."""
         self._stop.set()
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=timeout)
+        with self._lock:
+            left = self._rows
+        if left:
+            log.error("online log: %d rows not written to %s before shutdown", left, self.table)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
@@ -65,25 +76,33 @@ class OnlineLog:
         self.flush()
 
     def flush(self) -> int:
-        """Append what is pending; the rows written (0 when the write failed and they wait)."""
+        """Append what is pending, one transaction per model run and date; the rows written.
+
+        A group that fails waits for the next flush; the groups written are
+        not written again. A group whose columns the table does not have (a
+        new model predicting another type) is dropped, since no retry fixes it.
+        """
         with self._lock:
             taken, self._pending, self._rows = list(self._pending), deque(), 0
-        if not taken:
-            return 0
-        groups: dict[tuple[str, dt.date], list[pa.Table]] = {}
-        for run, received, rows in taken:
-            stamped = rows.append_column("received_at", pa.repeat(pa.scalar(received, pa.timestamp("us", "UTC")),
-                                                                  rows.num_rows))
-            groups.setdefault((run, received.date()), []).append(stamped)
-        try:
-            return sum(self._append(run, day, tables) for (run, day), tables in groups.items())
-        except Exception as exc:  # noqa: BLE001 - the server goes on; the rows wait for the next flush
-            log.warning("online log: appending %d rows to %s failed, kept for the next flush: %s",
-                        sum(t.num_rows for _, _, t in taken), self.table, exc)
+        groups: dict[tuple[str, dt.date], list[tuple[str, dt.datetime, pa.Table]]] = {}
+        for item in taken:
+            groups.setdefault((item[0], item[1].date()), []).append(item)
+        written, kept = 0, []
+        for (run, day), items in groups.items():
+            rows = sum(t.num_rows for _, _, t in items)
+            try:
+                written += self._append(run, day, [_received(t, at) for _, at, t in items])
+            except SchemaError as exc:
+                self._dropped(rows, f"the table does not fit them: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the server goes on; these rows wait for the next flush
+                log.warning("online log: appending %d rows to %s failed, kept for the next flush: %s",
+                            rows, self.table, exc)
+                kept += items
+        if kept:
             with self._lock:
-                self._pending.extendleft(reversed(taken))
-                self._rows += sum(t.num_rows for _, _, t in taken)
-            return 0
+                self._pending.extendleft(reversed(kept))
+                self._rows += sum(t.num_rows for _, _, t in kept)
+        return written
 
     def _append(self, run: str, day: dt.date, tables: list[pa.Table]) -> int:
         from batchcast.warehouses import open_warehouse
@@ -95,10 +114,21 @@ class OnlineLog:
                                         model_run=run, source=f"[serve] log_table {self.table}", append=True)
         return written
 
-    def _dropped(self, rows: int) -> None:
-        log.warning("online log: %d rows dropped, over [serve] log_max_rows = %d waiting", rows, self.max_rows)
+    def _dropped(self, rows: int, why: str | None = None) -> None:
+        if why:
+            log.warning("online log: %d rows dropped, %s", rows, why)
         if self.metrics is not None:
             self.metrics.log_dropped.inc(rows)
+
+
+def _predictions(predicted: np.ndarray) -> pa.Array:
+    if predicted.ndim == 1 and predicted.dtype.kind in "biuf":
+        return pa.array(predicted)
+    return pa.array([None if p is None else str(p) for p in predicted.tolist()], pa.string())
+
+
+def _received(rows: pa.Table, at: dt.datetime) -> pa.Table:
+    return rows.append_column("received_at", pa.repeat(pa.scalar(at, pa.timestamp("us", "UTC")), rows.num_rows))
 
 
 def _schema(rows: pa.Table) -> Schema:

@@ -35,7 +35,8 @@ def document(served) -> dict:
         "paths": {
             "/invocations": _post("Predict (MLflow scoring protocol)", mlflow, predictions),
             "/predict": _post("Predict (the same as /invocations)", mlflow, predictions),
-            "/v2/models/{name}/infer": {**_post("Predict (Open Inference Protocol v2)", _v2(features), _v2_out()),
+            "/v2/models/{name}/infer": {**_post("Predict (Open Inference Protocol v2)", _v2(features), _v2_out(),
+                                                not_found=True),
                                         "parameters": [{"name": "name", "in": "path", "required": True,
                                                         "schema": {"type": "string"}}]},
             "/v2/health/live": _get("Liveness", {"type": "object"}),
@@ -55,11 +56,12 @@ def _one(key: str, schema: dict) -> dict:
     return {"type": "object", "required": [key], "properties": {key: schema}, "additionalProperties": False}
 
 
-def _post(summary: str, request: dict, response: dict) -> dict:
+def _post(summary: str, request: dict, response: dict, not_found: bool = False) -> dict:
     errors = {str(code): {"description": text, "content": {"application/json": {"schema": ERROR}}}
               for code, text in ((400, "The request names a missing column or a bad value"),
+                                 (404, "No model of that name is served here"),
                                  (413, "The body is over [serve] max_body"),
-                                 (422, "The model raised on these rows"))}
+                                 (422, "The model raised on these rows")) if code != 404 or not_found}
     return {"post": {"summary": summary,
                      "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
                      "responses": {"200": {"description": "One prediction per row",

@@ -57,9 +57,16 @@ def decode(body: bytes) -> Any:
         raise RequestError("the request body is empty", "send a JSON object, e.g. "
                            '{"dataframe_records": [{"feature": 1.0}]}')
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_not_finite)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(f"the request body is not JSON: {exc}", "send application/json") from None
+    except RecursionError:
+        raise RequestError("the request body is nested too deeply", "send rows as flat objects or lists") from None
+
+
+def _not_finite(word: str):
+    """JSON has no NaN or Infinity (Python's json accepts them): a value the model cannot be asked about."""
+    raise RequestError(f"the request holds {word}, which is not a JSON number", "send null for a missing value")
 
 
 def mlflow_table(document: Any, features: Features) -> pa.Table:
@@ -124,9 +131,12 @@ def _tensor_fields(tensor: Any, i: int) -> tuple[str, list, list[int]]:
 
 
 def _flatten(data: Any) -> list:
+    """A tensor's values in row-major order, however its data is nested (without recursing on the nesting)."""
     if not isinstance(data, list):
         return [data]
-    return [v for item in data for v in _flatten(item)] if any(isinstance(d, list) for d in data) else data
+    while any(isinstance(d, list) for d in data):
+        data = [v for item in data for v in (item if isinstance(item, list) else [item])]
+    return data
 
 
 def _split(value: Any) -> dict[str, list]:

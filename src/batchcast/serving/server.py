@@ -33,7 +33,6 @@ def run(spec_file: str, host: str = "127.0.0.1", port: int = 8080, ref: str | No
     """Serve ``ref`` (default: the champion, else the latest training) until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll})
     options = dict(host=host, port=port, log_config=None, log_level="warning", access_log=False,
                    timeout_graceful_shutdown=30)
@@ -47,6 +46,8 @@ def run(spec_file: str, host: str = "127.0.0.1", port: int = 8080, ref: str | No
 
 def factory():
     """The app, its model loaded and verified: what each server process runs."""
+    # Here, not in run(): uvicorn's worker processes are spawned, and start with no logging set up.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = json.loads(os.environ[CONFIG])
     service = _service()
     serve = service.spec.serve
@@ -92,7 +93,10 @@ async def _watch(service, slot: Slot, ref: str | None, poll: float, wake: asynci
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=poll)
         wake.clear()
-        await asyncio.to_thread(check, service, slot, ref, refused)
+        try:
+            await asyncio.to_thread(check, service, slot, ref, refused)
+        except Exception:  # an alert or a metric that fails must not stop the swaps for good
+            log.exception("checking for a new model failed; checking again in %s s", poll)
 
 
 def check(service, slot: Slot, ref: str | None, refused: set[str] | None = None) -> Served | None:

@@ -65,11 +65,18 @@ class ServeSection(Section):
                                                                "optionally schema.table")
         return value
 
-    @field_validator("cpu", "memory")
+    @field_validator("cpu")
     @classmethod
-    def _quantity(cls, value: str) -> str:
-        if not re.match(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", value):
-            raise fail(f"'{value}' is not a Kubernetes quantity", "write e.g. 500m or 1 for CPU, 512Mi for memory")
+    def _cpu(cls, value: str) -> str:
+        if not re.match(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$", value):
+            raise fail(f"cpu = '{value}' is not a Kubernetes CPU quantity", "write e.g. 500m, 1 or 1.5")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.match(r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$", value):
+            raise fail(f"memory = '{value}' is not a Kubernetes memory quantity", "write e.g. 512Mi or 2Gi")
         return value
 
     @field_validator("secrets", "service_account")
