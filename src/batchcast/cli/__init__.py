@@ -202,6 +202,12 @@ def rollback(ctx: click.Context, alias: str) -> None:
 def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float | None, workers: int | None,
           inline: bool) -> None:
     """Answer prediction requests over HTTP (MLflow's /invocations, the Open Inference Protocol v2)."""
+    from importlib.util import find_spec
+
+    from batchcast.errors import MissingExtra
+
+    if not all(find_spec(name) for name in ("starlette", "uvicorn", "prometheus_client")):
+        raise MissingExtra("batchcast serve", "serve")  # the model's environment gets them from this one
     service = _service(ctx)
     if inline:
         from batchcast.serving.server import run
