@@ -58,10 +58,17 @@ def ensure_venv(spec: ServiceSpec, with_runtime: bool) -> Path:
     return ensure_environment(spec, with_runtime).path
 
 
-def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, ...] = ()) -> Environment:
-    """The cached environment; ``extra`` names more of the parent's packages to pin in it (``SERVE``)."""
+def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, ...] = (),
+                       drop: tuple[str, ...] = (), added: tuple[str, ...] = ()) -> Environment:
+    """The cached environment.
+
+    ``extra`` names more of the parent's packages to pin in it (``SERVE``);
+    ``drop`` runtime packages left to the resolver (Beam pins its own
+    pyarrow); ``added`` requirements go in as given (``apache-beam>=2.60``).
+    """
+    pins = [p for p in runtime_pins(RUNTIME + tuple(extra)) if p.split("==")[0] not in drop] if with_runtime else []
+    pins += list(added)
     requirements = spec.requirements_path.read_text() if spec.requirements_path else ""
-    pins = runtime_pins(RUNTIME + tuple(extra)) if with_runtime else []
     python = interpreter(spec.model.python)
     overrides = list(spec.model.overrides)
     key = hashlib.sha256("\n".join([python, requirements, *pins, "overrides:", *overrides, _uv_version()])

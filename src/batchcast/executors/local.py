@@ -30,7 +30,7 @@ class LocalExecutor(Executor):
         with_runtime = spec.model.contract == "python"
         started = now()
         try:
-            environment = ensure_environment(spec, with_runtime)
+            environment = self.environment(spec)
         except ExecutorError as exc:  # a run like any other: `batchcast runs`, the dashboard and alerts see it
             Path(request.log_path).write_text(getattr(exc, "detail", "") or exc.message)
             return ensure_committed(spec, request, RunStatus.FAILED, started, exc)
@@ -38,6 +38,10 @@ class LocalExecutor(Executor):
         if not with_runtime:
             return execute(request, PythonEnv(environment.path / "bin", environment.path))
         return self._child(request, spec, environment.path)
+
+    def environment(self, spec: ServiceSpec):
+        """The isolated environment the run gets (an executor built on this one adds to it)."""
+        return ensure_environment(spec, spec.model.contract == "python")
 
     def _child(self, request: RunRequest, spec: ServiceSpec, venv: Path) -> Manifest:
         log_path = Path(request.log_path)

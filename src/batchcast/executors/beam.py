@@ -1,0 +1,61 @@
+"""``executor = "beam"``: an application scored by Apache Beam, then published by batchcast in one transaction.
+
+The run is a child process, as with the local executor, in an environment
+of its own: the model's requirements, Apache Beam, and batchcast's runtime
+pinned to this process's versions except the libraries Beam pins itself
+(pyarrow: Beam 2.77 wants < 26). Beam never enters batchcast's core
+environment. The child runs the pipeline (:mod:`batchcast.beam.pipeline`),
+which writes Parquet shards, then publishes them like any run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field
+
+from batchcast.errors import SpecError
+from batchcast.executors.local import LocalExecutor
+from batchcast.spec.base import Section
+
+BEAM = "apache-beam>=2.60,<3"
+BEAM_PINS = ("pyarrow", "pandas")  # Beam's own bounds decide these in its environment
+RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
+
+
+class BeamSettings(Section):
+    """How the beam executor runs an application: Beam's runner and its pipeline options."""
+
+    runner: Literal["DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner"] = Field(
+        "DirectRunner", description="DirectRunner: this machine, one process per core.")
+    options: dict[str, Any] = Field(default_factory=dict, description="PipelineOptions: project, region, "
+                                    "temp_location, num_workers, machine_type, sdk_container_image, ...")
+    shards: int | None = Field(None, ge=1, description="Parts a query input is split into (by a hash of the "
+                                                      "ids); default twice the workers.")
+
+
+class BeamExecutor(LocalExecutor):
+    name = "beam"
+
+    def submit(self, request, spec):
+        if spec.model.contract != "python" or spec.action(request.action).kind not in ("application",):
+            raise SpecError(f"{spec.file.name} [actions.{request.action}] executor = \"beam\": Beam scores the "
+                            "application of a Python-contract model", "use executor = \"local\" for this action")
+        return super().submit(request, spec)
+
+    def environment(self, spec):
+        from batchcast.environments import ensure_environment
+
+        return ensure_environment(spec, True, drop=BEAM_PINS, added=(BEAM,))
+
+
+def pipeline_options(settings: BeamSettings, workers: int | None = None) -> dict[str, Any]:
+    """The PipelineOptions keywords for ``settings``: the runner's, then the user's (which win)."""
+    if settings.runner == "DirectRunner":
+        # The in-process runner, one worker process per core: the default runner would try to download Prism.
+        base = {"runner": "FnApiRunner", "direct_running_mode": "multi_processing",
+                "direct_num_workers": workers or os.cpu_count() or 1}
+    else:
+        base = {"runner": settings.runner}
+    return {**base, **settings.options}
