@@ -7,6 +7,8 @@ them on the store's URL and the model fetched by each worker).
 
 from __future__ import annotations
 
+import re
+
 import fsspec
 
 from batchcast.actions.context import RunContext, log
@@ -72,6 +74,7 @@ def _input(ctx: RunContext) -> tuple:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The worker's own message, which names the shard, out of Beam's wrapping of it."""
     text = str(exc)
-    found = next((line for line in text.splitlines() if "shard " in line), text.splitlines()[0] if text else "")
-    return found.strip()[:500]
+    found = re.search(r"shard \d+ \([^)]*\): [^\n\[]*", text)
+    return (found.group(0) if found else text.splitlines()[0] if text else type(exc).__name__).strip()[:500]

@@ -20,7 +20,7 @@ from batchcast.executors.local import LocalExecutor
 from batchcast.spec.base import Section
 
 BEAM = "apache-beam>=2.60,<3"
-BEAM_PINS = ("pyarrow", "pandas")  # Beam's own bounds decide these in its environment
+BEAM_PINS = ("pyarrow",)  # Beam's own bounds decide it in its environment (2.77: < 26)
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
 
