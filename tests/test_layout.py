@@ -98,4 +98,4 @@ def test_every_registry_row_resolves():
         module, name = backend.target.split(":")
         source = PACKAGE.parent / (module.replace(".", "/") + ".py")
         assert f"class {name}" in source.read_text(), backend
-    assert set(registry.action_tables()) == {"kubernetes", "vertex", "gce", *registry.TABLES}
+    assert set(registry.action_tables()) == {"kubernetes", "vertex", "gce", "beam", *registry.TABLES}

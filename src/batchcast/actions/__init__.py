@@ -28,8 +28,12 @@ from batchcast.store import ArtifactStore
 __all__ = ["Outcome", "PythonEnv", "RunContext", "execute", "log"]
 
 
-def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifest:
-    """Run the action and commit its manifest; the manifest says whether it succeeded."""
+def execute(request: RunRequest, python_env: PythonEnv | None = None, runner=None) -> Manifest:
+    """Run the action and commit its manifest; the manifest says whether it succeeded.
+
+    ``runner`` replaces the action's own ``run(ctx, outcome)``: an executor
+    that scores differently (Beam) brings its own, with the same commit.
+    """
     spec = load_spec(request.spec_path, overrides=request.overrides)
     workdir = scratch_dir(spec.service.name)
     ctx = RunContext(spec, request, ArtifactStore(spec.storage_url), workdir, python_env)
@@ -37,7 +41,7 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None) -> Manifes
     started, outcome, error, status = now(), Outcome(), None, RunStatus.SUCCEEDED
     try:
         log.info("run %s: %s for %s", ctx.run_id, ctx.action.kind, request.logical_date)
-        _runner(spec, ctx.action.kind)(ctx, outcome)
+        (runner or _runner(spec, ctx.action.kind))(ctx, outcome)
         if ctx.action.kind == "training" and ctx.action.promote:
             from batchcast.actions import gate
 

@@ -76,10 +76,6 @@ def _predict_checked(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor,
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
-    if ctx.request.executor == "beam":
-        from batchcast.beam import application
-
-        return application.run(ctx, outcome)
     model, meta = load_model(ctx)
     monitor = _monitor(ctx, outcome)
     out = ctx.action.output

@@ -37,6 +37,7 @@ class BeamSettings(Section):
 
 class BeamExecutor(LocalExecutor):
     name = "beam"
+    worker = "batchcast.beam.worker"  # the application scored by a pipeline, committed as any run
 
     def submit(self, request, spec):
         if spec.model.contract != "python" or spec.action(request.action).kind not in ("application",):

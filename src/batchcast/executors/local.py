@@ -25,6 +25,7 @@ from batchcast.spec import ServiceSpec
 
 class LocalExecutor(Executor):
     name = "local"
+    worker = "batchcast.worker"  # the child's entry point (python -m WORKER REQUEST.json)
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         with_runtime = spec.model.contract == "python"
@@ -50,7 +51,7 @@ class LocalExecutor(Executor):
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env["VIRTUAL_ENV"] = str(venv)
         started = now()
-        argv = [str(venv / "bin" / "python"), "-m", "batchcast.worker", str(request_file)]
+        argv = [str(venv / "bin" / "python"), "-m", self.worker, str(request_file)]
         try:
             code = process.run(argv, cwd=spec.root, env=env, log_path=log_path,
                                timeout=spec.action(request.action).timeout)
