@@ -86,7 +86,8 @@ def test_a_model_raising_on_one_shard_leaves_the_table_untouched(tmp_path):
     db = tmp_path / ".batchcast" / "warehouse.duckdb"
     before = query(db, "SELECT count(*), max(_run_id) FROM scores")
     model = tmp_path / "repo" / "model.py"
-    model.write_text(model.read_text() + '''
+    original = model.read_text()
+    model.write_text(original + '''
 
 _fitted_predict = Model.predict
 
@@ -102,3 +103,7 @@ Model.predict = _failing
     result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
     assert "shard " in result.stderr and "a value this model refuses" in result.stderr, result.stderr
     assert query(db, "SELECT count(*), max(_run_id) FROM scores") == before
+    model.write_text(original)
+    bc("run", "application", "--date", DAY, cwd=tmp_path)  # the rerun succeeds
+    after = query(db, "SELECT count(*), max(_run_id) FROM scores")[0]
+    assert after[0] == 3000 and after[1] != before[0][1]

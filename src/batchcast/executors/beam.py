@@ -19,7 +19,7 @@ from batchcast.errors import SpecError
 from batchcast.executors.local import LocalExecutor
 from batchcast.spec.base import Section
 
-BEAM = "apache-beam>=2.60,<3"
+BEAM = "apache-beam==2.77.0"  # the version tested: a floating one would resolve differently under one cache key
 BEAM_PINS = ("pyarrow",)  # Beam's own bounds decide it in its environment (2.77: < 26)
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
