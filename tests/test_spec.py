@@ -85,6 +85,8 @@ def test_bad_environment_value_says_where_it_came_from(tmp_path):
     (('version = 1', 'version = 1\nowner = "me"'), ["[service] owner: unknown key"]),
     (('[actions.training]', '[actions.training]\nschedule = "every day"'), ["'every day' is not a cron"]),
     (('name = "churn"', ''), ["[service] name: required key is missing"]),
+    (('version = 1', 'version = 1\n\n[serve]\nlog_table = "a.b.c"'), ["[serve] log_table", "'a.b.c'"]),
+    (('version = 1', 'version = 1\n\n[serve]\nmethod = "predict()"'), ["[serve] method", "'predict()'"]),
 ])
 def test_other_problems_name_key_and_fix(tmp_path, change, words):
     path = write(tmp_path, GOOD.replace(*change))

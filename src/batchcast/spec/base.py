@@ -17,6 +17,14 @@ def fail(message: str, fix: str) -> PydanticCustomError:
     return PydanticCustomError("batchcast", "{message}", {"message": message, "fix": fix})
 
 
+def table_name(value: str) -> str:
+    """``value`` if it is a table name, optionally ``schema.table``; the spec's error otherwise."""
+    if value.count(".") > 1 or not all(IDENT.match(part) for part in value.split(".")):
+        raise fail(f"'{value}' is not a valid table name", "use letters, digits and underscores, optionally "
+                                                           "schema.table")
+    return value
+
+
 class Section(BaseModel):
     """A table of ``batchcast.toml``: unknown keys are errors, aliases and names both accepted."""
 

@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from batchcast import registry
 from batchcast.errors import SchemaError
 from batchcast.schema import Schema
-from batchcast.spec.base import IDENT, Section, fail
+from batchcast.spec.base import Section, fail, table_name
 
 KINDS = ("training", "application", "evaluation")
 
@@ -123,10 +123,7 @@ class OutputSpec(Section):
     @field_validator("table")
     @classmethod
     def _table(cls, value: str) -> str:
-        if not all(IDENT.match(part) for part in value.split(".")) or value.count(".") > 1:
-            raise fail(f"'{value}' is not a valid table name",
-                        "use letters, digits and underscores, optionally schema.table")
-        return value
+        return table_name(value)
 
     @field_validator("schema_", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from batchcast.spec.base import IDENT, Section, fail
+from batchcast.spec.base import IDENT, Section, fail, table_name
 
 
 class ServeSection(Section):
@@ -45,7 +45,7 @@ class ServeSection(Section):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$", value):
+        if not IDENT.match(value):
             raise fail(f"'{value}' is not a method name", "write e.g. predict or predict_proba")
         return value
 
@@ -60,10 +60,7 @@ class ServeSection(Section):
     @field_validator("log_table")
     @classmethod
     def _table(cls, value: str | None) -> str | None:
-        if value is not None and (value.count(".") > 1 or not all(IDENT.match(p) for p in value.split("."))):
-            raise fail(f"'{value}' is not a valid table name", "use letters, digits and underscores, "
-                                                               "optionally schema.table")
-        return value
+        return value if value is None else table_name(value)
 
     @field_validator("cpu")
     @classmethod
