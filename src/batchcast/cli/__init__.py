@@ -202,24 +202,9 @@ def rollback(ctx: click.Context, alias: str) -> None:
 def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float | None, workers: int | None,
           inline: bool) -> None:
     """Answer prediction requests over HTTP (MLflow's /invocations, the Open Inference Protocol v2)."""
-    from importlib.util import find_spec
+    from batchcast.serving.isolated import serve as start
 
-    from batchcast.errors import MissingExtra
-
-    if not all(find_spec(name) for name in ("starlette", "uvicorn", "prometheus_client")):
-        raise MissingExtra("batchcast serve", "serve")  # the model's environment gets them from this one
-    service = _service(ctx)
-    if inline:
-        from batchcast.serving.server import run
-
-        run(str(service.spec.file.resolve()), host, port, ref, poll, workers)
-        return
-    from batchcast.serving.isolated import exec_server
-
-    service.model_for(ref)  # no model to serve: say so now, not after building an environment
-    argv = ["--host", host, "--port", str(port)] + [f"--{k}={v}" for k, v in
-                                                    (("model", ref), ("poll", poll), ("workers", workers)) if v]
-    exec_server(service.spec, argv)
+    start(_service(ctx), host, port, ref, poll, workers, inline=inline)
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""Starting the server inside the model's isolated environment.
+"""Starting the server: inside the model's isolated environment, or (``--inline``) in this one.
 
 The environment is built as the local executor builds a Python-contract
 run's: the model's requirements, batchcast's runtime pinned to this
@@ -10,8 +10,25 @@ that got the signals (SIGTERM, SIGHUP) is the one serving.
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 
 from batchcast.environments import SERVE, ensure_environment
+from batchcast.errors import MissingExtra
+
+
+def serve(service, host: str, port: int, ref: str | None, poll: float | None, workers: int | None, *,
+          inline: bool = False) -> None:
+    """``batchcast serve``: here with ``inline``, else in the model's environment (never returning)."""
+    if not all(find_spec(name) for name in SERVE if name not in ("httptools", "uvloop")):
+        raise MissingExtra("batchcast serve", "serve")  # the model's environment gets them from this one
+    if inline:
+        from batchcast.serving.server import run
+
+        run(str(service.spec.file.resolve()), host, port, ref, poll, workers)
+        return
+    service.model_for(ref)  # no model to serve: say so now, not after building an environment
+    options = (("model", ref), ("poll", poll), ("workers", workers))
+    exec_server(service.spec, ["--host", host, "--port", str(port)] + [f"--{k}={v}" for k, v in options if v])
 
 
 def exec_server(spec, argv: list[str]) -> None:
