@@ -32,6 +32,7 @@ log = logging.getLogger("batchcast")
 RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
 SERVE = ("starlette", "uvicorn", "httptools", "uvloop", "prometheus_client")  # batchcast serve's, added for it
 DONE = ".complete"  # written last, with what the build installed: a venv without it is rebuilt
+SOURCE = Path(__file__).resolve().parent  # the batchcast package a Python-contract environment links to
 
 
 @dataclass
@@ -71,7 +72,10 @@ def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, 
     requirements = spec.requirements_path.read_text() if spec.requirements_path else ""
     python = interpreter(spec.model.python)
     overrides = list(spec.model.overrides)
-    key = hashlib.sha256("\n".join([python, requirements, *pins, "overrides:", *overrides, _uv_version()])
+    # The linked source is part of the key: an environment built by another checkout (a worktree since
+    # deleted, an older clone) links to that checkout, and reusing it ran a batchcast that no longer exists.
+    linked = [f"batchcast:{SOURCE}"] if with_runtime else []
+    key = hashlib.sha256("\n".join([python, requirements, *pins, "overrides:", *overrides, *linked, _uv_version()])
                          .encode()).hexdigest()[:16]
     venv = cache_dir() / "venvs" / key
     build_s = 0.0
@@ -171,10 +175,9 @@ def _packages(venv: Path) -> dict[str, str]:
 
 def _link_batchcast(venv: Path) -> None:
     # Only batchcast's own package, not the parent's whole site-packages.
-    source = Path(__file__).resolve().parent  # the batchcast package
     holder = venv / "batchcast-src"
     holder.mkdir(exist_ok=True)
-    (holder / "batchcast").symlink_to(source, target_is_directory=True)
+    (holder / "batchcast").symlink_to(SOURCE, target_is_directory=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "batchcast-src.pth").write_text(str(holder) + "\n")
 

@@ -1,8 +1,9 @@
+import shutil
 import sys
 
 import pytest
 
-from batchcast import RunStatus, Service
+from batchcast import RunStatus, Service, environments
 from batchcast.environments import cache_dir, ensure_venv
 from batchcast.spec import load_spec
 from tests.conftest import write_python_service
@@ -26,6 +27,18 @@ def test_venv_is_cached_by_requirements(adopted, churn_repo):
     assert ensure_venv(load_spec(adopted / "batchcast.toml"), with_runtime=False) != first
     # The model's venv does not get batchcast's own libraries.
     assert not list(first.glob("lib/python3*/site-packages/duckdb"))
+
+
+def test_an_environment_links_the_batchcast_that_asked_for_it(tmp_path, monkeypatch):
+    """Another checkout (a deleted worktree) gets its own environment, not one linking to this one's source."""
+    spec = load_spec(write_python_service(tmp_path, rows=10))
+    here = ensure_venv(spec, with_runtime=True)
+    assert (here / "batchcast-src" / "batchcast").resolve() == environments.SOURCE
+    other = tmp_path / "other-checkout" / "batchcast"
+    shutil.copytree(environments.SOURCE, other, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(environments, "SOURCE", other)
+    elsewhere = ensure_venv(spec, with_runtime=True)
+    assert elsewhere != here and (elsewhere / "batchcast-src" / "batchcast").resolve() == other
 
 
 def test_unsatisfiable_requirements_are_a_failed_run_with_uv_message(adopted, churn_repo):
