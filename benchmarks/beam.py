@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import BATCHCAST, FEATURES, generate  # noqa: E402
+from run import BATCHCAST, FEATURES, generate, write_spec  # noqa: E402
 
 DATE = "2026-01-01"
 GOALS = {"beam-2 / inline": 1.6, "beam-2 / RunInference": 10.0}
@@ -85,28 +85,9 @@ def setup(root: Path, rows: int, model: str) -> Path:
             con.execute(f"COPY (SELECT 'p{part}-' || i AS player_id, "
                         + ", ".join(f"random() * 4 - 2 AS {f}" for f in FEATURES)
                         + f" FROM range({rows // 8}) t(i)) TO '{root}/data/part-{part}.parquet' (FORMAT parquet)")
-    for name, workers in (("batchcast.toml", 2), ("beam1.toml", 1)):
-        (root / name).write_text(textwrap.dedent(f'''
-            [service]
-            name = "bench"
-            version = "1"
-            [model]
-            path = "repo"
-            entrypoint = "{entrypoint}"
-            label = "churned"
-            ids = ["player_id"]
-            [actions.training]
-            executor = "inline"
-            config = "training.json"
-            input = {{ query = "SELECT * FROM train" }}
-            [actions.application]
-            executor = "inline"
-            input = {{ path = "data/*.parquet" }}
-            output = {{ table = "scores", schema = "player_id:STRING,label:BOOL" }}
-            [actions.application.beam]
-            options = {{ direct_num_workers = {workers} }}
-            '''))
-    (root / "repo" / "training.json").write_text(json.dumps({"params": params}))
+    for file, workers in (("batchcast.toml", 2), ("beam1.toml", 1)):
+        write_spec(root, "", entrypoint=entrypoint, source='{ path = "data/*.parquet" }', params=params, file=file,
+                   extra=f"[actions.application.beam]\noptions = {{ direct_num_workers = {workers} }}\n")
     subprocess.run([BATCHCAST, "run", "training"], cwd=root, check=True, capture_output=True)
     run = json.loads(subprocess.run([BATCHCAST, "runs", "--json"], cwd=root, check=True, capture_output=True,
                                     text=True).stdout)[-1]["run_id"]

@@ -56,12 +56,23 @@ def generate(rows: int, seed: int, labelled: bool) -> pa.Table:
     return pa.table(columns)
 
 
-def write_spec(root: Path, table: str, name: str = "bench", warehouse: Path | None = None, extra: str = "") -> Path:
-    """The benchmark service's spec; ``warehouse`` (an absolute path) for services sharing one DuckDB file."""
+def write_spec(root: Path, table: str, name: str = "bench", warehouse: Path | None = None, extra: str = "", *,
+               entrypoint: str = "sklearn.linear_model:LogisticRegression", source: str | None = None,
+               params: dict | None = None, file: str = "batchcast.toml") -> Path:
+    """The benchmark service's spec; ``warehouse`` (an absolute path) for services sharing one DuckDB file.
+
+    ``source`` is the application's input (default: the query of ``table``);
+    ``params`` the model's, written to the training's config.
+    """
     (root / "repo").mkdir(parents=True, exist_ok=True)
     (root / "repo" / "requirements.txt").write_text(f"scikit-learn=={_version('sklearn')}\n")
-    spec = root / "batchcast.toml"
+    config = ""
+    if params is not None:
+        (root / "repo" / "training.json").write_text(json.dumps({"params": params}))
+        config = 'config = "training.json"'
+    spec = root / file
     url = f'[warehouse]\nurl = "duckdb:///{warehouse}"\n' if warehouse else ""
+    source = source or f'{{ query = "SELECT * FROM {table}" }}'
     spec.write_text(textwrap.dedent(f'''
         [service]
         name = "{name}"
@@ -69,15 +80,16 @@ def write_spec(root: Path, table: str, name: str = "bench", warehouse: Path | No
         ''') + url + textwrap.dedent(f'''
         [model]
         path = "repo"
-        entrypoint = "sklearn.linear_model:LogisticRegression"
+        entrypoint = "{entrypoint}"
         label = "churned"
         ids = ["player_id"]
         [actions.training]
         executor = "inline"
+        {config}
         input = {{ query = "SELECT * FROM train" }}
         [actions.application]
         executor = "inline"
-        input = {{ query = "SELECT * FROM {table}" }}
+        input = {source}
         output = {{ table = "scores{'_' + name if warehouse else ''}", schema = "{OUTPUT}" }}
         ''') + extra)
     return spec
