@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchcast.errors import BatchcastError, ModelError
+from batchcast.errors import BatchcastError
 from batchcast.serving.batching import Batcher
 from batchcast.serving.loading import Served
 from batchcast.serving.observe import Metrics, Observe
@@ -133,5 +133,5 @@ def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = Non
         Route("/model", model),
         Route("/openapi.json", openapi),
         Route("/metrics", exposition),
-    ], exception_handlers={RequestError: refused, ModelError: refused, BatchcastError: refused},
+    ], exception_handlers={BatchcastError: refused},  # RequestError and ModelError are BatchcastErrors
         middleware=[Middleware(Observe, metrics=metrics)], lifespan=lifespan)
