@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 from batchcast.errors import ExecutorError
@@ -67,7 +67,8 @@ def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, 
     ``drop`` runtime packages left to the resolver (Beam pins its own
     pyarrow); ``added`` requirements go in as given (``apache-beam>=2.60``).
     """
-    pins = [p for p in runtime_pins(RUNTIME + tuple(extra)) if p.split("==")[0] not in drop] if with_runtime else []
+    names = RUNTIME + tuple(extra) + backend_packages(spec)
+    pins = [p for p in runtime_pins(names) if p.split("==")[0] not in drop] if with_runtime else []
     pins += list(added)
     requirements = spec.requirements_path.read_text() if spec.requirements_path else ""
     python = interpreter(spec.model.python)
@@ -89,6 +90,21 @@ def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, 
                 build_s = time.monotonic() - started
     packages = json.loads((venv / DONE).read_text() or "{}")
     return Environment(venv, python, overrides, packages, build_s)
+
+
+def backend_packages(spec: ServiceSpec) -> tuple[str, ...]:
+    """The libraries of the extras the spec's store and warehouse need (``s3fs`` for s3://, the ADBC driver
+    for postgresql://): the run in the environment writes there."""
+    from batchcast import registry
+    from batchcast.store import EXTRAS
+
+    wanted = {registry.warehouse(spec.warehouse_url).extra, EXTRAS.get(spec.storage_url.split("://")[0], "")} - {""}
+    names = []
+    for requirement in requires("batchcast") or []:
+        name, _, marker = requirement.partition(";")
+        if any(f'extra == "{extra}"' in marker.replace("'", '"') for extra in wanted):
+            names.append(re.match(r"[A-Za-z0-9_.-]+", name.strip()).group(0))
+    return tuple(names)
 
 
 def runtime_pins(names: tuple[str, ...] = RUNTIME) -> list[str]:

@@ -16,13 +16,16 @@ def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def run(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, timeout: float) -> int:
+def run(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, timeout: float,
+        grace: float = 0.0) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log_path``; return its exit code.
 
     The child leads a new process group, so a timeout (RunTimeout) or an
     interrupt kills everything it started, not only the child. It also dies
     with this process: a ``kill -9`` of ``batchcast run`` must not leave a
     worker that later commits and publishes a run its user believes stopped.
+    With ``grace``, the child first gets SIGTERM and that long to stop what it
+    started elsewhere (a Beam job on a cluster) before the tree is killed.
     """
     with open(log_path, "ab") as log:
         try:
@@ -35,11 +38,11 @@ def run(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, time
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_tree(proc)
+            _stop(proc, grace)
             raise RunTimeout(f"'{' '.join(argv)}' ran longer than its timeout of {timeout:g} s and was killed",
                              "raise [actions.*] timeout, or make the job faster") from None
         except BaseException:
-            _kill_tree(proc)
+            _stop(proc, grace)
             raise
 
 
@@ -61,6 +64,16 @@ def _die_with(parent: int):
             os._exit(1)
 
     return hook
+
+
+def _stop(proc: subprocess.Popen, grace: float) -> None:
+    if grace > 0:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_tree(proc)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:

@@ -93,6 +93,19 @@ class ArtifactStore:
             entries[rel] = self.put_file(run_id, rel, path)
         return entries
 
+    def url_of(self, run_id: str, rel: str) -> str:
+        """The full URL of a run's file, for a process that writes it itself (a Beam worker)."""
+        return self.fs.unstrip_protocol(self._path(run_id, rel))
+
+    def entry(self, run_id: str, rel: str) -> FileEntry:
+        """The sha256 and size of a file already in the run's folder (written by someone else), streamed."""
+        digest, size = hashlib.sha256(), 0
+        with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return FileEntry(sha256=digest.hexdigest(), size=size)
+
     def commit(self, manifest: Manifest) -> Manifest:
         """Write the manifest, sealed, which makes the run exist; RunExists if it already does."""
         manifest = manifest.sealed()

@@ -157,3 +157,22 @@ def test_gce_chain_waits_without_a_slot_and_checks_the_manifest(airflow_env, gcs
        env={"BATCHCAST__STORAGE__URL": store.url})
     found = in_airflow(env, "call", str(dags), "churn-1-training", "training_check", "2026-01-01")
     assert found.get("ok", "").startswith("churn/1/training/"), found
+
+
+def test_a_beam_application_runs_in_airflow_like_any_run(airflow_env, tmp_path):
+    """The BashOperator runs `batchcast run application`, which scores on Beam because the spec says so."""
+    from tests.conftest import write_python_service
+
+    spec = write_python_service(tmp_path, rows=3000)
+    spec.write_text(spec.read_text().replace(
+        '[actions.application]\nexecutor = "inline"',
+        '[actions.application]\nexecutor = "beam"\nschedule = "@daily"\nstart_date = 2026-01-01'))
+    bc("run", "training", cwd=tmp_path)
+    dags = tmp_path / "dags"
+    [dag] = render([spec], dags)
+    assert "batchcast" in dag.read_text() and "run application" in dag.read_text()
+    assert in_airflow(airflow_env, "test", str(dags), "scores-2-application", "2026-01-02")["state"] == "success"
+    db = tmp_path / ".batchcast" / "warehouse.duckdb"
+    assert query(db, "SELECT count(*) FROM scores WHERE _logical_date = DATE '2026-01-02'") == [(3000,)]
+    runs = json.loads(bc("runs", "--action", "application", "--json", cwd=tmp_path).stdout)
+    assert [r["inputs"].get("runner") for r in runs if "inputs" in r] == ["DirectRunner"], runs

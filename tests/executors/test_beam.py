@@ -7,39 +7,90 @@ batchcast gives them is checked as option tests.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
 import duckdb
 import pytest
 
-from batchcast.executors.beam import BeamSettings, pipeline_options
-from tests.conftest import bc, query, write_python_service
+from batchcast.executors.beam import BeamExecutor
+from batchcast.process import kill_tree
+from batchcast.spec import load_spec
+from batchcast.store import ArtifactStore
+from tests.conftest import bc, bc_json, query, write_python_service
+from tests.services import free_port, wait_for_port
 
 DAY = "2026-01-02"
 
 
-def test_options_for_the_local_runner_use_every_core_in_processes():
-    options = pipeline_options(BeamSettings(), workers=2)
-    assert options == {"runner": "FnApiRunner", "direct_running_mode": "multi_processing", "direct_num_workers": 2}
+@pytest.fixture(scope="module")
+def beam_python(tmp_path_factory) -> Path:
+    """The python of the beam executor's environment (Beam 2.77 and batchcast, built once, cached)."""
+    root = tmp_path_factory.mktemp("beam-env")
+    write_python_service(root, rows=10)
+    return BeamExecutor().environment(load_spec(root / "batchcast.toml")).path / "bin" / "python"
+
+
+BUILD_OPTIONS = """
+import json, sys
+from apache_beam.options.pipeline_options import PipelineOptions
+from batchcast.beam.pipeline import checked
+from batchcast.executors.beam import BeamSettings, pipeline_options
+options = PipelineOptions(**checked(pipeline_options(BeamSettings(**json.loads(sys.argv[1])), workers=2)))
+print(json.dumps(options.get_all_options(drop_default=True, retain_unknown_options=True), default=str))
+"""
+
+
+def built_options(beam_python: Path, settings: dict) -> dict:
+    """The options Beam itself parsed from what batchcast gives it: unknown keys are refused first."""
+    result = subprocess.run([str(beam_python), "-c", BUILD_OPTIONS, json.dumps(settings)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_options_for_the_local_runner_use_every_core_in_processes(beam_python):
+    built = built_options(beam_python, {})
+    assert built["runner"] == "FnApiRunner"
+    assert built["direct_running_mode"] == "multi_processing" and built["direct_num_workers"] == 2
 
 
 @pytest.mark.parametrize("runner, options", [
     ("DataflowRunner", {"project": "acme", "region": "europe-west1", "temp_location": "gs://acme-tmp/beam",
-                        "num_workers": 8, "machine_type": "n2-highcpu-8",
-                        "sdk_container_image": "europe-docker.pkg.dev/acme/models/churn:1"}),
-    ("FlinkRunner", {"flink_master": "flink.internal:8081", "parallelism": 16, "environment_type": "DOCKER"}),
-    ("SparkRunner", {"spark_master_url": "spark://spark.internal:7077", "environment_type": "DOCKER"}),
+                        "num_workers": 8, "max_num_workers": 32, "machine_type": "n2-highcpu-8",
+                        "sdk_container_image": "europe-docker.pkg.dev/acme/models/churn:1",
+                        "service_account_email": "scoring@acme.iam.gserviceaccount.com"}),
+    ("FlinkRunner", {"flink_master": "flink.internal:8081", "parallelism": 16, "environment_type": "DOCKER",
+                     "environment_config": "europe-docker.pkg.dev/acme/models/churn:1"}),
+    ("SparkRunner", {"spark_master_url": "spark://spark.internal:7077", "environment_type": "DOCKER",
+                     "environment_config": "europe-docker.pkg.dev/acme/models/churn:1"}),
 ])
-def test_options_for_a_cluster_runner_are_passed_as_given(runner, options):
-    """An option test: no cluster is reachable here, so this checks what batchcast hands Beam, not a run."""
-    built = pipeline_options(BeamSettings(runner=runner, options=options))
-    assert built == {"runner": runner, **options}
+def test_options_for_a_cluster_runner_are_what_beam_parses(beam_python, runner, options):
+    """An option test: no cluster is reachable here, so this checks the PipelineOptions Beam builds, not a run."""
+    built = built_options(beam_python, {"runner": runner, "options": options})
+    assert built["runner"] == runner
+    assert {key: built.get(key) for key in options} == options
 
 
-def beam_service(root, extra: str = ""):
+def test_an_option_beam_does_not_know_is_refused_with_the_likely_one(beam_python):
+    result = subprocess.run([str(beam_python), "-c", BUILD_OPTIONS,
+                             json.dumps({"runner": "DataflowRunner", "options": {"num_worker": 8}})],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "options.num_worker" in result.stderr and "num_workers" in result.stderr, result.stderr[-2000:]
+
+
+def beam_service(root, extra: str = "", train: bool = True, before: str = ""):
     write_python_service(root, rows=3000, extra=extra)
     text = (root / "batchcast.toml").read_text()
     (root / "batchcast.toml").write_text(text.replace(
-        '[actions.application]\nexecutor = "inline"', '[actions.application]\nexecutor = "beam"'))
-    bc("run", "training", cwd=root)
+        '[actions.application]\nexecutor = "inline"', f'[actions.application]\nexecutor = "beam"\n{before}'))
+    if train:
+        bc("run", "training", cwd=root)
 
 
 def same_rows(db, table_a: str, table_b: str) -> bool:
@@ -107,3 +158,130 @@ Model.predict = _failing
     bc("run", "application", "--date", DAY, cwd=tmp_path)  # the rerun succeeds
     after = query(db, "SELECT count(*), max(_run_id) FROM scores")[0]
     assert after[0] == 3000 and after[1] != before[0][1]
+
+
+def test_a_misspelt_option_fails_the_run_before_anything_runs(tmp_path):
+    beam_service(tmp_path, extra="\n[actions.application.beam]\noptions = { direct_num_worker = 2 }\n")
+    result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
+    assert "[actions.application.beam] options.direct_num_worker" in result.stderr, result.stderr
+    assert "did you mean 'direct_num_workers'" in result.stderr
+    assert query(tmp_path / ".batchcast" / "warehouse.duckdb",
+                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]
+
+
+# -- PostgreSQL: the query split by the warehouse's own hash -------------------------
+
+def pg(url: str, sql: str, *, ingest=None):
+    import adbc_driver_postgresql.dbapi as dbapi
+
+    with dbapi.connect(url) as conn, conn.cursor() as cur:
+        if ingest is not None:
+            cur.execute("CREATE SCHEMA IF NOT EXISTS beam_pg")
+            cur.adbc_ingest("features", ingest, mode="replace", db_schema_name="beam_pg")
+        cur.execute(sql)
+        rows = cur.fetchall() if cur.description else None
+        conn.commit()
+        return rows
+
+
+def test_beam_writes_what_inline_writes_from_a_postgresql_query(tmp_path, postgres_url):
+    beam_service(tmp_path, extra=f'\n[warehouse]\nurl = "{postgres_url}?schema=beam_pg"\n', train=False)
+    with duckdb.connect(str(tmp_path / ".batchcast" / "warehouse.duckdb")) as con:
+        features = con.sql("SELECT * FROM features").to_arrow_table()
+    pg(postgres_url, "SELECT 1", ingest=features)
+    spec = tmp_path / "batchcast.toml"
+    columns = ", ".join(["player_id", "day"] + [f"f{i}" for i in range(1, 9)])
+    spec.write_text(spec.read_text().replace("FROM features", "FROM beam_pg.features")
+                    .replace("SELECT * EXCLUDE (churned)", f"SELECT {columns}"))
+    bc("run", "training", cwd=tmp_path)
+    bc("run", "application", "--date", DAY, cwd=tmp_path)
+    by_beam = bc_json("show", cwd=tmp_path)
+    pg(postgres_url, "CREATE TABLE beam_pg.by_beam AS SELECT * FROM beam_pg.scores")
+    bc("run", "application", "--date", DAY, "--executor", "inline", cwd=tmp_path)
+    cols, a, b = "player_id, label", "beam_pg.by_beam", "beam_pg.scores"
+    assert pg(postgres_url, "SELECT count(*), count(DISTINCT _run_id) FROM beam_pg.by_beam") == [(3000, 1)]
+    assert pg(postgres_url, f"SELECT count(*) FROM ((SELECT {cols} FROM {a} EXCEPT SELECT {cols} FROM {b}) "
+                            f"UNION ALL (SELECT {cols} FROM {b} EXCEPT SELECT {cols} FROM {a})) d") == [(0,)]
+    assert by_beam["inputs"]["runner"] == "DirectRunner"
+    assert by_beam["inputs"]["shards"] == len(by_beam["outputs"]["shards"]) == 2 * (os.cpu_count() or 1)
+
+
+# -- a runner's job service: PortableRunner, workers started by the service --------------
+# Beam's own job service (local_job_service_main) runs each job in worker processes it starts
+# itself (harness_subprocess_python): they get only the pickled pipeline and its options, as a
+# cluster's workers do, and fetch the model from the S3 emulator and write their shards there.
+
+WORKER = "beam:env:harness_subprocess_python:v1"
+
+
+@contextmanager
+def job_service(beam_python: Path, log: Path):
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(beam_python), "-m", "apache_beam.runners.portability.local_job_service_main",
+                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, proc, timeout=60)
+        yield f"localhost:{port}"
+    finally:
+        kill_tree(proc.pid)
+        proc.wait()
+
+
+def portable_service(root: Path, before: str = "") -> tuple[Path, str]:
+    """A service on the S3 emulator whose application runs on PortableRunner; its beam python and store URL."""
+    bucket = f"bc-{uuid.uuid4().hex[:12]}"
+    store = ArtifactStore(f"s3://{bucket}/artifacts")
+    store.fs.mkdir(bucket)
+    beam_service(root, extra=f'\n[storage]\nurl = "{store.url}"\n', before=before)
+    return BeamExecutor().environment(load_spec(root / "batchcast.toml")).path / "bin" / "python", store.url
+
+
+def use_job_service(root: Path, endpoint: str, beam_python: Path) -> None:
+    with open(root / "batchcast.toml", "a") as spec:
+        spec.write(f'\n[actions.application.beam]\nrunner = "PortableRunner"\noptions = {{ job_endpoint = '
+                   f'"{endpoint}", environment_type = "{WORKER}", environment_config = '
+                   f'"{beam_python} -m apache_beam.runners.worker.sdk_worker_main" }}\n')
+
+
+def test_a_job_services_workers_fetch_the_model_and_write_shards_to_the_store(tmp_path, s3_endpoint):
+    beam_python, url = portable_service(tmp_path)
+    with job_service(beam_python, tmp_path / "job-service.log") as endpoint:
+        use_job_service(tmp_path, endpoint, beam_python)
+        bc("run", "application", "--date", DAY, cwd=tmp_path)
+    db = tmp_path / ".batchcast" / "warehouse.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE by_beam AS SELECT * FROM scores")
+    manifest = ArtifactStore(url).manifest(query(db, "SELECT max(_run_id) FROM by_beam")[0][0])
+    bc("run", "application", "--date", DAY, "--executor", "inline", cwd=tmp_path)
+    assert query(db, "SELECT count(*) FROM by_beam")[0][0] == 3000 and same_rows(db, "by_beam", "scores")
+    assert manifest.inputs["runner"] == "PortableRunner" and manifest.inputs["job_id"]
+    shards = sorted(f for f in manifest.files if f.startswith("output/shards/") and f.endswith(".parquet"))
+    assert len(shards) == manifest.inputs["shards"] == len(manifest.outputs["shards"])
+    assert sum(s["rows"] for s in manifest.outputs["shards"]) == 3000
+    ArtifactStore(url).verify(manifest, files=True)  # every shard in the store matches its sha256
+
+
+JOB_STATE = """
+import sys, grpc
+from apache_beam.portability.api import beam_job_api_pb2 as api, beam_job_api_pb2_grpc as rpc
+stub = rpc.JobServiceStub(grpc.insecure_channel(sys.argv[1]))
+print(api.JobState.Enum.Name(stub.GetState(api.GetJobStateRequest(job_id=sys.argv[2])).state))
+"""
+
+
+def test_a_job_past_its_timeout_is_cancelled_on_the_runner_and_nothing_is_published(tmp_path, s3_endpoint):
+    beam_python, url = portable_service(tmp_path, before="timeout = 20\n")
+    model = tmp_path / "repo" / "model.py"
+    model.write_text(model.read_text() + "\n\nimport time\nModel.predict = lambda self, X: time.sleep(600)\n")
+    with job_service(beam_python, tmp_path / "job-service.log") as endpoint:
+        use_job_service(tmp_path, endpoint, beam_python)
+        result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
+        run = bc_json("show", cwd=tmp_path)
+        state = subprocess.run([str(beam_python), "-c", JOB_STATE, endpoint, run["inputs"]["job_id"]],
+                               capture_output=True, text=True)
+    assert run["status"] == "timed out", result.stderr
+    assert "was cancelled" in run["error"]["message"]
+    assert state.stdout.strip() == "CANCELLED", state.stderr[-2000:]
+    assert query(tmp_path / ".batchcast" / "warehouse.duckdb",
+                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]

@@ -107,3 +107,17 @@ class WarehouseContract:
         reader = warehouse.read("SELECT player_id FROM preds", batch_size=1000)
         sizes = [b.num_rows for b in reader]
         assert sum(sizes) == 5000 and max(sizes) <= 2048
+
+    def test_slices_of_a_query_hold_every_row_once(self, warehouse):
+        """What Beam's workers read: parts by a hash of the ids, NULL ids included, spread over every part."""
+        publish(warehouse, DAY1, batches(3000))
+        publish(warehouse, DAY2, [pa.record_batch({"player_id": [None, "p1"], "label": [True, True],
+                                                   "score": [0.5, 0.5]})])
+        query = f"SELECT player_id, {warehouse.quote_ident('_logical_date')} AS day FROM preds;"  # a trailing ;
+        parts = [warehouse.read(warehouse.slice(query, ["player_id", "day"], 4, i)).read_all() for i in range(4)]
+        seen = [(p, str(d)) for part in parts for p, d in zip(part["player_id"].to_pylist(),
+                                                              part["day"].to_pylist(), strict=True)]
+        assert len(seen) == 3002 and len(set(seen)) == 3002
+        assert min(part.num_rows for part in parts) > 500  # hashed, not one part holding everything
+        with pytest.raises(SpecError, match="not a valid"):
+            warehouse.slice(query, ["player_id; DROP TABLE preds"], 4, 0)

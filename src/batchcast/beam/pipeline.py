@@ -1,72 +1,100 @@
 """The application scored by Apache Beam: shards of the input, each scored in whole Arrow batches.
 
-- Shards: each file of a Parquet/CSV glob, or a query split into N disjoint
-  parts by a hash of the ``[model] ids``.
-- Each worker loads the model once (``DoFn.setup``) from the folder the run
-  fetched and verified, reads its shard in batches, predicts, and writes one
-  Parquet file of output rows and a sidecar with its row count and sha256.
+- Shards: each file of a Parquet/CSV glob, or a warehouse query split into N
+  disjoint parts by a hash of the ``[model] ids`` (the warehouse's ``slice``).
+- Each worker loads the model once (``DoFn.setup``): from the folder the run
+  fetched and verified when the workers share this machine, else from the
+  artifact store itself, checksums verified first. It reads its shard in
+  batches, predicts, and writes one Parquet file of output rows and a sidecar
+  with its row count and sha256 into the run's folder in the store.
 - The run then publishes the shards in one transaction, as any run: a
   shard that failed means nothing is published.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import logging
+import tempfile
 from pathlib import Path
 
 import apache_beam as beam
-import pyarrow as pa
+import fsspec
 import pyarrow.parquet as pq
 
 from batchcast import models
-from batchcast.errors import IntegrityError, ModelError, SpecError
+from batchcast.errors import ModelError, RunTimeout, SpecError
 from batchcast.spec.base import IDENT
+
+log = logging.getLogger("batchcast")
 
 
 class Score(beam.DoFn):
-    """Score one shard into ``out/shard-NNNNN.parquet``."""
+    """Score one shard into ``{out}/shard-NNNNN.parquet`` and its sidecar ``shard-NNNNN.json``."""
 
     def __init__(self, job: dict):
         self.job = job  # plain data: it is pickled to every worker
 
     def setup(self):
-        self.model, self.meta = models.load(Path(self.job["model_dir"]), Path(self.job["model_path"]))
+        model, folder = self.job["model"], self.job["model"].get("dir")
+        if folder is None:  # a worker of a cluster: the model comes from the store, verified
+            from batchcast.store import ArtifactStore
+
+            self._fetched = tempfile.TemporaryDirectory(prefix="batchcast-model-")
+            store = ArtifactStore(model["store"])
+            store.fetch(store.verify(store.manifest(model["run"])), "output", Path(self._fetched.name))
+            folder = self._fetched.name
+        self.model, self.meta = models.load(Path(folder), Path(self.job["model_path"]))
 
     def process(self, shard: dict):
-        from batchcast.schema import Schema, conform
+        from batchcast.schema import Schema
 
         schema = Schema.parse(self.job["schema"])
-        path = Path(self.job["out"]) / f"shard-{shard['index']:05d}.parquet"
-        rows = 0
+        name = f"shard-{shard['index']:05d}"
         try:
-            with pq.ParquetWriter(path, schema.to_arrow()) as writer:
-                for batch in _read(shard, self.job):
-                    features = models.choose_features(batch.schema.names, self.meta["features"], None, [], "input")
-                    y = models.call(self.model, "predict",
-                                    models.as_input(batch, features, self.meta["input_format"]))
-                    out = models.predictions_batch(batch, y, schema, "the model's predictions")
-                    writer.write_batch(conform(out, schema, shard["what"]))  # cast as inline runs cast
-                    rows += batch.num_rows
+            with tempfile.TemporaryDirectory(prefix="batchcast-shard-") as tmp:
+                local = Path(tmp) / f"{name}.parquet"
+                rows = self._score(shard, schema, local)
+                sidecar = {"index": shard["index"], "what": shard["what"], "file": local.name, "rows": rows,
+                           "sha256": digest(local)}
+                fs, out = fsspec.core.url_to_fs(self.job["out"])
+                fs.makedirs(out, exist_ok=True)
+                fs.put_file(str(local), f"{out}/{local.name}")
+                fs.pipe_file(f"{out}/{name}.json", json.dumps(sidecar).encode())  # written last: the shard is whole
         except Exception as exc:
             raise RuntimeError(f"shard {shard['index']} ({shard['what']}): {exc}") from exc
-        sidecar = {"index": shard["index"], "what": shard["what"], "file": path.name, "rows": rows,
-                   "sha256": digest(path)}
-        path.with_suffix(".json").write_text(json.dumps(sidecar))
         yield sidecar
 
+    def _score(self, shard: dict, schema, path: Path) -> int:
+        from batchcast.schema import conform
 
-def _read(shard: dict, job: dict):
+        rows = 0
+        with pq.ParquetWriter(path, schema.to_arrow()) as writer:
+            for batch in _read(shard, self.job["batch_size"]):
+                features = models.choose_features(batch.schema.names, self.meta["features"], None, [], "input")
+                y = models.call(self.model, "predict", models.as_input(batch, features, self.meta["input_format"]))
+                out = models.predictions_batch(batch, y, schema, "the model's predictions")
+                writer.write_batch(conform(out, schema, shard["what"]))  # cast as inline runs cast
+                rows += batch.num_rows
+        return rows
+
+
+def _read(shard: dict, batch_size: int):
     if shard["kind"] == "file":
         import pyarrow.dataset as ds
 
-        yield from ds.dataset(shard["path"], format=shard["format"]).to_batches(batch_size=job["batch_size"])
+        fs, path = fsspec.core.url_to_fs(shard["path"])
+        yield from ds.dataset(path, format=shard["format"], filesystem=fs).to_batches(batch_size=batch_size)
         return
-    import duckdb
+    from batchcast.warehouses import open_warehouse
 
-    with duckdb.connect(shard["database"], read_only=True) as con:  # many workers read; nobody writes now
-        reader = con.execute(shard["query"]).to_arrow_reader(job["batch_size"])
-        yield from reader
+    warehouse = open_warehouse(shard["warehouse"])
+    try:
+        yield from warehouse.read(shard["query"], batch_size)
+    finally:
+        warehouse.close()
 
 
 def digest(path: Path) -> str:
@@ -74,7 +102,7 @@ def digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()  # streamed: a shard may be larger than memory
 
 
-def shards(query: str | None, files: list[str], database: str | None, ids: list[str], parts: int,
+def shards(query: str | None, files: list[str], warehouse_url: str | None, ids: list[str], parts: int,
            fmt: str | None) -> list[dict]:
     """The input's shards: its files, or ``parts`` hash slices of its query by ``ids``.
 
@@ -90,33 +118,84 @@ def shards(query: str | None, files: list[str], database: str | None, ids: list[
     bad = [c for c in ids if not IDENT.match(c)]
     if bad:
         raise SpecError(f"[model] ids: '{bad[0]}' is not a column name", "use letters, digits and underscores")
-    key = " || '|' || ".join(f'CAST("{c}" AS VARCHAR)' for c in ids)
-    body = query.strip().rstrip(";")
-    return [{"index": i, "kind": "query", "database": database, "what": f"part {i + 1} of {parts} of the query",
-             "query": f"SELECT * FROM (\n{body}\n) AS q WHERE hash({key}) % {parts} = {i}"} for i in range(parts)]
+    from batchcast.warehouses import backend_for
+
+    backend = backend_for(warehouse_url)
+    warehouse = backend(warehouse_url)  # only to write SQL: nothing is opened
+    reading = backend.reading_url(warehouse_url)
+    return [{"index": i, "kind": "query", "warehouse": reading, "what": f"part {i + 1} of {parts} of the query",
+             "query": warehouse.slice(query, ids, parts, i)} for i in range(parts)]
 
 
-def run(shard_list: list[dict], job: dict, options: dict) -> list[dict]:
-    """Score every shard; the sidecars, in shard order. Raises naming the first shard that failed."""
+def checked(options: dict, where: str = "[actions.application.beam]") -> dict:
+    """``options`` if Beam knows every key: Beam drops an unknown one without a word (``num_worker = 8``)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    with beam.Pipeline(options=PipelineOptions(**options)) as pipeline:
-        _ = (pipeline | beam.Create(shard_list) | beam.Reshuffle() | beam.ParDo(Score(job)))
-    out = Path(job["out"])
-    sidecars = sorted((json.loads(p.read_text()) for p in out.glob("shard-*.json")), key=lambda s: s["index"])
-    if [s["index"] for s in sidecars] != list(range(len(shard_list))):  # a shard scored nowhere must not pass
-        missing = sorted(set(range(len(shard_list))) - {s["index"] for s in sidecars})
+    known = set(PipelineOptions().get_all_options(retain_unknown_options=False))
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise SpecError(f"{where} options.{key}: Beam's PipelineOptions have no such option",
+                            f"did you mean '{close[0]}'?" if close else "see Beam's pipeline options reference")
+    return options
+
+
+def run(shard_list: list[dict], job: dict, options: dict, *, seconds: float | None = None,
+        on_submit=None) -> list[dict]:
+    """Score every shard; the sidecars, in shard order. Raises naming the first shard that failed.
+
+    ``on_submit(job_id)`` hears the runner's job id as soon as there is one.
+    A job still running after ``seconds``, or interrupted (Ctrl-C, the
+    executor's SIGTERM), is cancelled on its runner: a cluster's job would
+    otherwise run on, unseen. The local runner returns only when it is done;
+    its workers die with this process.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import PipelineState
+
+    pipeline = beam.Pipeline(options=PipelineOptions(**options))
+    _ = (pipeline | beam.Create(shard_list) | beam.Reshuffle() | beam.ParDo(Score(job)))
+    result = pipeline.run()
+    job_id = _job_id(result)
+    if on_submit and job_id:
+        on_submit(job_id)
+    try:
+        state = result.wait_until_finish(duration=int(seconds * 1000) if seconds else None)
+    except KeyboardInterrupt:
+        _cancel(result, job_id)
+        raise
+    if not PipelineState.is_terminal(state):
+        _cancel(result, job_id)
+        raise RunTimeout(f"the Beam job {job_id} was still {state} after {seconds:.0f} s, and was cancelled",
+                         "raise [actions.*] timeout, or give the job more workers")
+    if state != PipelineState.DONE:
+        raise ModelError(f"the Beam job {job_id} ended {state}", "read the runner's log of the job")
+    return collect(job["out"], len(shard_list))
+
+
+def collect(out: str, count: int) -> list[dict]:
+    """The sidecars under ``out``, in shard order; every shard's must be there."""
+    fs, root = fsspec.core.url_to_fs(out)
+    paths = sorted(fs.glob(f"{root}/shard-*.json"))
+    sidecars = sorted((json.loads(raw) for raw in fs.cat(paths).values()) if paths else [],
+                      key=lambda s: s["index"])
+    if [s["index"] for s in sidecars] != list(range(count)):  # a shard scored nowhere must not pass
+        missing = sorted(set(range(count)) - {s["index"] for s in sidecars})
         raise ModelError(f"the pipeline ended without shards {missing} in {out}", "run the application again")
     return sidecars
 
 
-def batches(out: Path, sidecars: list[dict]):
-    """The output rows, shard by shard, each file's sha256 checked against its sidecar first."""
-    for sidecar in sidecars:
-        path = out / sidecar["file"]
-        if digest(path) != sidecar["sha256"]:
-            raise IntegrityError(f"{path}: does not match the sha256 its worker wrote", "run the application again")
-        yield from pq.ParquetFile(path).iter_batches()
+def _job_id(result) -> str | None:
+    found = getattr(result, "job_id", None) or getattr(result, "_job_id", None)
+    return str(found() if callable(found) else found) if found else None
 
 
-__all__ = ["Score", "batches", "pa", "run", "shards"]
+def _cancel(result, job_id: str | None) -> None:
+    try:
+        result.cancel()
+        log.warning("cancelled the Beam job %s on its runner", job_id)
+    except Exception as exc:  # noqa: BLE001 - the interrupt is what the caller must see
+        log.error("could not cancel the Beam job %s: %s; cancel it on the runner", job_id, exc)
+
+
+__all__ = ["Score", "collect", "run", "shards"]

@@ -19,7 +19,7 @@ from batchcast.errors import SpecError
 from batchcast.executors.local import LocalExecutor
 from batchcast.spec.base import Section
 
-BEAM = "apache-beam==2.77.0"  # the version tested: a floating one would resolve differently under one cache key
+BEAM = "apache-beam{extras}==2.77.0"  # the version tested: a floating one would resolve differently under one key
 BEAM_PINS = ("pyarrow",)  # Beam's own bounds decide it in its environment (2.77: < 26)
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
@@ -45,10 +45,16 @@ class BeamExecutor(LocalExecutor):
                             "application of a Python-contract model", "use executor = \"local\" for this action")
         return super().submit(request, spec)
 
+    def grace(self, spec, request) -> float:
+        # A cluster's job outlives the child unless it is cancelled (beam.pipeline.run does, on SIGTERM).
+        return 0.0 if spec.action(request.action).beam.runner == "DirectRunner" else 30.0
+
     def environment(self, spec):
         from batchcast.environments import ensure_environment
 
-        return ensure_environment(spec, True, drop=BEAM_PINS, added=(BEAM,))
+        # Submitting to Dataflow needs Beam's Google Cloud clients; the other runners need none.
+        dataflow = any(action.beam.runner == "DataflowRunner" for action in spec.actions.values())
+        return ensure_environment(spec, True, drop=BEAM_PINS, added=(BEAM.format(extras="[gcp]" if dataflow else ""),))
 
 
 def pipeline_options(settings: BeamSettings, workers: int | None = None) -> dict[str, Any]:

@@ -44,6 +44,10 @@ class LocalExecutor(Executor):
         """The isolated environment the run gets (an executor built on this one adds to it)."""
         return ensure_environment(spec, spec.model.contract == "python")
 
+    def grace(self, spec: ServiceSpec, request: RunRequest) -> float:
+        """Seconds the child gets, after SIGTERM, before its tree is killed: none, all it runs is local."""
+        return 0.0
+
     def _child(self, request: RunRequest, spec: ServiceSpec, venv: Path) -> Manifest:
         log_path = Path(request.log_path)
         request_file = log_path.with_name("request.json")
@@ -54,7 +58,7 @@ class LocalExecutor(Executor):
         argv = [str(venv / "bin" / "python"), "-m", self.worker, str(request_file)]
         try:
             code = process.run(argv, cwd=spec.root, env=env, log_path=log_path,
-                               timeout=spec.action(request.action).timeout)
+                               timeout=spec.action(request.action).timeout, grace=self.grace(spec, request))
         except RunTimeout as exc:
             return ensure_committed(spec, request, RunStatus.TIMED_OUT, started, exc)
         except KeyboardInterrupt:  # the worker is killed already; record why it stopped

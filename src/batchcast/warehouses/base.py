@@ -28,6 +28,10 @@ class Warehouse(abc.ABC):
     """Where predictions are delivered, one logical date at a time."""
 
     quote_char = '"'
+    # How one part of a query split by a hash of its id columns is selected (``slice``):
+    # the type ids are cast to, and a bucket in 0..parts-1 of the text ``key``.
+    text_type = "VARCHAR"
+    bucket_sql = "hash({key}) % {parts}"
 
     def __init__(self, url: str):
         self.url = url
@@ -41,6 +45,11 @@ class Warehouse(abc.ABC):
     def local_file(cls, url: str) -> Path | None:
         """The file on this machine the warehouse lives in, for a file-based one; it has one writer at a time."""
         return None
+
+    @classmethod
+    def reading_url(cls, url: str) -> str:
+        """``url`` for one of many processes reading at once while none writes (Beam's workers)."""
+        return url
 
     # -- what a backend provides -----------------------------------------
 
@@ -145,6 +154,16 @@ class Warehouse(abc.ABC):
             raise SchemaError(
                 f"table {table} has columns {_fmt(existing)}, but the declared schema is {_fmt(declared)}",
                 "migrate the table, or deliver into a new table name")
+
+    def slice(self, query: str, ids: list[str], parts: int, index: int) -> str:
+        """``query`` limited to part ``index`` of ``parts`` disjoint parts, by a hash of its ``ids`` columns.
+
+        Together the parts hold every row once, provided the query gives the
+        same rows each time it runs (no ``random()``, no bare ``LIMIT``).
+        """
+        texts = [f"coalesce(CAST({self.quote_ident(c)} AS {self.text_type}), '')" for c in ids]  # NULL ids too
+        bucket = self.bucket_sql.format(key=" || '|' || ".join(texts), parts=int(parts))
+        return f"SELECT * FROM (\n{query.strip().rstrip(';')}\n) AS q WHERE {bucket} = {int(index)}"
 
     def count(self, table: str, logical_date: dt.date | None = None) -> int:
         """Rows in ``table``, or in one logical date of it."""

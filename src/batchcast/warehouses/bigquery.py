@@ -30,6 +30,8 @@ ENDPOINT_ENV = "BATCHCAST_BIGQUERY_ENDPOINT"
 
 class BigQueryWarehouse(Warehouse):
     quote_char = "`"
+    text_type = "STRING"
+    bucket_sql = "ABS(MOD(FARM_FINGERPRINT({key}), {parts}))"  # ABS first could overflow INT64's minimum
 
     def __init__(self, url: str):
         super().__init__(url)

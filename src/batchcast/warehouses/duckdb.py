@@ -51,6 +51,11 @@ class DuckDBWarehouse(Warehouse):
         self._readers: list[tuple[pa.RecordBatchReader, duckdb.DuckDBPyConnection]] = []
 
     @classmethod
+    def reading_url(cls, url: str) -> str:
+        # Read-only: many processes may open the file at once, and they wait for a writer's lock as runs do.
+        return url + ("&" if "?" in url else "?") + "access_mode=READ_ONLY"
+
+    @classmethod
     def resolve_url(cls, url: str, root: Path) -> str:
         # duckdb:///rel/path is relative to the spec; duckdb:////abs/path is absolute.
         rest = url[len(PREFIX):] if url.startswith(PREFIX) else ""

@@ -28,6 +28,9 @@ FROM_SQL = {"text": "STRING", "bigint": "INT64", "double precision": "FLOAT64", 
 
 
 class PostgresWarehouse(Warehouse):
+    text_type = "TEXT"
+    bucket_sql = "abs(hashtext({key})::bigint) % {parts}"  # hashtext is an int4: abs of its minimum overflows
+
     def __init__(self, url: str):
         super().__init__(url)
         parts = urlsplit(url)
