@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ from batchcast.executors.beam import BeamExecutor
 from batchcast.process import kill_tree
 from batchcast.spec import load_spec
 from batchcast.store import ArtifactStore
-from tests.conftest import bc, bc_json, query, write_python_service
+from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
 from tests.services import free_port, wait_for_port
 
 DAY = "2026-01-02"
@@ -262,26 +264,58 @@ def test_a_job_services_workers_fetch_the_model_and_write_shards_to_the_store(tm
     ArtifactStore(url).verify(manifest, files=True)  # every shard in the store matches its sha256
 
 
-JOB_STATE = """
+JOBS = """
 import sys, grpc
 from apache_beam.portability.api import beam_job_api_pb2 as api, beam_job_api_pb2_grpc as rpc
 stub = rpc.JobServiceStub(grpc.insecure_channel(sys.argv[1]))
-print(api.JobState.Enum.Name(stub.GetState(api.GetJobStateRequest(job_id=sys.argv[2])).state))
+for job in stub.GetJobs(api.GetJobsRequest()).job_info:
+    print(job.job_id, api.JobState.Enum.Name(job.state))
 """
+
+
+def jobs(beam_python: Path, endpoint: str) -> dict[str, str]:
+    """The job service's own account of its jobs: {job id: state}."""
+    listed = subprocess.run([str(beam_python), "-c", JOBS, endpoint], capture_output=True, text=True, check=True)
+    return dict(line.split() for line in listed.stdout.splitlines())
+
+
+def slow_model(root: Path) -> None:
+    model = root / "repo" / "model.py"
+    model.write_text(model.read_text() + "\n\nimport time\nModel.predict = lambda self, X: time.sleep(600)\n")
 
 
 def test_a_job_past_its_timeout_is_cancelled_on_the_runner_and_nothing_is_published(tmp_path, s3_endpoint):
     beam_python, url = portable_service(tmp_path, before="timeout = 20\n")
-    model = tmp_path / "repo" / "model.py"
-    model.write_text(model.read_text() + "\n\nimport time\nModel.predict = lambda self, X: time.sleep(600)\n")
+    slow_model(tmp_path)
     with job_service(beam_python, tmp_path / "job-service.log") as endpoint:
         use_job_service(tmp_path, endpoint, beam_python)
         result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
         run = bc_json("show", cwd=tmp_path)
-        state = subprocess.run([str(beam_python), "-c", JOB_STATE, endpoint, run["inputs"]["job_id"]],
-                               capture_output=True, text=True)
+        states = jobs(beam_python, endpoint)
     assert run["status"] == "timed out", result.stderr
     assert "was cancelled" in run["error"]["message"]
-    assert state.stdout.strip() == "CANCELLED", state.stderr[-2000:]
+    assert states == {run["inputs"]["job_id"]: "CANCELLED"}
+    assert query(tmp_path / ".batchcast" / "warehouse.duckdb",
+                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]
+
+
+def test_a_stopped_run_cancels_its_job_on_the_runner(tmp_path, s3_endpoint):
+    """A scheduler's SIGTERM to `batchcast run` reaches the job: the executor forwards it and waits for the cancel."""
+    beam_python, url = portable_service(tmp_path)
+    slow_model(tmp_path)
+    with job_service(beam_python, tmp_path / "job-service.log") as endpoint:
+        use_job_service(tmp_path, endpoint, beam_python)
+        run = subprocess.Popen([BATCHCAST, "run", "application", "--date", DAY], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 180
+        while "RUNNING" not in jobs(beam_python, endpoint).values():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(1)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=120)
+        manifest = bc_json("show", cwd=tmp_path)
+        states = jobs(beam_python, endpoint)
+    assert run.returncode != 0 and manifest["status"] == "cancelled", stderr
+    assert states == {manifest["inputs"]["job_id"]: "CANCELLED"}
     assert query(tmp_path / ".batchcast" / "warehouse.duckdb",
                  "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]
