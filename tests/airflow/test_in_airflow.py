@@ -174,5 +174,6 @@ def test_a_beam_application_runs_in_airflow_like_any_run(airflow_env, tmp_path):
     assert in_airflow(airflow_env, "test", str(dags), "scores-2-application", "2026-01-02")["state"] == "success"
     db = tmp_path / ".batchcast" / "warehouse.duckdb"
     assert query(db, "SELECT count(*) FROM scores WHERE _logical_date = DATE '2026-01-02'") == [(3000,)]
-    runs = json.loads(bc("runs", "--action", "application", "--json", cwd=tmp_path).stdout)
-    assert [r["inputs"].get("runner") for r in runs if "inputs" in r] == ["DirectRunner"], runs
+    run = json.loads(bc("show", "--json", cwd=tmp_path).stdout)
+    assert run["action"] == "application" and run["inputs"]["runner"] == "DirectRunner", run
+    assert len(run["outputs"]["shards"]) == run["inputs"]["shards"]
