@@ -10,7 +10,7 @@ PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-core-$(PYPROJECT)
 DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install install-dev services bigquery-emulator airflow container-base demo lint test bench bench-serving clean
+.PHONY: install install-dev services bigquery-emulator airflow container-base demo lint test bench bench-serving bench-beam clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -130,6 +130,11 @@ bench-serving: install-dev $(MLFLOW_STAMP)
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python benchmarks/serving.py
+
+# Scoring on Apache Beam: inline, beam with 1 and 2 workers, and Beam's RunInference (about 15 min at 10M rows).
+BEAM_ARGS ?= --rows 10000000 --model forest
+bench-beam: install-dev
+	$(BIN)/python benchmarks/beam.py $(BEAM_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-bq .venv-airflow .venv-mlflow demo .pytest_cache

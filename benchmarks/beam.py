@@ -1,8 +1,10 @@
 """Scoring on Apache Beam: inline, beam with 1 and 2 workers, and Beam's own RunInference, one run.
 
 - The model (``--model``): a RandomForestClassifier of 200 trees (its predict
-  runs on one thread), or a HistGradientBoostingClassifier of 200 iterations
-  (its predict runs on every core), trained by ``batchcast run training``.
+  runs on one thread), a HistGradientBoostingClassifier of 200 iterations
+  (its predict runs on every core), or a LogisticRegression (light: what
+  RunInference's per-element cost weighs against), trained by
+  ``batchcast run training``.
 - The rows: ``--rows`` (10M) of 8 features in 8 Parquet files; every
   contender reads the same files.
 - inline / beam-1 / beam-2: ``batchcast run application`` (beam: the local
@@ -69,6 +71,7 @@ def main() -> None:
 
 
 MODELS = {"forest": ("sklearn.ensemble:RandomForestClassifier", {"n_estimators": 200, "max_depth": 12}),
+          "logistic": ("sklearn.linear_model:LogisticRegression", {}),  # light: Beam's per-element cost shows
           "hgb": ("sklearn.ensemble:HistGradientBoostingClassifier", {"max_iter": 200, "early_stopping": False})}
 
 
