@@ -93,18 +93,21 @@ def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, 
 
 
 def backend_packages(spec: ServiceSpec) -> tuple[str, ...]:
-    """The libraries of the extras the spec's store and warehouse need (``s3fs`` for s3://, the ADBC driver
-    for postgresql://): the run in the environment writes there."""
+    """The libraries of the extras the spec's URLs need (``s3fs`` for s3://, the ADBC driver for postgresql://):
+    the run in the environment reads its input, writes its files and publishes its rows there."""
+    from packaging.requirements import Requirement
+
     from batchcast import registry
     from batchcast.store import EXTRAS
 
-    wanted = {registry.warehouse(spec.warehouse_url).extra, EXTRAS.get(spec.storage_url.split("://")[0], "")} - {""}
-    names = []
-    for requirement in requires("batchcast") or []:
-        name, _, marker = requirement.partition(";")
-        if any(f'extra == "{extra}"' in marker.replace("'", '"') for extra in wanted):
-            names.append(re.match(r"[A-Za-z0-9_.-]+", name.strip()).group(0))
-    return tuple(names)
+    urls = [spec.storage_url, *(a.input.path for a in spec.actions.values() if a.input and a.input.path)]
+    wanted = {registry.warehouse(spec.warehouse_url).extra} | {EXTRAS.get(u.split("://")[0], "") for u in urls}
+    try:
+        declared = [Requirement(r) for r in requires("batchcast") or []]
+    except PackageNotFoundError:  # run from a source tree: nothing to learn the extras from
+        return ()
+    return tuple(r.name for r in declared if r.name != "batchcast" and r.marker is not None
+                 and any(r.marker.evaluate({"extra": extra}) for extra in wanted - {""}))
 
 
 def runtime_pins(names: tuple[str, ...] = RUNTIME) -> list[str]:

@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from batchcast.errors import ExecutorError, RunTimeout
@@ -67,13 +68,24 @@ def _die_with(parent: int):
 
 
 def _stop(proc: subprocess.Popen, grace: float) -> None:
-    if grace > 0:
-        proc.terminate()
+    try:
+        if grace > 0:
+            proc.terminate()
+            _wait_unreaped(proc.pid, grace)
+    finally:  # a second Ctrl-C during the grace still kills the tree
+        _kill_tree(proc)
+
+
+def _wait_unreaped(pid: int, seconds: float) -> None:
+    """Wait up to ``seconds`` for ``pid`` to exit, leaving it unreaped: its pid cannot be reused before the kill."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    _kill_tree(proc)
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.1)
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:

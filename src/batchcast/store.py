@@ -74,7 +74,7 @@ class ArtifactStore:
 
     def put_file(self, run_id: str, rel: str, local: Path) -> FileEntry:
         """Stream ``local`` to ``{run}/{rel}``, hashing as it goes."""
-        self._refuse_committed(run_id)
+        self.refuse_committed(run_id)
         target = self._path(run_id, rel)
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         digest, size = hashlib.sha256(), 0
@@ -97,13 +97,16 @@ class ArtifactStore:
         """The full URL of a run's file, for a process that writes it itself (a Beam worker)."""
         return self.fs.unstrip_protocol(self._path(run_id, rel))
 
-    def entry(self, run_id: str, rel: str) -> FileEntry:
-        """The sha256 and size of a file already in the run's folder (written by someone else), streamed."""
+    def copy_out(self, run_id: str, rel: str, local: Path | None) -> FileEntry:
+        """The sha256 and size of a file someone else wrote into the run's folder, copied to ``local`` as hashed."""
         digest, size = hashlib.sha256(), 0
-        with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src:
+        with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src, \
+                (open(local, "wb") if local else contextlib.nullcontext()) as dst:
             while chunk := src.read(CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
+                if dst:
+                    dst.write(chunk)
         return FileEntry(sha256=digest.hexdigest(), size=size)
 
     def commit(self, manifest: Manifest) -> Manifest:
@@ -115,7 +118,7 @@ class ArtifactStore:
                             "runs are immutable; start a new run instead")
         return manifest
 
-    def _refuse_committed(self, run_id: str) -> None:
+    def refuse_committed(self, run_id: str) -> None:
         self._fresh()
         if self.fs.exists(self._path(run_id, MANIFEST)):
             raise RunExists(f"run {run_id} is already committed; its files cannot change",
@@ -278,21 +281,15 @@ class ArtifactStore:
 
     def _download_verified(self, run_id: str, rel: str, entry: FileEntry, local: Path | None) -> None:
         """Copy one file to ``local`` (or only read it, for None) and check its sha256."""
-        digest = hashlib.sha256()
         try:
-            with self.fs.open(self._path(run_id, rel), "rb", block_size=BLOCK) as src, \
-                    (open(local, "wb") if local else contextlib.nullcontext()) as dst:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-                    if dst:
-                        dst.write(chunk)
+            found = self.copy_out(run_id, rel, local)
         except FileNotFoundError:
             raise IntegrityError(f"{run_id}/{rel}: listed in the manifest but missing from the store",
                                  "re-run training, or promote another run") from None
-        if digest.hexdigest() != entry.sha256:
+        if found.sha256 != entry.sha256:
             if local:
                 local.unlink()
             raise IntegrityError(
-                f"{run_id}/{rel}: sha256 {digest.hexdigest()[:12]}... differs from the manifest's "
+                f"{run_id}/{rel}: sha256 {found.sha256[:12]}... differs from the manifest's "
                 f"{entry.sha256[:12]}...; the file changed after the run was committed",
                 "re-run training, or promote another run")

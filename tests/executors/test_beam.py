@@ -321,11 +321,16 @@ def test_a_stopped_run_cancels_its_job_on_the_runner(tmp_path, s3_endpoint):
                  "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]
 
 
-def test_a_clusters_runner_is_refused_a_store_on_this_machine(tmp_path):
+def test_a_clusters_runner_is_refused_what_only_this_machine_holds(tmp_path):
     beam_service(tmp_path, extra='\n[actions.application.beam]\nrunner = "DataflowRunner"\n'
                                  'options = { project = "acme", region = "europe-west1" }\n')
     result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
     assert "runner = 'DataflowRunner': its workers cannot reach the artifact store" in result.stderr, result.stderr
     assert "set [storage] url to object storage" in result.stderr
+    spec = tmp_path / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('input = { query = "SELECT * EXCLUDE (churned) FROM features" }',
+                                             'input = { path = "data/*.parquet" }'))
+    result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
+    assert "its workers cannot read the input path 'data/*.parquet' on this machine" in result.stderr, result.stderr
     assert query(tmp_path / ".batchcast" / "warehouse.duckdb",
                  "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]

@@ -1,5 +1,7 @@
+import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,42 @@ def test_python_contract_timeout_kills_the_child(tmp_path):
     spec.write_text(spec.read_text().replace('[actions.training]\n', '[actions.training]\ntimeout = 5\n'))
     manifest = Service(spec).run("training")
     assert manifest.status is RunStatus.TIMED_OUT and manifest.duration_s < 30
+
+
+def test_an_environment_gets_the_drivers_of_the_specs_urls(tmp_path):
+    """A run in the environment reads, stores and publishes through them: without them it fails on import."""
+    spec = write_python_service(tmp_path, rows=10)
+    text = spec.read_text()
+    assert environments.backend_packages(load_spec(spec)) == ()  # DuckDB and a folder: the key is unchanged
+    spec.write_text(text + '\n[storage]\nurl = "s3://bucket/artifacts"\n[warehouse]\nurl = "postgresql://u@db/x"\n')
+    assert set(environments.backend_packages(load_spec(spec))) == {"adbc-driver-postgresql", "s3fs"}
+    spec.write_text(text.replace('input = { query = "SELECT * EXCLUDE (churned) FROM features" }',
+                                 'input = { path = "gs://bucket/day/*.parquet" }')
+                    + '\n[warehouse]\nurl = "bigquery://acme/scores"\n')
+    assert set(environments.backend_packages(load_spec(spec))) == {"google-cloud-bigquery", "gcsfs"}
+
+
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+OBLIGING = ("import signal, sys, time\n"
+            "def done(*_):\n    print('stopped cleanly', flush=True); sys.exit(3)\n"
+            "signal.signal(signal.SIGTERM, done); print('up', flush=True); time.sleep(60)")
+
+
+@pytest.mark.parametrize("code, said", [(STUBBORN, "up"), (OBLIGING, "stopped cleanly")])
+def test_a_timeout_with_grace_asks_first_and_then_kills(tmp_path, code, said):
+    """The child gets SIGTERM and the grace to stop what it started elsewhere; one that ignores it is killed."""
+    from batchcast import process
+    from batchcast.errors import RunTimeout
+
+    log = tmp_path / "child.log"
+    with pytest.raises(RunTimeout):
+        process.run([sys.executable, "-c", code], cwd=tmp_path, env={}, log_path=log, timeout=2, grace=2)
+    assert log.read_text().strip().splitlines()[-1] == said
+    assert not [p for p in process.descendants(os.getpid()) if _cmdline(p).endswith("time.sleep(60)")]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()
+    except OSError:
+        return ""

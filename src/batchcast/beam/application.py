@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 import pyarrow.parquet as pq
@@ -22,48 +26,37 @@ from batchcast.sources import render
 
 SHARDS = "output/shards"
 CLUSTERS = ("DataflowRunner", "FlinkRunner", "SparkRunner")  # whose workers cannot see this machine's files
-GRACE_S = 30.0  # of the action's timeout, left to cancel the job and commit before the executor kills the run
+SHARD_FILE = re.compile(r"shard-\d{5}-[0-9a-f]{8}\.parquet")  # what a worker names its shard (pipeline.Score)
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
     from batchcast.beam import pipeline
     from batchcast.executors.beam import pipeline_options
 
-    started = time.monotonic()
     settings, out = ctx.action.beam, ctx.action.output
+    ctx.store.refuse_committed(ctx.run_id)  # workers write into the run's folder: it must not be a committed run's
     _refuse_unreachable(ctx)
     options = pipeline.checked(pipeline_options(settings), f"{ctx.where[:-1]}.beam]")
     workers = options.get("direct_num_workers") or options.get("num_workers") or 2
-    if settings.runner == "DirectRunner":
-        model = {"dir": str(ctx.workdir / "model")}
-        ctx.fetch_model(ctx.workdir / "model")  # checksums verified before any worker loads it
-    else:  # each worker fetches it from the store and verifies it; a bad model fails here first
-        ctx.store.verify(ctx.store.manifest(ctx.request.model_run))
-        model = {"store": ctx.store.url, "run": ctx.request.model_run}
     schema = out.schema_.requiring(ctx.spec.model.ids)
     if ctx.action.checks:
         outcome.checks = {"skipped": "input checks do not run under the beam executor yet"}
         log.warning("input checks skipped: %s", outcome.checks["skipped"])
-    shard_list = pipeline.shards(*_input(ctx), ctx.spec.model.ids, settings.shards or 2 * workers,
+    query, files, warehouse = _input(ctx)
+    shard_list = pipeline.shards(query, files, warehouse, ctx.spec.model.ids, settings.shards or 2 * workers,
                                  ctx.action.input.format)
-    job = {"model": model, "model_path": str(ctx.spec.model_path), "schema": str(schema),
+    job = {"model": _model(ctx), "model_path": str(ctx.spec.model_path), "schema": str(schema),
            "out": ctx.store.url_of(ctx.run_id, SHARDS), "batch_size": ctx.action.batch_size}
     _one_pool_per_core(workers)
     outcome.inputs.update({"runner": settings.runner, "shards": len(shard_list)})
     log.info("scoring %d shards with Beam's %s", len(shard_list), settings.runner)
-    timeout = ctx.action.timeout
-    left = timeout - min(GRACE_S, timeout / 4) - (time.monotonic() - started)
-    try:
-        sidecars = pipeline.run(shard_list, job, options, seconds=max(left, 1.0),
-                                on_submit=lambda job_id: _submitted(outcome, job_id))
-    except BatchcastError:  # batchcast's own (a timeout, a missing shard) say what they mean already
-        raise
-    except Exception as exc:  # Beam wraps the worker's error; its message names the shard
-        raise ModelError(f"the Beam pipeline failed: {_first_line(exc)}",
-                         "read the run's log; nothing was published") from exc
-    outcome.files.update(_verified(ctx, sidecars))  # in the store before the rows are published
+    sidecars = _score(ctx, outcome, shard_list, job, options)
+    _hold_signals()  # from here a stop would leave published rows under a manifest saying otherwise
+    local = ctx.workdir / "shards"
+    outcome.files.update(_fetched(ctx, sidecars, local))  # in the store, and verified, before any row is published
     outcome.rows["read"] = sum(s["rows"] for s in sidecars)
-    rows = ctx.warehouse.publish(out.table, schema, _batches(ctx, sidecars),
+    ctx.store.refuse_committed(ctx.run_id)  # again: the job ran for a while
+    rows = ctx.warehouse.publish(out.table, schema, _batches(local, sidecars),
                                  logical_date=ctx.request.logical_date, run_id=ctx.run_id,
                                  model_run=ctx.request.model_run, source="the Beam pipeline's shards",
                                  allow_empty=out.allow_empty)
@@ -73,16 +66,56 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
              len(sidecars))
 
 
+def _model(ctx: RunContext) -> dict:
+    """Where the workers find the model, every file's sha256 checked here first."""
+    if ctx.action.beam.runner == "DirectRunner":
+        ctx.fetch_model(ctx.workdir / "model")
+        return {"dir": str(ctx.workdir / "model")}
+    # A cluster's workers fetch it from the store themselves (and verify it again); a bad file fails here,
+    # before any worker starts.
+    ctx.store.verify(ctx.store.manifest(ctx.request.model_run), files=True)
+    return {"store": ctx.store.url, "run": ctx.request.model_run}
+
+
+def _score(ctx: RunContext, outcome: Outcome, shard_list: list[dict], job: dict, options: dict) -> list[dict]:
+    from batchcast.beam import pipeline
+    from batchcast.executors.beam import GRACE_S
+
+    # The executor's deadline, building the environment included; the margin is for cancelling and committing.
+    deadline = float(os.environ.get("BATCHCAST_DEADLINE") or time.time() + ctx.action.timeout)
+    left = deadline - min(GRACE_S, ctx.action.timeout / 4) - time.time()
+    try:
+        return pipeline.run(shard_list, job, options, seconds=max(left, 1.0),
+                            on_submit=lambda job_id: _submitted(outcome, job_id))
+    except BatchcastError:  # batchcast's own (a timeout, a missing shard) say what they mean already
+        raise
+    except Exception as exc:  # Beam wraps the worker's error; its message names the shard
+        raise ModelError(f"the Beam pipeline failed: {_first_line(exc)}",
+                         "read the run's log; nothing was published") from exc
+
+
 def _submitted(outcome: Outcome, job_id: str) -> None:
     outcome.inputs["job_id"] = job_id
     log.info("Beam job %s submitted", job_id)
 
 
+def _hold_signals() -> None:
+    """Ignore SIGTERM and SIGINT while publishing and committing; the executor's SIGKILL stays the last word."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _refuse_unreachable(ctx: RunContext) -> None:
-    """A cluster's workers reach the store and the warehouse over the network, never this machine's files."""
+    """A cluster's workers reach the input, the store and the warehouse over the network, never this machine."""
     runner = ctx.action.beam.runner
     if runner not in CLUSTERS:
         return
+    fix = "use object storage (gs://, s3://) and a networked warehouse, or runner = \"DirectRunner\""
+    path = ctx.action.input.path
+    if path and ("://" not in path or path.startswith("file://")):
+        raise SpecError(f"{ctx.where} beam runner = '{runner}': its workers cannot read the input path "
+                        f"'{path}' on this machine", fix)
     if "://" not in ctx.store.url or ctx.store.url.startswith("file://"):
         raise SpecError(f"{ctx.where} beam runner = '{runner}': its workers cannot reach the artifact store "
                         f"{ctx.store.url} on this machine", "set [storage] url to object storage (gs://, s3://)")
@@ -90,28 +123,35 @@ def _refuse_unreachable(ctx: RunContext) -> None:
 
     if ctx.action.input.query and local_file(ctx.spec.warehouse_url) is not None:
         raise SpecError(f"{ctx.where} beam runner = '{runner}': its workers cannot read the query's warehouse "
-                        "file on this machine", "use a networked warehouse, or a path input on object storage")
+                        "file on this machine", fix)
 
 
-def _verified(ctx: RunContext, sidecars: list[dict]) -> dict:
-    """The shards' and sidecars' manifest entries, each shard's sha256 checked against what its worker wrote."""
+def _fetched(ctx: RunContext, sidecars: list[dict], local: Path) -> dict:
+    """Copy every shard and sidecar into ``local`` once, each shard's sha256 checked against its worker's.
+
+    The rows are published from these copies: a late writer (a retried
+    worker of a cancelled job) cannot change what was verified.
+    """
+    local.mkdir(parents=True, exist_ok=True)
     entries = {}
     for sidecar in sidecars:
-        rel = f"{SHARDS}/{sidecar['file']}"
-        entry = ctx.store.entry(ctx.run_id, rel)
-        if entry.sha256 != sidecar["sha256"]:
+        name = sidecar["file"]
+        if not SHARD_FILE.fullmatch(name):
+            raise IntegrityError(f"{ctx.store.url_of(ctx.run_id, SHARDS)}: a sidecar names the file '{name}'",
+                                 "run the application again")
+        rel = f"{SHARDS}/{name}"
+        entries[rel] = ctx.store.copy_out(ctx.run_id, rel, local / name)
+        if entries[rel].sha256 != sidecar["sha256"]:
             raise IntegrityError(f"{ctx.store.url_of(ctx.run_id, rel)}: does not match the sha256 its worker "
                                  "wrote", "run the application again")
-        entries[rel] = entry
-        sidecar_rel = rel.removesuffix(".parquet") + ".json"
-        entries[sidecar_rel] = ctx.store.entry(ctx.run_id, sidecar_rel)
+        sidecar_rel = f"{SHARDS}/shard-{sidecar['index']:05d}.json"
+        entries[sidecar_rel] = ctx.store.copy_out(ctx.run_id, sidecar_rel, None)
     return entries
 
 
-def _batches(ctx: RunContext, sidecars: list[dict]):
+def _batches(local: Path, sidecars: list[dict]):
     for sidecar in sidecars:
-        with fsspec.open(ctx.store.url_of(ctx.run_id, f"{SHARDS}/{sidecar['file']}"), "rb") as f:
-            yield from pq.ParquetFile(f).iter_batches()
+        yield from pq.ParquetFile(local / sidecar["file"]).iter_batches()
 
 
 def _one_pool_per_core(workers: int) -> None:
@@ -137,7 +177,18 @@ def _input(ctx: RunContext) -> tuple:
         if not files:
             raise InputError(f"{ctx.where} path: no files match '{path}'", "check the path and the logical date")
         return None, [fs.unstrip_protocol(f) if "://" in url else f for f in files], None
-    return render(spec.query, day, f"{ctx.where} query"), [], ctx.spec.warehouse_url
+    url = ctx.spec.warehouse_url
+    # The shards travel in the job's graph to the runner: a cluster's workers use their own credentials
+    # (PGPASSWORD, a service account), never a password of the spec's URL.
+    shipped = url if ctx.action.beam.runner == "DirectRunner" else _without_password(url)
+    return render(spec.query, day, f"{ctx.where} query"), [], shipped
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
 
 
 def _first_line(exc: BaseException) -> str:

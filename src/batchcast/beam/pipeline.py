@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import tempfile
+import uuid
 from pathlib import Path
 
 import apache_beam as beam
@@ -48,6 +49,10 @@ class Score(beam.DoFn):
             folder = self._fetched.name
         self.model, self.meta = models.load(Path(folder), Path(self.job["model_path"]))
 
+    def teardown(self):
+        if getattr(self, "_fetched", None) is not None:
+            self._fetched.cleanup()
+
     def process(self, shard: dict):
         from batchcast.schema import Schema
 
@@ -55,7 +60,9 @@ class Score(beam.DoFn):
         name = f"shard-{shard['index']:05d}"
         try:
             with tempfile.TemporaryDirectory(prefix="batchcast-shard-") as tmp:
-                local = Path(tmp) / f"{name}.parquet"
+                # Named per attempt: a retried or duplicated bundle never writes over another's file;
+                # the sidecar, written last, says which one counts.
+                local = Path(tmp) / f"{name}-{uuid.uuid4().hex[:8]}.parquet"
                 rows = self._score(shard, schema, local)
                 sidecar = {"index": shard["index"], "what": shard["what"], "file": local.name, "rows": rows,
                            "sha256": digest(local)}
@@ -161,7 +168,7 @@ def run(shard_list: list[dict], job: dict, options: dict, *, seconds: float | No
         on_submit(job_id)
     try:
         state = result.wait_until_finish(duration=int(seconds * 1000) if seconds else None)
-    except KeyboardInterrupt:
+    except BaseException:  # a stop (KeyboardInterrupt, RunTimeout from the worker's SIGTERM) or a lost runner
         _cancel(result, job_id)
         raise
     if not PipelineState.is_terminal(state):
@@ -176,6 +183,7 @@ def run(shard_list: list[dict], job: dict, options: dict, *, seconds: float | No
 def collect(out: str, count: int) -> list[dict]:
     """The sidecars under ``out``, in shard order; every shard's must be there."""
     fs, root = fsspec.core.url_to_fs(out)
+    fs.invalidate_cache(root)  # object stores' listings are cached per process; the workers wrote behind it
     paths = sorted(fs.glob(f"{root}/shard-*.json"))
     sidecars = sorted((json.loads(raw) for raw in fs.cat(paths).values()) if paths else [],
                       key=lambda s: s["index"])
@@ -191,11 +199,15 @@ def _job_id(result) -> str | None:
 
 
 def _cancel(result, job_id: str | None) -> None:
+    from apache_beam.runners.runner import PipelineState
+
     try:
+        if PipelineState.is_terminal(result.state):  # failed or done: nothing runs on
+            return
         result.cancel()
         log.warning("cancelled the Beam job %s on its runner", job_id)
     except Exception as exc:  # noqa: BLE001 - the interrupt is what the caller must see
         log.error("could not cancel the Beam job %s: %s; cancel it on the runner", job_id, exc)
 
 
-__all__ = ["Score", "collect", "run", "shards"]
+__all__ = ["Score", "checked", "collect", "run", "shards"]

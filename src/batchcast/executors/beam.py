@@ -21,6 +21,7 @@ from batchcast.spec.base import Section
 
 BEAM = "apache-beam{extras}==2.77.0"  # the version tested: a floating one would resolve differently under one key
 BEAM_PINS = ("pyarrow",)  # Beam's own bounds decide it in its environment (2.77: < 26)
+GRACE_S = 30.0  # before the timeout: time to cancel a cluster's job and commit the run
 RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
 
@@ -47,7 +48,7 @@ class BeamExecutor(LocalExecutor):
 
     def grace(self, spec, request) -> float:
         # A cluster's job outlives the child unless it is cancelled (beam.pipeline.run does, on SIGTERM).
-        return 0.0 if spec.action(request.action).beam.runner == "DirectRunner" else 30.0
+        return 0.0 if spec.action(request.action).beam.runner == "DirectRunner" else GRACE_S
 
     def environment(self, spec):
         from batchcast.environments import ensure_environment

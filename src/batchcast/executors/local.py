@@ -11,6 +11,7 @@ linked in.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from batchcast import process
@@ -30,6 +31,9 @@ class LocalExecutor(Executor):
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         with_runtime = spec.model.contract == "python"
         started = now()
+        # One deadline from here, building the environment included, that the child can see: a child
+        # that must stop something elsewhere (a Beam job) stops it before the executor's and the scheduler's.
+        deadline = time.time() + spec.action(request.action).timeout
         try:
             environment = self.environment(spec)
         except ExecutorError as exc:  # a run like any other: `batchcast runs`, the dashboard and alerts see it
@@ -38,7 +42,7 @@ class LocalExecutor(Executor):
         request = request.model_copy(update={"environment": environment.record()})
         if not with_runtime:
             return execute(request, PythonEnv(environment.path / "bin", environment.path))
-        return self._child(request, spec, environment.path)
+        return self._child(request, spec, environment.path, deadline)
 
     def environment(self, spec: ServiceSpec):
         """The isolated environment the run gets (an executor built on this one adds to it)."""
@@ -48,12 +52,13 @@ class LocalExecutor(Executor):
         """Seconds the child gets, after SIGTERM, before its tree is killed: none, all it runs is local."""
         return 0.0
 
-    def _child(self, request: RunRequest, spec: ServiceSpec, venv: Path) -> Manifest:
+    def _child(self, request: RunRequest, spec: ServiceSpec, venv: Path, deadline: float) -> Manifest:
         log_path = Path(request.log_path)
         request_file = log_path.with_name("request.json")
         request_file.write_text(request.model_dump_json())
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env["VIRTUAL_ENV"] = str(venv)
+        env["BATCHCAST_DEADLINE"] = f"{deadline:.3f}"
         started = now()
         argv = [str(venv / "bin" / "python"), "-m", self.worker, str(request_file)]
         try:
