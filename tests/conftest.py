@@ -49,6 +49,21 @@ def query(db: Path, sql: str):
         con.close()
 
 
+@pytest.fixture(autouse=True)
+def _today_is_today(request):
+    """A module's TODAY (and YESTERDAY) is the date when each test starts, not when the module was imported.
+
+    The scheduler's dates are the day it runs, and the suite takes half an
+    hour: one imported at 23:50 UTC disagreed with every run after midnight.
+    """
+    if hasattr(request.module, "TODAY"):
+        import datetime as dt
+
+        request.module.TODAY = dt.datetime.now(dt.UTC).date()
+        if hasattr(request.module, "YESTERDAY"):
+            request.module.YESTERDAY = request.module.TODAY - dt.timedelta(days=1)
+
+
 @pytest.fixture
 def churn_repo(tmp_path: Path) -> Path:
     """An existing command-contract repository (the init template without a spec)."""
