@@ -74,7 +74,8 @@ def _model(ctx: RunContext) -> dict:
     # A cluster's workers fetch it from the store themselves (and verify it again); a bad file fails here,
     # before any worker starts.
     ctx.store.verify(ctx.store.manifest(ctx.request.model_run), files=True)
-    return {"store": ctx.store.url, "run": ctx.request.model_run}
+    # The store's full URL: a worker's working folder is not this run's, so a relative folder would miss.
+    return {"store": ctx.store.fs.unstrip_protocol(ctx.store.root), "run": ctx.request.model_run}
 
 
 def _score(ctx: RunContext, outcome: Outcome, shard_list: list[dict], job: dict, options: dict) -> list[dict]:

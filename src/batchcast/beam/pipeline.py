@@ -33,7 +33,7 @@ log = logging.getLogger("batchcast")
 
 
 class Score(beam.DoFn):
-    """Score one shard into ``{out}/shard-NNNNN.parquet`` and its sidecar ``shard-NNNNN.json``."""
+    """Score one shard into ``{out}/shard-NNNNN-<attempt>.parquet`` and its sidecar ``shard-NNNNN.json``."""
 
     def __init__(self, job: dict):
         self.job = job  # plain data: it is pickled to every worker
@@ -92,7 +92,9 @@ def _read(shard: dict, batch_size: int):
     if shard["kind"] == "file":
         import pyarrow.dataset as ds
 
-        fs, path = fsspec.core.url_to_fs(shard["path"])
+        path, fs = shard["path"], None
+        if "://" in path:  # through fsspec; a local file is read by Arrow's own filesystem, which is faster
+            fs, path = fsspec.core.url_to_fs(path)
         yield from ds.dataset(path, format=shard["format"], filesystem=fs).to_batches(batch_size=batch_size)
         return
     from batchcast.warehouses import open_warehouse
