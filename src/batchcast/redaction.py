@@ -27,6 +27,14 @@ def has_secret(url: str) -> bool:
     return parts.password is not None or any(is_secret(k) for k, _ in parse_qsl(parts.query))
 
 
+def without_password(url: str) -> str:
+    """``url`` with its password removed, for a process that must bring its own credentials."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
+
+
 def redact(url: str) -> str:
     """``url`` with its password and secret query parameters masked."""
     if not has_secret(url):

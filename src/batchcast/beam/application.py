@@ -14,7 +14,6 @@ import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 import pyarrow.parquet as pq
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 from batchcast.actions.context import RunContext, log
 from batchcast.commit import Outcome
 from batchcast.errors import BatchcastError, InputError, IntegrityError, ModelError, SpecError
+from batchcast.redaction import without_password
 from batchcast.sources import render
 
 SHARDS = "output/shards"
@@ -114,10 +114,10 @@ def _refuse_unreachable(ctx: RunContext) -> None:
         return
     fix = "use object storage (gs://, s3://) and a networked warehouse, or runner = \"DirectRunner\""
     path = ctx.action.input.path
-    if path and ("://" not in path or path.startswith("file://")):
+    if path and _on_this_machine(path):
         raise SpecError(f"{ctx.where} beam runner = '{runner}': its workers cannot read the input path "
                         f"'{path}' on this machine", fix)
-    if "://" not in ctx.store.url or ctx.store.url.startswith("file://"):
+    if _on_this_machine(ctx.store.url):
         raise SpecError(f"{ctx.where} beam runner = '{runner}': its workers cannot reach the artifact store "
                         f"{ctx.store.url} on this machine", "set [storage] url to object storage (gs://, s3://)")
     from batchcast.warehouses import local_file
@@ -125,6 +125,10 @@ def _refuse_unreachable(ctx: RunContext) -> None:
     if ctx.action.input.query and local_file(ctx.spec.warehouse_url) is not None:
         raise SpecError(f"{ctx.where} beam runner = '{runner}': its workers cannot read the query's warehouse "
                         "file on this machine", fix)
+
+
+def _on_this_machine(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
 
 
 def _fetched(ctx: RunContext, sidecars: list[dict], local: Path) -> dict:
@@ -181,15 +185,9 @@ def _input(ctx: RunContext) -> tuple:
     url = ctx.spec.warehouse_url
     # The shards travel in the job's graph to the runner: a cluster's workers use their own credentials
     # (PGPASSWORD, a service account), never a password of the spec's URL.
-    shipped = url if ctx.action.beam.runner == "DirectRunner" else _without_password(url)
+    shipped = url if ctx.action.beam.runner == "DirectRunner" else without_password(url)
     return render(spec.query, day, f"{ctx.where} query"), [], shipped
 
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
 
 
 def _first_line(exc: BaseException) -> str:

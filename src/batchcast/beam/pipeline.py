@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import logging
 import tempfile
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from batchcast import models
 from batchcast.errors import ModelError, RunTimeout, SpecError
 from batchcast.spec.base import IDENT
+from batchcast.store import sha256_file
 
 log = logging.getLogger("batchcast")
 
@@ -65,7 +65,7 @@ class Score(beam.DoFn):
                 local = Path(tmp) / f"{name}-{uuid.uuid4().hex[:8]}.parquet"
                 rows = self._score(shard, schema, local)
                 sidecar = {"index": shard["index"], "what": shard["what"], "file": local.name, "rows": rows,
-                           "sha256": digest(local)}
+                           "sha256": sha256_file(local)}
                 fs, out = fsspec.core.url_to_fs(self.job["out"])
                 fs.makedirs(out, exist_ok=True)
                 fs.put_file(str(local), f"{out}/{local.name}")
@@ -104,11 +104,6 @@ def _read(shard: dict, batch_size: int):
         yield from warehouse.read(shard["query"], batch_size)
     finally:
         warehouse.close()
-
-
-def digest(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()  # streamed: a shard may be larger than memory
 
 
 def shards(query: str | None, files: list[str], warehouse_url: str | None, ids: list[str], parts: int,

@@ -22,7 +22,6 @@ from batchcast.spec.base import Section
 BEAM = "apache-beam{extras}==2.77.0"  # the version tested: a floating one would resolve differently under one key
 BEAM_PINS = ("pyarrow",)  # Beam's own bounds decide it in its environment (2.77: < 26)
 GRACE_S = 30.0  # before the timeout: time to cancel a cluster's job and commit the run
-RUNNERS = ("DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner")
 
 
 class BeamSettings(Section):
