@@ -98,7 +98,7 @@ def setup(root: Path, rows: int, model: str) -> Path:
 
 
 def contenders(root: Path, model_file: Path) -> dict[str, list[str]]:
-    from batchcast.executors.beam import BeamExecutor
+    from batchcast.executors.beam.executor import BeamExecutor
     from batchcast.spec import load_spec
 
     beam_python = BeamExecutor().environment(load_spec(root / "batchcast.toml")).path / "bin" / "python"

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from batchcast.schema import Schema  # noqa: E402
+from batchcast.data.schema import Schema  # noqa: E402
 from batchcast.warehouses import open_warehouse  # noqa: E402
 from tests.services import postgres  # noqa: E402
 

@@ -19,7 +19,7 @@ from tests.services import Unavailable, bigquery_emulator, gcs_emulator, moto_s3
 # answers only after a 60 s timeout (ENVIRONMENT.md); must precede importing gcsfs.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
-from batchcast import scaffold
+from batchcast.spec import scaffold
 
 pytest_plugins = ["tests.require_all"]
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from batchcast.ahead import Ahead
+from batchcast.data.ahead import Ahead
 
 
 def test_items_arrive_in_order_produced_on_another_thread():

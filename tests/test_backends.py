@@ -79,8 +79,8 @@ def test_password_from_environment_never_reaches_manifest_or_errors(tmp_path):
      "postgres"),
     ("google.cloud.bigquery", "from batchcast.warehouses import open_warehouse; open_warehouse('bigquery://p/d')",
      "bigquery"),
-    ("s3fs", "from batchcast.store import ArtifactStore; ArtifactStore('s3://b/p')", "s3"),
-    ("gcsfs", "from batchcast.store import ArtifactStore; ArtifactStore('gs://b/p')", "gcs"),
+    ("s3fs", "from batchcast.runs.store import ArtifactStore; ArtifactStore('s3://b/p')", "s3"),
+    ("gcsfs", "from batchcast.runs.store import ArtifactStore; ArtifactStore('gs://b/p')", "gcs"),
 ])
 def test_missing_extra_is_one_line_with_the_install(module, call, extra):
     code = (f"import sys; sys.modules[{module!r}] = None\n"

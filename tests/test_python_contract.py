@@ -169,7 +169,7 @@ def test_a_model_an_earlier_version_saved_with_skops_still_loads(tmp_path):
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 
-    from batchcast import models
+    from batchcast.model import contract as models
 
     X = np.random.default_rng(0).normal(size=(200, 3))
     fitted = LogisticRegression().fit(X, X[:, 0] > 0)

@@ -1,8 +1,8 @@
 import pyarrow as pa
 import pytest
 
+from batchcast.data.schema import STAMPS, Schema, conform
 from batchcast.errors import SchemaError
-from batchcast.schema import STAMPS, Schema, conform
 
 
 def test_parse_compact_form_to_arrow():

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from batchcast.scratch import root, scratch_dir
+from batchcast.isolation.scratch import root, scratch_dir
 
-HOLD = "from batchcast.scratch import scratch_dir; import time; print(scratch_dir('run'), flush=True); time.sleep(60)"
+HOLD = ("from batchcast.isolation.scratch import scratch_dir; import time; print(scratch_dir('run'), flush=True); "
+        "time.sleep(60)")
 
 
 def test_a_killed_process_work_folder_is_swept_by_the_next(tmp_path):

@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from batchcast.data.schema import Schema
     from batchcast.errors import (
         BatchcastError,
         ExecutorError,
@@ -28,11 +29,10 @@ if TYPE_CHECKING:
         WarehouseError,
         WarehouseUnavailable,
     )
-    from batchcast.runs import Manifest, RunStatus
-    from batchcast.schema import Schema
+    from batchcast.runs.manifest import Manifest, RunStatus
+    from batchcast.runs.store import ArtifactStore
     from batchcast.service import Service
     from batchcast.spec import ServiceSpec, load_spec
-    from batchcast.store import ArtifactStore
 
 __version__ = "0.1.0"
 
@@ -67,13 +67,13 @@ _ERRORS = ("BatchcastError", "ExecutorError", "InputError", "IntegrityError", "M
            "WarehouseUnavailable")
 _MODULES = {
     **dict.fromkeys(_ERRORS, "batchcast.errors"),
-    "Manifest": "batchcast.runs",
-    "RunStatus": "batchcast.runs",
-    "Schema": "batchcast.schema",
+    "Manifest": "batchcast.runs.manifest",
+    "RunStatus": "batchcast.runs.manifest",
+    "Schema": "batchcast.data.schema",
     "Service": "batchcast.service",
     "ServiceSpec": "batchcast.spec",
     "load_spec": "batchcast.spec",
-    "ArtifactStore": "batchcast.store",
+    "ArtifactStore": "batchcast.runs.store",
 }
 
 

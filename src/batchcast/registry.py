@@ -48,8 +48,8 @@ EXECUTORS: dict[str, Backend] = {b.name: b for b in (
     Backend("gce", "batchcast.executors.gce:GceExecutor", "gce",
             settings="batchcast.executors.gce:GceSettings",
             airflow="batchcast.airflow.vms:gce_tasks"),
-    Backend("beam", "batchcast.executors.beam:BeamExecutor",
-            settings="batchcast.executors.beam:BeamSettings"),
+    Backend("beam", "batchcast.executors.beam.executor:BeamExecutor",
+            settings="batchcast.executors.beam.executor:BeamSettings"),
 )}
 
 # Keyed by URL scheme.

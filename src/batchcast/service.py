@@ -11,10 +11,10 @@ from typing import Any
 from batchcast import registry
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
-from batchcast.runs import Manifest, RunRequest, RunStatus, new_run_ts, parse_date
-from batchcast.scratch import scratch_dir
+from batchcast.isolation.scratch import scratch_dir
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus, new_run_ts, parse_date
+from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ServiceSpec, load_spec, merged
-from batchcast.store import ArtifactStore
 
 CHAMPION = "champion"
 APPLIES_MODEL = ("application", "evaluation")

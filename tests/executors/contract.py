@@ -16,7 +16,7 @@ from pathlib import Path
 
 from batchcast import RunStatus, Service
 from batchcast.executors import get_executor
-from batchcast.runs import Manifest, RunRequest
+from batchcast.runs.manifest import Manifest, RunRequest
 
 
 def patch_training(repo, code: str) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from batchcast.containers import ENTRYPOINT
+from batchcast.isolation.images import ENTRYPOINT
 
 
 class FakeServer:

@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from batchcast.executors.beam import BeamExecutor
-from batchcast.process import kill_tree
+from batchcast.executors.beam.executor import BeamExecutor
+from batchcast.isolation.process import kill_tree
+from batchcast.runs.store import ArtifactStore
 from batchcast.spec import load_spec
-from batchcast.store import ArtifactStore
 from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
 from tests.services import free_port, wait_for_port
 
@@ -40,8 +40,8 @@ def beam_python(tmp_path_factory) -> Path:
 BUILD_OPTIONS = """
 import json, sys
 from apache_beam.options.pipeline_options import PipelineOptions
-from batchcast.beam.pipeline import checked
-from batchcast.executors.beam import BeamSettings, pipeline_options
+from batchcast.executors.beam.pipeline import checked
+from batchcast.executors.beam.executor import BeamSettings, pipeline_options
 options = PipelineOptions(**checked(pipeline_options(BeamSettings(**json.loads(sys.argv[1])), workers=2)))
 print(json.dumps(options.get_all_options(drop_default=True, retain_unknown_options=True), default=str))
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from batchcast import Service
-from batchcast.containers import ENTRYPOINT, engine_command, engine_run
+from batchcast.isolation.images import ENTRYPOINT, engine_command, engine_run
 from batchcast.spec import ServiceSpec, load_spec
 from tests.conftest import BASE_IMAGE, BATCHCAST, bc, query
 from tests.executors.contract import ExecutorContract

@@ -202,9 +202,9 @@ def _launches(svc: Path, airflow_env: dict, tmp: Path, day: str) -> dict[str, tu
     import yaml
     from kubernetes.client import ApiClient
 
-    from batchcast.containers import run_env
     from batchcast.executors import gce, kubernetes, vertex
-    from batchcast.runs import RunRequest
+    from batchcast.isolation.images import run_env
+    from batchcast.runs.manifest import RunRequest
 
     spec = load_spec(svc / "batchcast.toml")
     request = RunRequest(spec_path=str(spec.file), action="application", logical_date=dt.date.fromisoformat(day),

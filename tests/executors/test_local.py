@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from batchcast import RunStatus, Service, environments
-from batchcast.environments import cache_dir, ensure_venv
+from batchcast import RunStatus, Service
+from batchcast.isolation import environments
+from batchcast.isolation.environments import cache_dir, ensure_venv
 from batchcast.spec import load_spec
 from tests.conftest import write_python_service
 from tests.executors.contract import ExecutorContract
@@ -94,8 +95,8 @@ OBLIGING = ("import signal, sys, time\n"
 @pytest.mark.parametrize("code, said", [(STUBBORN, "up"), (OBLIGING, "stopped cleanly")])
 def test_a_timeout_with_grace_asks_first_and_then_kills(tmp_path, code, said):
     """The child gets SIGTERM and the grace to stop what it started elsewhere; one that ignores it is killed."""
-    from batchcast import process
     from batchcast.errors import RunTimeout
+    from batchcast.isolation import process
 
     log = tmp_path / "child.log"
     with pytest.raises(RunTimeout):

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from batchcast import Service, registry
-from batchcast.containers import run_env
 from batchcast.errors import ExecutorError
 from batchcast.executors.remote import Ended, RemoteExecutor
-from batchcast.runs import RunRequest, RunStatus
+from batchcast.isolation.images import run_env
+from batchcast.runs.manifest import RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
 from batchcast.spec.service import composed
 from tests.conftest import BATCHCAST

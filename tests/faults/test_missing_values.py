@@ -6,8 +6,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from batchcast.data.schema import Schema, conform
 from batchcast.errors import SchemaError
-from batchcast.schema import Schema, conform
 from tests.conftest import bc, query, write_python_service
 
 

@@ -91,7 +91,7 @@ def test_models_warns_about_an_alias_to_a_missing_run(trained, tmp_path):
 
 def test_a_seal_survives_fields_a_later_batchcast_adds(trained):
     """The seal covers the body as stored: a new field with a default must not break older manifests."""
-    from batchcast.runs import Manifest
+    from batchcast.runs.manifest import Manifest
 
     root, champion, _ = trained
     doc = json.loads(_manifest(root, champion).read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from batchcast import environments
+from batchcast.isolation import environments
 from tests.conftest import bc, query, write_python_service
 from tests.serving.servers import call, latest, start, stop
 

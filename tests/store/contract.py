@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from batchcast.errors import IntegrityError, RunExists, RunNotFound, StoreError
-from batchcast.runs import Manifest, RunStatus, new_run_ts, run_id
+from batchcast.runs.manifest import Manifest, RunStatus, new_run_ts, run_id
 
 
 def manifest(store, action="training", status=RunStatus.SUCCEEDED, files=None, ts=None) -> Manifest:

@@ -1,6 +1,6 @@
 import pytest
 
-from batchcast.store import ArtifactStore
+from batchcast.runs.store import ArtifactStore
 from tests.store.contract import StoreContract, commit_with_file
 
 

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from batchcast.store import ArtifactStore
+from batchcast.runs.store import ArtifactStore
 from tests.store.contract import StoreContract, commit_with_file, manifest
 
 

@@ -7,8 +7,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
+from batchcast.data.schema import Schema
 from batchcast.errors import SchemaError, SpecError
-from batchcast.schema import Schema
 
 SCHEMA = Schema.parse("player_id:STRING,label:BOOL,score:FLOAT64")
 DAY1, DAY2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)

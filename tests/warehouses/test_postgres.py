@@ -16,7 +16,7 @@ class TestPostgres(WarehouseContract):
 KILLED_PUBLISH = """
 import datetime as dt, sys, time
 import pyarrow as pa
-from batchcast.schema import Schema
+from batchcast.data.schema import Schema
 from batchcast.warehouses import open_warehouse
 
 def slow():

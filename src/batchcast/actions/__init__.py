@@ -16,14 +16,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from batchcast import promotion
 from batchcast.actions.context import PythonEnv, RunContext, log
-from batchcast.commit import Outcome, commit_manifest, now
 from batchcast.errors import BatchcastError, Cancelled, RunTimeout
-from batchcast.runs import Manifest, RunRequest, RunStatus
-from batchcast.scratch import scratch_dir
+from batchcast.isolation.scratch import scratch_dir
+from batchcast.runs import promotion
+from batchcast.runs.commit import Outcome, commit_manifest, now
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
+from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ServiceSpec, load_spec
-from batchcast.store import ArtifactStore
 
 __all__ = ["Outcome", "PythonEnv", "RunContext", "execute", "log"]
 

@@ -10,16 +10,17 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from batchcast import alerts, models
+from batchcast import alerts
 from batchcast.actions.context import RunContext, log
-from batchcast.commit import Outcome
+from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import BatchcastError, InputError
-from batchcast.sources import non_empty, open_input
+from batchcast.model import contract as models
+from batchcast.runs.commit import Outcome
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from batchcast import checks
+    from batchcast.data import profiles as checks
 
 
 def load_model(ctx: RunContext):
@@ -33,7 +34,9 @@ def _monitor(ctx: RunContext, outcome: Outcome) -> checks.Monitor | None:
     """The input checks, if the action asks for them and the model was profiled at training."""
     if not ctx.action.checks:
         return None
-    from batchcast import checks  # here: it imports pyarrow.compute, 0.1 s a run without checks never needs
+    from batchcast.data import (
+        profiles as checks,  # here: it imports pyarrow.compute, 0.1 s a run without checks never needs
+    )
 
     profile = ctx.workdir / "model" / checks.PROFILE
     if not profile.exists():
@@ -48,7 +51,7 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
            stop: bool = False) -> None:
     """Record the checks and alert on a breach; raise (inside the stream: nothing published) with on_breach
     = "fail", when told to ``stop``, or when the model ``failed`` on input the checks find at fault."""
-    from batchcast import checks
+    from batchcast.data import profiles as checks
 
     outcome.checks = checks.clean(monitor.result())
     breaches = outcome.checks["breaches"]

@@ -24,13 +24,13 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from batchcast import process
 from batchcast.actions.context import PythonEnv, RunContext, log
-from batchcast.commit import Outcome
+from batchcast.data.schema import Schema
 from batchcast.errors import ModelError, SchemaError, SpecError
-from batchcast.runs import FileEntry
-from batchcast.schema import Schema
-from batchcast.store import sha256_file
+from batchcast.isolation import process
+from batchcast.runs.commit import Outcome
+from batchcast.runs.manifest import FileEntry
+from batchcast.runs.store import sha256_file
 
 PREDICTION_FILES = ("predictions.parquet", "predictions.csv", "predictions.jsonl")
 _SKIP = {".git", ".venv", "venv", ".batchcast", "__pycache__", ".pytest_cache"}

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from batchcast.errors import SpecError
-from batchcast.runs import Manifest, RunRequest, run_id
+from batchcast.runs.manifest import Manifest, RunRequest, run_id
+from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ActionSpec, ServiceSpec
-from batchcast.store import ArtifactStore
 
 log = logging.getLogger("batchcast")
 

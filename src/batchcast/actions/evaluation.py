@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from batchcast import models
 from batchcast.actions.application import load_model
 from batchcast.actions.context import RunContext, log
 from batchcast.actions.training import labels, read_table
-from batchcast.commit import Outcome
 from batchcast.errors import SpecError
+from batchcast.model import contract as models
+from batchcast.runs.commit import Outcome
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from batchcast import models, promotion
 from batchcast.actions.context import RunContext, log
 from batchcast.actions.training import labels, read_table
-from batchcast.commit import Outcome
-from batchcast.runs import Manifest
+from batchcast.model import contract as models
+from batchcast.runs import promotion
+from batchcast.runs.commit import Outcome
+from batchcast.runs.manifest import Manifest
 
 
 def judge(ctx: RunContext, outcome: Outcome) -> dict:

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from batchcast import checks, models
 from batchcast.actions.context import RunContext, log
-from batchcast.commit import Outcome
+from batchcast.data import profiles as checks
+from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import SchemaError
-from batchcast.sources import non_empty, open_input
+from batchcast.model import contract as models
+from batchcast.runs.commit import Outcome
 
 
 def read_table(ctx: RunContext, outcome: Outcome) -> pa.Table:

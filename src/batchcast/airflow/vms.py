@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import shlex
 
-from batchcast.containers import registry_host
 from batchcast.errors import SpecError
+from batchcast.isolation.images import registry_host
 from batchcast.spec import ActionSpec, ServiceSpec
 
 GOOGLE_REGISTRIES = ("gcr.io", "docker.pkg.dev")  # Container Registry and Artifact Registry hosts

@@ -66,7 +66,7 @@ def _service(ctx: click.Context) -> Service:
 @click.option("--name", help="The service name (default the folder's name).")
 def init(folder: str, name: str | None) -> None:
     """Write a complete example service (a churn model) into FOLDER."""
-    from batchcast import scaffold
+    from batchcast.spec import scaffold
 
     spec = scaffold.init(Path(folder), name)
     click.echo(f"wrote {spec}; next: cd {folder} && batchcast run training")
@@ -86,7 +86,7 @@ def init(folder: str, name: str | None) -> None:
 def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool, overrides: tuple[str, ...],
           schedule_training: str | None, schedule_application: str | None) -> None:
     """Write ./batchcast.toml for the existing model repository at PATH (left untouched)."""
-    from batchcast import scaffold
+    from batchcast.spec import scaffold
 
     spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force, overrides=overrides,
                           schedules={"training": schedule_training, "application": schedule_application})
@@ -113,7 +113,7 @@ def validate(ctx: click.Context) -> None:
 def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
         run_ts: str | None) -> None:
     """Run ACTION once, for one logical date."""
-    from batchcast.process import interrupt
+    from batchcast.isolation.process import interrupt
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # a scheduler's kill cancels as Ctrl-C does, committed
         signal.signal(sig, interrupt)
@@ -254,7 +254,7 @@ def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -
 @click.pass_context
 def build(ctx: click.Context, engine: str | None, push: bool) -> None:
     """Build the service's image ({registry}/{project}/{name}:{version}) for the container executors."""
-    from batchcast.containers import build as build_image, engine_command
+    from batchcast.isolation.images import build as build_image, engine_command
 
     with status("building the image..."):
         built = build_image(_service(ctx).spec, engine_command(engine), push=push)

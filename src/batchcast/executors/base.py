@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, ClassVar
 
-from batchcast.runs import Manifest, RunRequest
+from batchcast.runs.manifest import Manifest, RunRequest
 
 if TYPE_CHECKING:
     from batchcast.spec import ServiceSpec

@@ -15,10 +15,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchcast.containers import engine_command, engine_run, identity, run_env
 from batchcast.errors import ExecutorError
 from batchcast.executors.remote import Ended, RemoteExecutor
-from batchcast.runs import RunRequest
+from batchcast.isolation.images import engine_command, engine_run, identity, run_env
+from batchcast.runs.manifest import RunRequest
 from batchcast.spec import ServiceSpec
 from batchcast.warehouses import local_file
 

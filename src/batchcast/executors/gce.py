@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import Field
 
-from batchcast.containers import label_value, run_env
 from batchcast.errors import ExecutorError, MissingExtra, SpecError
 from batchcast.executors.remote import Ended, RemoteExecutor
-from batchcast.runs import RunRequest
+from batchcast.isolation.images import label_value, run_env
+from batchcast.runs.manifest import RunRequest
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import CloudSettings
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from batchcast.actions import execute
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest
+from batchcast.runs.manifest import Manifest, RunRequest
 from batchcast.spec import ServiceSpec
 
 

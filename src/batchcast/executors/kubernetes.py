@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import Field
 
-from batchcast.containers import run_env
 from batchcast.errors import ExecutorError, MissingExtra, SpecError
 from batchcast.executors.remote import Ended, RemoteExecutor
+from batchcast.isolation.images import run_env
 from batchcast.redaction import has_secret
-from batchcast.runs import RunRequest, run_id
+from batchcast.runs.manifest import RunRequest, run_id
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import Section
 

@@ -14,19 +14,19 @@ import os
 import time
 from pathlib import Path
 
-from batchcast import process
 from batchcast.actions import PythonEnv, execute
-from batchcast.commit import ensure_committed, now
-from batchcast.environments import ensure_environment
 from batchcast.errors import Cancelled, ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.isolation import process
+from batchcast.isolation.environments import ensure_environment
+from batchcast.runs.commit import ensure_committed, now
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
 
 
 class LocalExecutor(Executor):
     name = "local"
-    worker = "batchcast.worker"  # the child's entry point (python -m WORKER REQUEST.json)
+    worker = "batchcast.executors.child"  # the child's entry point (python -m WORKER REQUEST.json)
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
         with_runtime = spec.model.contract == "python"

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from batchcast.commit import ensure_committed, now
 from batchcast.errors import Cancelled, ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
-from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.runs.commit import ensure_committed, now
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 
 if TYPE_CHECKING:
     from batchcast.spec import ServiceSpec

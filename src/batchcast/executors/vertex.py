@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import Field
 
-from batchcast.containers import label_value, run_env
 from batchcast.errors import ExecutorError, MissingExtra
 from batchcast.executors.remote import Ended, RemoteExecutor
-from batchcast.runs import RunRequest, run_id
+from batchcast.isolation.images import label_value, run_env
+from batchcast.runs.manifest import RunRequest, run_id
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import CloudSettings
 

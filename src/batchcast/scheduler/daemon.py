@@ -23,10 +23,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from batchcast import alerts
-from batchcast.commit import ensure_committed, now as utcnow
 from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
 from batchcast.executors import executor_class
-from batchcast.runs import Manifest, RunRequest, RunStatus
+from batchcast.runs.commit import ensure_committed, now as utcnow
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.scheduler import supervise
 from batchcast.scheduler.supervise import Active, Tracked
 from batchcast.scheduling import rules

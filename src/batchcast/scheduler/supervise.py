@@ -26,10 +26,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchcast.commit import now
 from batchcast.errors import SchedulerError
-from batchcast.process import kill_tree
-from batchcast.runs import new_run_ts, run_id
+from batchcast.isolation.process import kill_tree
+from batchcast.runs.commit import now
+from batchcast.runs.manifest import new_run_ts, run_id
 from batchcast.scheduling.ledger import Ledger
 from batchcast.service import Service
 from batchcast.warehouses import local_file

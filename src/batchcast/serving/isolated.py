@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from importlib.util import find_spec
 
-from batchcast.environments import SERVE, ensure_environment
 from batchcast.errors import MissingExtra
+from batchcast.isolation.environments import SERVE, ensure_environment
 
 
 def serve(service, host: str, port: int, ref: str | None, poll: float | None, workers: int | None, *,

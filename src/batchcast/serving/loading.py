@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from batchcast import models
 from batchcast.errors import ModelError, ServeError
+from batchcast.model import contract as models
 from batchcast.service import CHAMPION
 from batchcast.serving.requests import Features
 
@@ -72,7 +72,7 @@ def load(service, ref: str | None = None) -> Served:
 
 
 def _python(folder: Path, spec) -> tuple:
-    from batchcast.checks import PROFILE
+    from batchcast.data.profiles import PROFILE
 
     model, meta = models.load(folder, spec.model_path)
     profile = folder / PROFILE

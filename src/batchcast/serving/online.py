@@ -21,8 +21,8 @@ from collections import deque
 import numpy as np
 import pyarrow as pa
 
+from batchcast.data.schema import Column, Schema
 from batchcast.errors import SchemaError
-from batchcast.schema import Column, Schema
 
 log = logging.getLogger("batchcast")
 TYPES = {"number": "FLOAT64", "bool": "BOOL", "string": "STRING"}

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from batchcast import registry
+from batchcast.data.schema import Schema
 from batchcast.errors import SchemaError
-from batchcast.schema import Schema
 from batchcast.spec.base import Section, fail, table_name
 
 KINDS = ("training", "application", "evaluation")

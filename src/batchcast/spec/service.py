@@ -115,9 +115,9 @@ class ServiceSpec(Section):
     @property
     def warehouse_url(self) -> str:
         """The warehouse URL, a file-based backend's relative path resolved against the spec's folder."""
-        from batchcast.warehouses import backend_for  # imports the backend's module: only when asked
-
-        return backend_for(self.warehouse.url).resolve_url(self.warehouse.url, self.root)
+        # Through the registry: the spec sits below the warehouses, and the backend's module is imported only now.
+        backend = registry.warehouse(self.warehouse.url)
+        return backend.load(f"the {backend.name} warehouse").resolve_url(self.warehouse.url, self.root)
 
     @property
     def image_tag(self) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from batchcast.ahead import Ahead
+from batchcast.data.ahead import Ahead
+from batchcast.data.schema import STAMPS, Schema, conform
 from batchcast.errors import InputError, SchemaError, SpecError
-from batchcast.schema import STAMPS, Schema, conform
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
+from batchcast.data.schema import ALIASES, Schema
 from batchcast.errors import SpecError, WarehouseError, WarehouseUnavailable
-from batchcast.schema import ALIASES, Schema
 from batchcast.warehouses.base import Warehouse
 
 ENDPOINT_ENV = "BATCHCAST_BIGQUERY_ENDPOINT"

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 import duckdb
 import pyarrow as pa
 
+from batchcast.data.schema import Schema
 from batchcast.errors import SpecError, WarehouseError, WarehouseUnavailable
-from batchcast.schema import Schema
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",

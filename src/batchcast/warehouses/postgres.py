@@ -16,9 +16,9 @@ import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
 
+from batchcast.data.schema import Schema
 from batchcast.errors import WarehouseError, WarehouseUnavailable
 from batchcast.redaction import redact
-from batchcast.schema import Schema
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",

@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from batchcast.runs import Manifest
+    from batchcast.runs.manifest import Manifest
+    from batchcast.runs.store import ArtifactStore
     from batchcast.spec.sections import PromoteSection
-    from batchcast.store import ArtifactStore
 
 BASIS = "the metrics each run stored at training (no compare_on)"
 

@@ -4,7 +4,7 @@ The run is a child process, as with the local executor, in an environment
 of its own: the model's requirements, Apache Beam, and batchcast's runtime
 pinned to this process's versions except the libraries Beam pins itself
 (pyarrow: Beam 2.77 wants < 26). Beam never enters batchcast's core
-environment. The child runs the pipeline (:mod:`batchcast.beam.pipeline`),
+environment. The child runs the pipeline (:mod:`batchcast.executors.beam.pipeline`),
 which writes Parquet shards, then publishes them like any run.
 """
 
@@ -37,7 +37,7 @@ class BeamSettings(Section):
 
 class BeamExecutor(LocalExecutor):
     name = "beam"
-    worker = "batchcast.beam.worker"  # the application scored by a pipeline, committed as any run
+    worker = "batchcast.executors.beam.child"  # the application scored by a pipeline, committed as any run
 
     def submit(self, request, spec):
         if spec.model.contract != "python" or spec.action(request.action).kind not in ("application",):
@@ -50,7 +50,7 @@ class BeamExecutor(LocalExecutor):
         return 0.0 if spec.action(request.action).beam.runner == "DirectRunner" else GRACE_S
 
     def environment(self, spec):
-        from batchcast.environments import ensure_environment
+        from batchcast.isolation.environments import ensure_environment
 
         # Submitting to Dataflow needs Beam's Google Cloud clients; the other runners need none.
         dataflow = any(action.beam.runner == "DataflowRunner" for action in spec.actions.values())

@@ -24,10 +24,10 @@ import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
 
-from batchcast import models
 from batchcast.errors import ModelError, RunTimeout, SpecError
+from batchcast.model import contract as models
+from batchcast.runs.store import sha256_file
 from batchcast.spec.base import IDENT
-from batchcast.store import sha256_file
 
 log = logging.getLogger("batchcast")
 
@@ -41,7 +41,7 @@ class Score(beam.DoFn):
     def setup(self):
         model, folder = self.job["model"], self.job["model"].get("dir")
         if folder is None:  # a worker of a cluster: the model comes from the store, verified
-            from batchcast.store import ArtifactStore
+            from batchcast.runs.store import ArtifactStore
 
             self._fetched = tempfile.TemporaryDirectory(prefix="batchcast-model-")
             store = ArtifactStore(model["store"])
@@ -54,7 +54,7 @@ class Score(beam.DoFn):
             self._fetched.cleanup()
 
     def process(self, shard: dict):
-        from batchcast.schema import Schema
+        from batchcast.data.schema import Schema
 
         schema = Schema.parse(self.job["schema"])
         name = f"shard-{shard['index']:05d}"
@@ -75,7 +75,7 @@ class Score(beam.DoFn):
         yield sidecar
 
     def _score(self, shard: dict, schema, path: Path) -> int:
-        from batchcast.schema import conform
+        from batchcast.data.schema import conform
 
         rows = 0
         with pq.ParquetWriter(path, schema.to_arrow()) as writer:

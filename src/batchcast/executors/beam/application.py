@@ -19,10 +19,10 @@ import fsspec
 import pyarrow.parquet as pq
 
 from batchcast.actions.context import RunContext, log
-from batchcast.commit import Outcome
+from batchcast.data.inputs import render
 from batchcast.errors import BatchcastError, InputError, IntegrityError, ModelError, SpecError
 from batchcast.redaction import without_password
-from batchcast.sources import render
+from batchcast.runs.commit import Outcome
 
 SHARDS = "output/shards"
 CLUSTERS = ("DataflowRunner", "FlinkRunner", "SparkRunner")  # whose workers cannot see this machine's files
@@ -30,8 +30,8 @@ SHARD_FILE = re.compile(r"shard-\d{5}-[0-9a-f]{8}\.parquet")  # what a worker na
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
-    from batchcast.beam import pipeline
-    from batchcast.executors.beam import pipeline_options
+    from batchcast.executors.beam import pipeline
+    from batchcast.executors.beam.executor import pipeline_options
 
     settings, out = ctx.action.beam, ctx.action.output
     ctx.store.refuse_committed(ctx.run_id)  # workers write into the run's folder: it must not be a committed run's
@@ -79,8 +79,8 @@ def _model(ctx: RunContext) -> dict:
 
 
 def _score(ctx: RunContext, outcome: Outcome, shard_list: list[dict], job: dict, options: dict) -> list[dict]:
-    from batchcast.beam import pipeline
-    from batchcast.executors.beam import GRACE_S
+    from batchcast.executors.beam import pipeline
+    from batchcast.executors.beam.executor import GRACE_S
 
     # The executor's deadline, building the environment included; the margin is for cancelling and committing.
     deadline = float(os.environ.get("BATCHCAST_DEADLINE") or time.time() + ctx.action.timeout)

@@ -1,4 +1,4 @@
-"""The child-process entry point: ``python -m batchcast.worker REQUEST.json``.
+"""The child-process entry point: ``python -m batchcast.executors.child REQUEST.json``.
 
 Exit 0 when the run succeeded, 1 when it failed and committed a manifest
 saying so; the parent reads the manifest, not this code.
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from batchcast.actions import execute
-from batchcast.runs import RunRequest
+from batchcast.runs.manifest import RunRequest
 
 
 def main(argv: list[str]) -> int:

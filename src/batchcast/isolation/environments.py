@@ -32,7 +32,7 @@ log = logging.getLogger("batchcast")
 RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
 SERVE = ("starlette", "uvicorn", "httptools", "uvloop", "prometheus_client")  # batchcast serve's, added for it
 DONE = ".complete"  # written last, with what the build installed: a venv without it is rebuilt
-SOURCE = Path(__file__).resolve().parent  # the batchcast package a Python-contract environment links to
+SOURCE = Path(__file__).resolve().parents[1]  # the batchcast package a Python-contract environment links to
 
 
 @dataclass
@@ -98,7 +98,7 @@ def backend_packages(spec: ServiceSpec) -> tuple[str, ...]:
     from packaging.requirements import Requirement
 
     from batchcast import registry
-    from batchcast.store import EXTRAS
+    from batchcast.runs.store import EXTRAS
 
     urls = [spec.storage_url, *(a.input.path for a in spec.actions.values() if a.input and a.input.path)]
     wanted = {registry.warehouse(spec.warehouse_url).extra} | {EXTRAS.get(u.split("://")[0], "") for u in urls}

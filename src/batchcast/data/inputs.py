@@ -10,13 +10,16 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fsspec
 import pyarrow as pa
 
 from batchcast.errors import InputError, SpecError, WarehouseError
-from batchcast.spec import InputSpec
-from batchcast.warehouses import Warehouse
+
+if TYPE_CHECKING:  # the data plane sits below the spec and the warehouses: it is handed both
+    from batchcast.spec import InputSpec
+    from batchcast.warehouses import Warehouse
 
 _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 

@@ -26,7 +26,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from batchcast.errors import IntegrityError, MissingExtra, RunExists, RunNotFound, StoreError
 from batchcast.redaction import redact
-from batchcast.runs import FileEntry, Manifest, RunStatus, new_run_ts
+from batchcast.runs.manifest import FileEntry, Manifest, RunStatus, new_run_ts
 
 MANIFEST = "manifest.json"
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}

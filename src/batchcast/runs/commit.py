@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from batchcast.errors import BatchcastError, RunExists
 from batchcast.redaction import redact
-from batchcast.runs import FileEntry, Manifest, RunRequest, RunStatus, library_versions, run_id
-from batchcast.store import ArtifactStore
+from batchcast.runs.manifest import FileEntry, Manifest, RunRequest, RunStatus, library_versions, run_id
+from batchcast.runs.store import ArtifactStore
 
 if TYPE_CHECKING:
     from batchcast.spec import ActionSpec, ServiceSpec

@@ -1,6 +1,6 @@
-"""The beam executor's child: ``python -m batchcast.beam.worker REQUEST.json``, in Beam's environment.
+"""The beam executor's child: ``python -m batchcast.executors.beam.child REQUEST.json``, in Beam's environment.
 
-The run is committed as any run; only the scoring differs (:mod:`batchcast.beam.application`).
+The run is committed as any run; only the scoring differs (:mod:`batchcast.executors.beam.application`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from batchcast.actions import execute
-from batchcast.beam import application
 from batchcast.errors import RunTimeout
-from batchcast.runs import RunRequest
+from batchcast.executors.beam import application
+from batchcast.runs.manifest import RunRequest
 
 
 def main(argv: list[str]) -> int:

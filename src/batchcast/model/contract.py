@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from batchcast.data.schema import Schema
 from batchcast.errors import InputError, ModelError, SchemaError, SpecError
-from batchcast.schema import Schema
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -10,7 +10,7 @@ from pathlib import Path
 from batchcast.errors import SpecError
 from batchcast.spec import KINDS, SPEC_FILE, ServiceSpec
 
-TEMPLATE = Path(__file__).parent / "templates" / "service"
+TEMPLATE = Path(__file__).parents[1] / "templates" / "service"
 
 
 def init(folder: Path, name: str | None = None) -> Path:

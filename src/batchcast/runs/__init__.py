@@ -1,0 +1,1 @@
+"""Runs: ids, manifests and their seals, the commit step, the artifact store, aliases, promotion."""
