@@ -182,7 +182,7 @@ class Bench:
             self.figures.race(self.contenders("pg_rows", url))
 
     def model_load(self) -> None:
-        load = (f"from pathlib import Path; from batchcast.model.contract import load; "
+        load = (f"from pathlib import Path; from batchcast.model.files import load; "
                 f"load(Path({str(self.model_dir)!r}), Path({str(self.root / 'repo')!r}))")
         self.figures.race({"load batchcast": ([PYTHON, "-c", load], {}),
                            "load joblib": ([PYTHON, "-c", f"import joblib; joblib.load("

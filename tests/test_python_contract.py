@@ -169,16 +169,16 @@ def test_a_model_an_earlier_version_saved_with_skops_still_loads(tmp_path):
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 
-    from batchcast.model import contract as models
+    from batchcast.model import files
 
     X = np.random.default_rng(0).normal(size=(200, 3))
     fitted = LogisticRegression().fit(X, X[:, 0] > 0)
     folder = tmp_path / "output"
     folder.mkdir()
     (folder / "model.skops").write_bytes(sio.dumps(fitted))
-    (folder / models.META).write_text(json.dumps({
+    (folder / files.META).write_text(json.dumps({
         "entrypoint": "sklearn.linear_model:LogisticRegression", "features": ["a", "b", "c"], "label": "y",
         "input_format": "numpy", "rows": 200, "format": "skops", "file": "model.skops"}))
-    loaded, meta = models.load(folder, tmp_path)
+    loaded, meta = files.load(folder, tmp_path)
     assert meta["format"] == "skops"
     assert (loaded.predict(X) == fitted.predict(X)).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
@@ -125,7 +127,7 @@ class NanModel:
 
 def test_a_nan_prediction_is_null_and_a_model_name_not_served_is_a_404(trained):
     served = load(Service(trained / "batchcast.toml"))
-    served.model = NanModel()
+    served.scorer = dataclasses.replace(served.scorer, model=NanModel())
     client = TestClient(create(Slot(served)))
     row = dict.fromkeys(FEATURES, 1.0)
     answer = client.post("/invocations", json={"dataframe_records": [row, {**row, "f1": -1.0}]})

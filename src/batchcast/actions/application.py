@@ -14,20 +14,13 @@ from batchcast import alerts
 from batchcast.actions.context import RunContext, log
 from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import BatchcastError, InputError
-from batchcast.model import contract as models
+from batchcast.model.scoring import PREDICTIONS, Scorer, output
 from batchcast.runs.commit import Outcome
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from batchcast.data import profiles as checks
-
-
-def load_model(ctx: RunContext):
-    """The applied training run's model, loaded only after its checksums were verified."""
-    folder = ctx.workdir / "model"
-    ctx.fetch_model(folder)
-    return models.load(folder, ctx.spec.model_path)
 
 
 def _monitor(ctx: RunContext, outcome: Outcome) -> checks.Monitor | None:
@@ -69,17 +62,17 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
     log.warning("input checks: %s%s", breaches[0], more)
 
 
-def _predict_checked(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, model, batch, features, meta):
+def _predict_checked(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, scorer: Scorer, batch, what: str):
     """The model's predictions; if the model fails on input the checks already find at fault, say that first."""
     try:
-        return models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
+        return scorer.predict(batch, what)
     except BatchcastError as exc:
         _judge(ctx, outcome, monitor, failed=exc)
         raise  # the checks found nothing: the model's own error
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
-    model, meta = load_model(ctx)
+    scorer = ctx.load_model().scorer
     monitor = _monitor(ctx, outcome)
     out = ctx.action.output
     schema = out.schema_.requiring(ctx.spec.model.ids)  # a prediction without its id is lost
@@ -96,14 +89,13 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
                 # "warn": no model can predict without it.
                 if ctx.action.checks.on_breach == "fail" or monitor.missing:
                     _judge(ctx, outcome, monitor, stop=True)
-            features = models.choose_features(batch.schema.names, meta["features"], None, [], what)
             if monitor is None:
-                y = models.call(model, "predict", models.as_input(batch, features, meta["input_format"]))
-            else:
-                monitor.add_input(batch)
-                y = _predict_checked(ctx, outcome, monitor, model, batch, features, meta)
-                monitor.add_predictions(y)
-            yield models.predictions_batch(batch, y, schema, "the model's predictions")
+                yield scorer.score(batch, schema, what)
+                continue
+            monitor.add_input(batch)
+            y = _predict_checked(ctx, outcome, monitor, scorer, batch, what)
+            monitor.add_predictions(y)
+            yield output(batch, y, schema, PREDICTIONS)
         if monitor is not None:  # still inside the publish transaction: a failure leaves the table as it was
             _judge(ctx, outcome, monitor)
 

@@ -44,7 +44,8 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     fetched = {}
     if ctx.request.model_run:
         model_dir.mkdir(parents=True, exist_ok=True)
-        manifest = ctx.fetch_model(model_dir)
+        manifest = ctx.store.fetch_run(ctx.request.model_run, model_dir)
+        log.info("model %s fetched and verified", manifest.run_id)
         fetched = {rel.split("/", 1)[1]: e.sha256 for rel, e in manifest.files.items() if rel.startswith("output/")}
     argv = command_argv(ctx)
     env = command_env(ctx, output, model_dir)

@@ -7,12 +7,15 @@ import logging
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchcast.errors import SpecError
-from batchcast.runs.manifest import Manifest, RunRequest, run_id
+from batchcast.runs.manifest import RunRequest, run_id
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ActionSpec, ServiceSpec
+
+if TYPE_CHECKING:
+    from batchcast.model.loading import Loaded
 
 log = logging.getLogger("batchcast")
 
@@ -60,12 +63,13 @@ class RunContext:
         path = self.action.config
         return load_config(self.spec.model_path / path) if path else {}
 
-    def fetch_model(self, dest: Path) -> Manifest:
-        """Copy the applied training run's output files into ``dest``, checksums verified."""
-        manifest = self.store.manifest(self.request.model_run)
-        self.store.fetch(manifest, "output", dest)
-        log.info("model %s fetched and verified", manifest.run_id)
-        return manifest
+    def load_model(self) -> Loaded:
+        """The applied training run, fetched into ``model/`` by the one verified loader."""
+        from batchcast.model.loading import load_run  # here: it imports NumPy, which the command contract never needs
+
+        loaded = load_run(self.store, self.request.model_run, self.workdir / "model", self.spec)
+        log.info("model %s fetched and verified", loaded.manifest.run_id)
+        return loaded
 
 
 def load_config(path: Path) -> dict:

@@ -6,7 +6,10 @@ import dataclasses
 
 from batchcast.actions.context import RunContext, log
 from batchcast.actions.training import labels, read_table
-from batchcast.model import contract as models
+from batchcast.model import files
+from batchcast.model.loading import load_run
+from batchcast.model.metrics import metrics
+from batchcast.model.scoring import Scorer
 from batchcast.runs import promotion
 from batchcast.runs.commit import Outcome
 from batchcast.runs.manifest import Manifest
@@ -34,13 +37,9 @@ def _scored_alike(ctx: RunContext, action: str, champion: Manifest) -> tuple[dic
     seen = Outcome()
     table = read_table(evaluation, seen)
     y = labels(table, ctx.spec.model.label, evaluation.where)
-    folder = ctx.workdir / "champion"
-    ctx.store.fetch(ctx.store.verify(champion), "output", folder)  # its seal, then every file's sha256
-    scores = []
-    for where in (ctx.workdir / "output", folder):
-        model, meta = models.load(where, ctx.spec.model_path)
-        features = models.choose_features(table.column_names, meta["features"], None, [], evaluation.where)
-        scores.append(models.metrics(model, models.as_input(table, features, meta["input_format"]), y))
+    candidate = Scorer.of(*files.load(ctx.workdir / "output", ctx.spec.model_path))  # this run's, not yet stored
+    held = load_run(ctx.store, champion, ctx.workdir / "champion", ctx.spec).scorer
+    scores = [metrics(scorer, table, y) for scorer in (candidate, held)]
     basis = (f"both scored on [actions.{action}] input for {ctx.request.logical_date}: {seen.inputs['data']} "
              f"({table.num_rows} rows)")
     return scores[0], scores[1], basis

@@ -11,7 +11,9 @@ from batchcast.actions.context import RunContext, log
 from batchcast.data import profiles as checks
 from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import SchemaError
-from batchcast.model import contract as models
+from batchcast.model import contract, files
+from batchcast.model.metrics import metrics
+from batchcast.model.scoring import Scorer
 from batchcast.runs.commit import Outcome
 
 
@@ -35,21 +37,21 @@ def labels(table: pa.Table, label: str, where: str) -> np.ndarray:
 def run(ctx: RunContext, outcome: Outcome) -> None:
     spec = ctx.spec.model
     table = read_table(ctx, outcome)
-    features = models.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
-    model = models.build(spec.entrypoint, ctx.spec.model_path, ctx.config().get("params", {}))
+    features = contract.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
+    model = contract.build(spec.entrypoint, ctx.spec.model_path, ctx.config().get("params", {}))
+    scorer = Scorer(model, tuple(features), spec.input_format)
     hold = None
     if spec.label:
         y = labels(table, spec.label, ctx.where)
         train, hold = _split(table.num_rows, spec.holdout)
-        models.call(model, "fit", models.as_input(table.take(train), features, spec.input_format), y[train])
+        contract.call(model, "fit", scorer.inputs(table.take(train)), y[train])
         if len(hold):
-            outcome.metrics.update(
-                models.metrics(model, models.as_input(table.take(hold), features, spec.input_format), y[hold]))
+            outcome.metrics.update(metrics(scorer, table.take(hold), y[hold]))
     else:
-        models.call(model, "fit", models.as_input(table, features, spec.input_format))
+        contract.call(model, "fit", scorer.inputs(table))
     folder = ctx.workdir / "output"
-    _profile(model, table, features, hold if spec.label and len(hold) else None, folder, spec.input_format)
-    models.save(model, folder, {"entrypoint": spec.entrypoint, "features": features, "label": spec.label,
+    _profile(scorer, table, hold if spec.label and len(hold) else None, folder)
+    files.save(model, folder, {"entrypoint": spec.entrypoint, "features": features, "label": spec.label,
                                 "input_format": spec.input_format, "rows": table.num_rows})
     outcome.files.update(ctx.store.put_dir(ctx.run_id, "output", folder))
     log.info("trained on %d rows; metrics %s", table.num_rows, outcome.metrics)
@@ -62,9 +64,9 @@ def _split(rows: int, holdout: float) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[:cut]), np.sort(order[cut:])
 
 
-def _profile(model, table: pa.Table, features: list[str], hold, folder, fmt: str) -> None:
+def _profile(scorer: Scorer, table: pa.Table, hold, folder) -> None:
     """``output/profile.json``: the features as training saw them, and the predictions on held-out rows."""
-    rows = table.take(hold) if hold is not None else table
-    predicted = models.call(model, "predict", models.as_input(rows, features, fmt))
+    predicted = scorer.predict(table.take(hold) if hold is not None else table)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / checks.PROFILE).write_text(json.dumps(checks.clean(checks.profile(table, features, predicted))))
+    profile = checks.profile(table, list(scorer.features), predicted)
+    (folder / checks.PROFILE).write_text(json.dumps(checks.clean(profile)))

@@ -238,6 +238,12 @@ class ArtifactStore:
 
     # -- fetching a trained run ------------------------------------------
 
+    def fetch_run(self, run: str | Manifest, dest: Path, prefix: str = "output") -> Manifest:
+        """The one way a run's files leave the store: its seal checked, then each file's sha256, into ``dest``."""
+        manifest = self.verify(self.manifest(run) if isinstance(run, str) else run)
+        self.fetch(manifest, prefix, dest)
+        return manifest
+
     def fetch(self, manifest: Manifest, prefix: str, dest: Path) -> list[Path]:
         """Copy the run's files under ``prefix/`` into ``dest``, verifying each sha256.
 

@@ -69,7 +69,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
 def _model(ctx: RunContext) -> dict:
     """Where the workers find the model, every file's sha256 checked here first."""
     if ctx.action.beam.runner == "DirectRunner":
-        ctx.fetch_model(ctx.workdir / "model")
+        ctx.load_model()  # verified, and loadable here before any worker starts
         return {"dir": str(ctx.workdir / "model")}
     # A cluster's workers fetch it from the store themselves (and verify it again); a bad file fails here,
     # before any worker starts.

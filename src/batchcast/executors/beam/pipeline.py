@@ -25,7 +25,6 @@ import fsspec
 import pyarrow.parquet as pq
 
 from batchcast.errors import ModelError, RunTimeout, SpecError
-from batchcast.model import contract as models
 from batchcast.runs.store import sha256_file
 from batchcast.spec.base import IDENT
 
@@ -45,9 +44,14 @@ class Score(beam.DoFn):
 
             self._fetched = tempfile.TemporaryDirectory(prefix="batchcast-model-")
             store = ArtifactStore(model["store"])
-            store.fetch(store.verify(store.manifest(model["run"])), "output", Path(self._fetched.name))
+            store.fetch_run(model["run"], Path(self._fetched.name))
             folder = self._fetched.name
-        self.model, self.meta = models.load(Path(folder), Path(self.job["model_path"]))
+        from batchcast.model import files
+        from batchcast.model.scoring import Scorer
+
+        # A worker on this machine reads the folder the run fetched and verified (load_run); a cluster's worker
+        # has just fetched and verified it from the store.
+        self.scorer = Scorer.of(*files.load(Path(folder), Path(self.job["model_path"])))
 
     def teardown(self):
         if getattr(self, "_fetched", None) is not None:
@@ -80,9 +84,7 @@ class Score(beam.DoFn):
         rows = 0
         with pq.ParquetWriter(path, schema.to_arrow()) as writer:
             for batch in _read(shard, self.job["batch_size"]):
-                features = models.choose_features(batch.schema.names, self.meta["features"], None, [], "input")
-                y = models.call(self.model, "predict", models.as_input(batch, features, self.meta["input_format"]))
-                out = models.predictions_batch(batch, y, schema, "the model's predictions")
+                out = self.scorer.score(batch, schema, shard["what"])
                 writer.write_batch(conform(out, schema, shard["what"]))  # cast as inline runs cast
                 rows += batch.num_rows
         return rows

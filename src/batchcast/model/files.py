@@ -1,0 +1,58 @@
+"""A fitted model's files: ``model.joblib`` and ``model_meta.json`` (format, features, label, input form).
+
+``model_meta.json`` lets every scoring path feed the model exactly the
+columns it was trained on. Why joblib and not skops: the README's "Model
+files and trust" gives the threat model (the checksums, not the file
+format, are what protects a load; :func:`batchcast.model.loading.load_run`
+verifies them before anything here is called).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from batchcast.errors import InputError, ModelError
+from batchcast.model.contract import use_repo
+
+META = "model_meta.json"
+
+
+def save(model: Any, folder: Path, meta: dict[str, Any]) -> Path:
+    """Write the fitted model and ``model_meta.json`` into ``folder``."""
+    import joblib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.joblib"
+    joblib.dump(model, path)
+    (folder / META).write_text(json.dumps({**meta, "format": "joblib", "file": path.name}, indent=2))
+    return path
+
+
+def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
+    """The fitted model and its meta, from files whose checksums were verified (by ``load_run``)."""
+    try:
+        meta = json.loads((folder / META).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{folder}: the trained run has no {META}",
+                         "apply a run trained with the Python contract") from None
+    use_repo(model_path, meta["entrypoint"].split(":")[0])  # the model's own classes must import
+    path = folder / meta["file"]
+    if meta["format"] == "skops":
+        return _load_skops(path), meta
+    import joblib
+
+    return joblib.load(path), meta
+
+
+def _load_skops(path: Path) -> Any:
+    """A model saved by an earlier batchcast, which wrote skops files where skops could round-trip them."""
+    try:
+        import skops.io as sio  # still a dependency, so a champion trained before the upgrade keeps loading
+    except ImportError:
+        raise ModelError(f"{path.name} was saved with skops by an older batchcast, and skops is not installed",
+                         "train again (new runs are saved with joblib), or add skops to the requirements") from None
+    data = path.read_bytes()
+    # Trusted as the joblib files are: the file's sha256 matched the manifest (README, "Model files and trust").
+    return sio.loads(data, trusted=sio.get_untrusted_types(data=data))

@@ -1,0 +1,100 @@
+"""The one scorer: a batch of features in, a batch of predictions out, for every path that scores.
+
+The batch application, Beam's workers, the promotion gate, evaluation,
+``serve`` and ``stream`` all hold a :class:`Scorer` and call it; none of
+them selects features, converts the input or calls the model itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from batchcast.errors import ModelError, SchemaError
+from batchcast.model.contract import as_input, call, choose_features
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from batchcast.data.schema import Schema
+
+PREDICTIONS = "the model's predictions"
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A fitted model and how to call it: its features in the training's order, its input form, its method."""
+
+    model: Any
+    features: tuple[str, ...]
+    input_format: str = "pandas"
+    method: str = "predict"
+    run_id: str | None = None  # the training run it came from, when loaded from the store
+
+    @classmethod
+    def of(cls, model: Any, meta: dict[str, Any], run_id: str | None = None) -> Scorer:
+        """The scorer of a model saved by a Python-contract training run (``model_meta.json``)."""
+        return cls(model, tuple(meta["features"]), meta["input_format"], run_id=run_id)
+
+    def inputs(self, batch: pa.Table | pa.RecordBatch, where: str = "input"):
+        """The batch's features, in the training's order, in the form the model takes."""
+        names = choose_features(batch.schema.names, list(self.features), None, [], where)
+        return as_input(batch, names, self.input_format)
+
+    def call(self, method: str, batch: pa.Table | pa.RecordBatch, where: str = "input") -> Any:
+        """``method`` of the model (``predict_proba``, say) on the batch's features."""
+        return call(self.model, method, self.inputs(batch, where))
+
+    def predict(self, batch: pa.Table | pa.RecordBatch, where: str = "input") -> Any:
+        """The model's own predictions for ``batch``: an array, a DataFrame or a dict of columns."""
+        return self.call(self.method, batch, where)
+
+    def predict_array(self, batch: pa.Table | pa.RecordBatch, where: str = "input") -> np.ndarray:
+        """The predictions as an array with one entry per row; ModelError otherwise."""
+        y = np.asarray(self.predict(batch, where))
+        if y.ndim == 0 or y.shape[0] != batch.num_rows:
+            raise ModelError(f"the model's {self.method}() returned {y.shape[0] if y.ndim else 'a scalar'} "
+                             f"predictions for {batch.num_rows} rows", "return one prediction per input row")
+        return y
+
+    def score(self, batch: pa.RecordBatch, schema: Schema, where: str = "input") -> pa.RecordBatch:
+        """The output rows of ``batch`` (``where`` names it in messages): the schema's columns, predicted or
+        passed through."""
+        return output(batch, self.predict(batch, where), schema, PREDICTIONS)
+
+
+def output(batch: pa.RecordBatch, predicted: Any, schema: Schema, where: str) -> pa.RecordBatch:
+    """The output batch: schema columns found in the input pass through; the rest come from ``predicted``.
+
+    ``predicted`` is 1-D (one output column), 2-D (in schema order) or a
+    DataFrame/dict with the output columns by name.
+    """
+    passthrough = [c for c in schema.names if c in batch.schema.names]
+    produced = [c for c in schema.names if c not in passthrough]
+    columns = {c: batch.column(c) for c in passthrough}
+    columns.update(_named(predicted, produced, batch.num_rows, where))
+    import pyarrow as pa  # here, not at the top: loading a model (serving, scoring tools) needs no Arrow
+
+    return pa.RecordBatch.from_pydict({c: columns[c] for c in schema.names})
+
+
+def _named(predicted: Any, names: list[str], rows: int, where: str) -> dict[str, Any]:
+    if hasattr(predicted, "columns") or isinstance(predicted, dict):
+        frame = {str(k): predicted[k] for k in (predicted.columns if hasattr(predicted, "columns") else predicted)}
+        missing = [n for n in names if n not in frame]
+        if missing:
+            raise SchemaError(f"{where}: predict() returned no column '{missing[0]}'",
+                              "return it, or remove it from the output schema")
+        return {n: np.asarray(frame[n]) for n in names}
+    array = np.asarray(predicted)
+    if array.shape[0] != rows:
+        raise ModelError(f"{where}: predict() returned {array.shape[0]} rows for {rows} input rows",
+                         "return one prediction per input row")
+    array = array.reshape(rows, -1) if array.ndim > 1 else array.reshape(rows, 1)
+    if array.shape[1] != len(names):
+        raise SchemaError(f"{where}: predict() returned {array.shape[1]} columns, the output schema "
+                          f"expects {len(names)} ({', '.join(names)}) beyond the input's",
+                          "declare one output column per predicted column")
+    return {n: array[:, i] for i, n in enumerate(names)}
