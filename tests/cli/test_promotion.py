@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from batchcast import Service
+from batchcast import Manifest, Service
 from batchcast.ui import overview
 from tests.conftest import bc
 
@@ -150,3 +150,66 @@ def test_compare_on_names_an_evaluation_action_and_needs_the_python_contract(gat
                                                           'compare_on = "application"\n')
     out = bc("validate", cwd=py.parent, ok=False)
     assert "compare_on = 'application' is not an evaluation action of this spec" in out.stderr
+
+
+def test_a_nan_metric_is_kept_refused_by_the_gate_and_every_listing_still_reads(gated):
+    """Issue 26.1: a NaN metric was stored as null, which no reader could read back: runs, models, show failed."""
+    svc, _ = gated
+    first = train(svc, 0.8)
+    nan = train(svc, float("nan"))
+    assert nan.succeeded and nan.promotion["decision"] == "refused" and champion(svc) == first.run_id
+    assert "not a finite number" in nan.promotion["reason"]
+    stored = json.loads(next((svc / ".batchcast" / "artifacts").rglob(f"{nan.run_ts}/manifest.json")).read_text())
+    assert stored["metrics"]["accuracy"] == "NaN"  # JSON has no NaN: kept as the string, read back as the float
+    again = Service(svc / "batchcast.toml").store.manifest(nan.run_id)
+    assert again.intact and again.metrics["accuracy"] != again.metrics["accuracy"]
+    models = json.loads(bc("models", "--json", cwd=svc).stdout)
+    assert [m["metrics"]["accuracy"] for m in models] == ["NaN", 0.8]
+    assert nan.run_id in bc("runs", cwd=svc).stdout and "accuracy=nan" in bc("models", cwd=svc).stdout
+    assert bc("show", nan.run_id, "--json", cwd=svc).returncode == 0
+
+
+def test_a_null_metric_as_batchcast_0_1_stored_a_nan_reads_back(gated):
+    svc, _ = gated
+    run = train(svc, 0.8)
+    path = next((svc / ".batchcast" / "artifacts").rglob(f"{run.run_ts}/manifest.json"))
+    doc = json.loads(path.read_text())
+    doc["metrics"]["accuracy"] = None
+    path.write_text(json.dumps({**doc, "seal": None} | {"seal": Manifest.seal_of(doc)}))
+    assert Service(svc / "batchcast.toml").store.manifest(run.run_id).intact
+    assert "accuracy=null" in bc("models", cwd=svc).stdout
+
+
+def test_a_listing_leaves_out_an_unreadable_manifest_and_says_so(gated):
+    """Issue 26.1: one manifest that is not a manifest (here a number as its status) breaks no listing."""
+    svc, _ = gated
+    first, second = train(svc, 0.8), train(svc, 0.9)
+    path = next((svc / ".batchcast" / "artifacts").rglob(f"{first.run_ts}/manifest.json"))
+    path.write_text(path.read_text().replace('"status": "succeeded"', '"status": 17'))
+    listed = bc("runs", cwd=svc)
+    assert second.run_id in listed.stdout and first.run_id not in listed.stdout
+    assert f"{first.run_ts}/manifest.json: not a readable manifest (status:" in listed.stderr
+    shown = bc("show", first.run_id, cwd=svc, ok=False)
+    assert shown.returncode == 1 and "not a readable manifest" in shown.stderr and "fix:" in shown.stderr
+
+
+@pytest.mark.parametrize("alias", ["../../../../tmp/x", "", "champion\n", "*", "a/b"])
+def test_an_alias_that_is_not_a_name_is_refused_before_it_touches_the_store(gated, tmp_path, alias):
+    """Issue 26.8: promote --alias wrote outside the store, --model read from outside it, '*' globbed."""
+    svc, _ = gated
+    run = train(svc, 0.8)
+    before = sorted(p.relative_to(svc) for p in (svc / ".batchcast" / "artifacts").rglob("*"))
+    promoted = bc("promote", run.run_id, "--alias", alias, cwd=svc, ok=False)
+    assert promoted.returncode == 1 and f"alias {alias!r} is not a valid alias name" in promoted.stderr
+    assert "fix:" in promoted.stderr and "Traceback" not in promoted.stderr
+    assert sorted(p.relative_to(svc) for p in (svc / ".batchcast" / "artifacts").rglob("*")) == before
+    assert not (tmp_path.parent / "tmp" / "x.json").exists()
+
+
+@pytest.mark.parametrize("ref", ["../../../x", "churn/1/../..", "churn/1/training/*"])
+def test_a_model_reference_outside_the_store_is_refused(gated, ref):
+    svc, _ = gated
+    train(svc, 0.8)
+    applied = bc("run", "application", "--executor", "inline", "--model", ref, cwd=svc, ok=False)
+    assert applied.returncode == 1 and "fix:" in applied.stderr and "Traceback" not in applied.stderr
+    assert "names no alias" in applied.stderr or "is not a run id" in applied.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from functools import cache
@@ -59,12 +60,23 @@ def setup_logging(level: int) -> None:
 
 def emit(data: Any, as_json: bool, table: Callable[[], Any]) -> None:
     if as_json:
-        print(json.dumps(data, indent=2, default=str))
+        print(json.dumps(_json_ready(data), indent=2, default=str, allow_nan=False))
     else:
         from rich.table import Table
 
         rendered = table()
         console().print(rendered if isinstance(rendered, Table) else _arrow_table(rendered))
+
+
+def _json_ready(data: Any) -> Any:
+    """``data`` with each non-finite float as the manifest stores it ("NaN", "Infinity"): JSON has no NaN."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+    if isinstance(data, dict):
+        return {k: _json_ready(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_json_ready(v) for v in data]
+    return data
 
 
 def runs_table(runs: list[dict]) -> Table:
@@ -89,7 +101,7 @@ def models_table(models: list[dict]) -> Table:
     table = _table("run", "aliases", "logical date", "metrics")
     for m in models:
         table.add_row(m["run_id"], ", ".join(m["aliases"]), m["logical_date"],
-                      " ".join(f"{k}={v:.4g}" for k, v in m["metrics"].items()))
+                      " ".join(f"{k}={'null' if v is None else format(v, '.4g')}" for k, v in m["metrics"].items()))
     return table
 
 

@@ -12,13 +12,15 @@ import enum
 import hashlib
 import json
 import platform
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from batchcast.errors import SpecError
+from batchcast.errors import IntegrityError, SpecError
 
 TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
+MANIFEST = "manifest.json"
 
 
 class RunStatus(str, enum.Enum):
@@ -35,6 +37,14 @@ def new_run_ts(now: dt.datetime | None = None) -> str:
 
 def run_id(name: str, version: str, action: str, run_ts: str) -> str:
     return f"{name}/{version}/{action}/{run_ts}"
+
+
+# Four path parts, none of them empty, '.', '..' or holding a glob character or a newline.
+RUN_ID = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]*/){3}[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def is_run_id(text: str) -> bool:
+    return RUN_ID.fullmatch(text) is not None
 
 
 def parse_date(text: str | dt.date | None) -> dt.date:
@@ -57,6 +67,10 @@ class FileEntry(BaseModel):
 class Manifest(BaseModel):
     """What ``manifest.json`` holds: everything a reader needs about a run."""
 
+    # JSON has no NaN or Infinity: a non-finite metric (a NaN roc_auc, an infinite rmse) is stored as the
+    # string "NaN", "Infinity" or "-Infinity" and reads back as that float; null would not read back.
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
     run_id: str
     name: str
     version: str
@@ -73,7 +87,8 @@ class Manifest(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
     rows: dict[str, int] = Field(default_factory=dict, description="Row counts: read, predicted, written.")
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(
+        default_factory=dict, description="Metrics by name; None where a batchcast before 0.2 stored a NaN as null.")
     files: dict[str, FileEntry] = Field(default_factory=dict, description="Every stored file with its sha256.")
     error: dict[str, Any] | None = None
     versions: dict[str, str] = Field(default_factory=dict, description="Python, batchcast and library versions.")
@@ -99,16 +114,24 @@ class Manifest(BaseModel):
     _stored: str | None = PrivateAttr(None)
 
     @classmethod
-    def read(cls, raw: str | bytes) -> Manifest:
-        """A manifest from its stored JSON, remembering that body for :attr:`intact`."""
-        doc = json.loads(raw)
-        manifest = cls.model_validate(doc)
+    def read(cls, raw: str | bytes, where: str = MANIFEST) -> Manifest:
+        """A manifest from its stored JSON, remembering that body for :attr:`intact`.
+
+        Raises IntegrityError naming ``where`` when the document is not a manifest.
+        """
+        try:
+            doc = json.loads(raw)
+            manifest = cls.model_validate(doc)
+        except (ValueError, ValidationError) as exc:  # pydantic's ValidationError is a ValueError too
+            raise IntegrityError(f"{where}: not a readable manifest ({_first_problem(exc)})",
+                                 "restore the file from a backup, or delete the run's folder") from None
         manifest._stored = cls.seal_of(doc)
         return manifest
 
     def sealed(self) -> Manifest:
         """This manifest with its seal: a hand edit (a status, a file's sha256) no longer matches it."""
-        return self.model_copy(update={"seal": self.seal_of(self.model_dump(mode="json"))})
+        # Sealed as stored: the JSON text, where a NaN metric is the string "NaN".
+        return self.model_copy(update={"seal": self.seal_of(json.loads(self.model_dump_json()))})
 
     @property
     def intact(self) -> bool:
@@ -126,6 +149,14 @@ class Manifest(BaseModel):
                 "logical_date": self.logical_date.isoformat(), "started_at": self.started_at.isoformat(),
                 "ended_at": self.ended_at.isoformat(), "duration_s": round(self.duration_s, 3),
                 "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message")}
+
+
+def _first_problem(exc: Exception) -> str:
+    """One line of what is wrong: pydantic's first error with its field, else the exception's first line."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ stored when it trained, and says so (``basis``).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ def decide(gate: PromoteSection, candidate: dict[str, float], champion_run: str 
     if value is None:
         return {**found, "decision": "refused", "reason": f"the run recorded no metric '{gate.metric}' "
                 f"(it has: {', '.join(sorted(candidate)) or 'none'})"}
+    if not math.isfinite(value):  # NaN compares false with everything: it would pass every test below
+        return {**found, "decision": "refused", "reason": f"{gate.metric} is {value}, not a finite number"}
     sign = 1 if gate.mode == "max" else -1
     if gate.at_least is not None and sign * (value - gate.at_least) < 0:
         bound = "under the floor" if gate.mode == "max" else "over the ceiling"
@@ -41,8 +44,9 @@ def decide(gate: PromoteSection, candidate: dict[str, float], champion_run: str 
                 f"{gate.at_least:.4g}"}
     if champion_run is None:
         return {**found, "decision": "promoted", "reason": f"{gate.alias} had no target"}
-    if held is None:
-        return {**found, "decision": "promoted", "reason": f"{gate.alias} {champion_run} recorded no {gate.metric}"}
+    if held is None or not math.isfinite(held):
+        return {**found, "decision": "promoted", "reason": f"{gate.alias} {champion_run} recorded no finite "
+                f"{gate.metric}"}
     gain = sign * (value - held)
     if gain <= 0 or gain < gate.min_improvement:
         need = f" by at least {gate.min_improvement:.4g}" if gate.min_improvement else ""

@@ -14,9 +14,8 @@ created exclusively, so a committed run is never overwritten.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
-import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -26,11 +25,12 @@ from fsspec.implementations.local import LocalFileSystem
 
 from batchcast.errors import IntegrityError, MissingExtra, RunExists, RunNotFound, StoreError
 from batchcast.redaction import redact
-from batchcast.runs.manifest import FileEntry, Manifest, RunStatus, new_run_ts
+from batchcast.runs.aliases import ALIASES, Aliases, is_alias
+from batchcast.runs.manifest import MANIFEST, FileEntry, Manifest, is_run_id
 
-MANIFEST = "manifest.json"
+log = logging.getLogger("batchcast")
+
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
-ALIASES = "_aliases"
 CHUNK = 1 << 20
 # Object stores upload in parts of this size (S3's minimum is 5 MiB) and read
 # ahead as much: memory stays at a few blocks whatever the file's size.
@@ -45,8 +45,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class ArtifactStore:
-    """Runs, manifests and aliases under one fsspec URL."""
+class ArtifactStore(Aliases):
+    """Runs, manifests and aliases (:class:`Aliases`) under one fsspec URL."""
 
     def __init__(self, url: str, **storage_options):
         self.url = url
@@ -162,19 +162,27 @@ class ArtifactStore:
 
     def manifest(self, run_id: str) -> Manifest:
         """The committed manifest of ``run_id``; RunNotFound if there is none."""
+        if not is_run_id(run_id):  # a path inside the store, never '..' or a glob
+            raise RunNotFound(f"'{run_id}' is not a run id (name/version/action/run_ts)",
+                              "use a run id from 'batchcast runs', or an alias from 'batchcast models'")
         try:
             raw = self.fs.cat_file(self._path(run_id, MANIFEST))
         except FileNotFoundError:
             raise RunNotFound(f"no committed run '{run_id}' in {self.url}",
                               "list runs with 'batchcast runs'") from None
-        return Manifest.read(raw)
+        return Manifest.read(raw, f"{run_id}/{MANIFEST}")
 
     def list_runs(self, name: str, version: str, action: str | None = None) -> list[Manifest]:
-        """Committed runs, oldest first."""
+        """Committed runs, oldest first; one whose manifest cannot be read is left out, with a warning."""
         self._fresh()
         pattern = self._path(name, version, action or "*", "*", MANIFEST)
         paths = sorted(p for p in self.fs.glob(pattern) if f"/{ALIASES}/" not in p)
-        runs = [Manifest.read(raw) for raw in self.fs.cat(paths).values()] if paths else []
+        runs = []
+        for path, raw in (self.fs.cat(paths) if paths else {}).items():
+            try:
+                runs.append(Manifest.read(raw, self.fs.unstrip_protocol(path)))
+            except IntegrityError as exc:  # a listing must never depend on one bad run
+                log.warning("%s; left out of the listing", exc.message)
         return sorted(runs, key=lambda m: (m.run_ts, m.action))
 
     def latest(self, name: str, version: str, kind: str = "training") -> Manifest | None:
@@ -190,7 +198,7 @@ class ArtifactStore:
                 raise RunNotFound(f"no successful training run of {name}/{version}",
                                   "run 'batchcast run training' first")
             return found
-        target = self.alias(name, version, ref)
+        target = self.alias(name, version, ref) if is_alias(ref) else None
         if target is not None:
             return self.manifest(target)
         if ref.count("/") == 3:
@@ -200,41 +208,6 @@ class ArtifactStore:
             raise RunNotFound(f"'{ref}' names no alias and no single run of {name}/{version}",
                               "use a run id from 'batchcast runs', or an alias from 'batchcast models'")
         return matches[0]
-
-    # -- aliases ----------------------------------------------------------
-
-    def alias(self, name: str, version: str, alias: str) -> str | None:
-        """The run id ``alias`` points to, or None."""
-        try:
-            raw = self.fs.cat_file(self._path(name, version, ALIASES, f"{alias}.json"))
-        except FileNotFoundError:
-            return None
-        return json.loads(raw)["run_id"]
-
-    def aliases(self, name: str, version: str) -> dict[str, str]:
-        found = {}
-        self._fresh()
-        for path in self.fs.glob(self._path(name, version, ALIASES, "*.json")):
-            alias = path.rsplit("/", 1)[1][: -len(".json")]
-            found[alias] = json.loads(self.fs.cat_file(path))["run_id"]
-        return found
-
-    def set_alias(self, name: str, version: str, alias: str, run_id: str, by: str = "batchcast promote") -> None:
-        """Point ``alias`` at a committed successful run, verified whole, atomically, and record the move."""
-        manifest = self.verify(self.manifest(run_id), files=True)
-        if manifest.status is not RunStatus.SUCCEEDED:
-            raise StoreError(f"run {run_id} {manifest.status.value}; only successful runs can be promoted",
-                             "promote a run whose status is succeeded")
-        now = dt.datetime.now(dt.UTC)
-        doc = json.dumps({"alias": alias, "run_id": run_id, "previous": self.alias(name, version, alias),
-                          "set_at": now.isoformat(), "by": by}).encode()
-        self._create_exclusive(self._path(name, version, ALIASES, "history", alias, f"{new_run_ts(now)}.json"), doc)
-        self._replace(self._path(name, version, ALIASES, f"{alias}.json"), doc)
-
-    def alias_history(self, name: str, version: str, alias: str) -> list[dict]:
-        self._fresh()
-        paths = sorted(self.fs.glob(self._path(name, version, ALIASES, "history", alias, "*.json")))
-        return [json.loads(raw) for raw in self.fs.cat(paths).values()] if paths else []
 
     # -- fetching a trained run ------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 from markupsafe import Markup
@@ -11,7 +12,12 @@ COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2")
 
 
 def line_chart(title: str, series: dict[str, list[tuple[str, float]]], unit: str = "") -> Markup:
-    """One SVG with a polyline per series; x is the point's position, labelled by its first and last x."""
+    """One SVG with a polyline per series; x is the point's position, labelled by its first and last x.
+
+    A point without a finite value (a NaN metric, say) is left out: it has no place on the axis.
+    """
+    series = {name: [(x, y) for x, y in values if y is not None and math.isfinite(y)]
+              for name, values in series.items()}
     points = [y for values in series.values() for _, y in values]
     if not points:
         return Markup(f'<p class="empty">{escape(title)}: no data yet</p>')
