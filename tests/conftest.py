@@ -18,8 +18,8 @@ from tests.services import Unavailable, bigquery_emulator, gcs_emulator, moto_s3
 # gcsfs probes for hierarchical namespaces on every call, which the GCS emulator
 # answers only after a 60 s timeout (ENVIRONMENT.md); must precede importing gcsfs.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-
-from batchcast.spec import scaffold
+# The contract suites live in the package; pytest rewrites their asserts only if told before they are imported.
+pytest.register_assert_rewrite("batchcast.testing")
 
 pytest_plugins = ["tests.require_all"]
 
@@ -67,20 +67,17 @@ def _today_is_today(request):
 @pytest.fixture
 def churn_repo(tmp_path: Path) -> Path:
     """An existing command-contract repository (the init template without a spec)."""
-    repo = tmp_path / "churn-model"
-    scaffold.init(repo)
-    (repo / "batchcast.toml").unlink()
-    return repo
+    from batchcast.testing.executors import example_repository
+
+    return example_repository(tmp_path / "churn-model")
 
 
 @pytest.fixture
 def adopted(churn_repo: Path, tmp_path: Path) -> Path:
-    """A service folder beside the repository, made by `batchcast adopt`."""
-    service = tmp_path / "service"
-    service.mkdir()
-    bc("adopt", str(churn_repo), "--name", "churn", "--table", "predictions",
-       "--schema", "player_id:STRING,label:BOOL", cwd=service)
-    return service
+    """A service folder beside the repository, with the spec `batchcast adopt` writes (tests/cli test the command)."""
+    from batchcast.testing.executors import adopt_example
+
+    return adopt_example(churn_repo, tmp_path / "service")
 
 
 PY_MODEL = '''

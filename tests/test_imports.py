@@ -20,7 +20,7 @@ from tests.conftest import bc, write_python_service
 HEAVY = ["duckdb", "adbc_driver_manager", "adbc_driver_postgresql", "google", "google.cloud", "kubernetes",
          "boto3", "botocore", "s3fs", "gcsfs", "apache_beam", "pyarrow", "pandas", "numpy", "rich", "fsspec",
          "pydantic"]
-BACKENDS = ["batchcast.warehouses.", "batchcast.executors."]
+BACKENDS = ["batchcast.warehouses.", "batchcast.executors.", "batchcast.testing"]  # testing: the contract suites
 
 
 def loaded_by(code: str) -> list[str]:

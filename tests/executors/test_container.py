@@ -14,8 +14,8 @@ import pytest
 from batchcast import Service
 from batchcast.isolation.images import ENTRYPOINT, engine_command, engine_run
 from batchcast.spec import ServiceSpec, load_spec
+from batchcast.testing.executors import ExecutorContract
 from tests.conftest import BASE_IMAGE, BATCHCAST, bc, query
-from tests.executors.contract import ExecutorContract
 
 SLOW_SENTINEL = "SLOW"  # a file in the artifact store that makes the example's application sleep
 ADOPTED_PROJECT = "adopted"  # the adopted repository's images get a tag of their own, beside the example's

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from batchcast import RunStatus, Service
+from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run, with_table
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ContractAgainstFakeAPI, cancel_mid_run, with_table
 from tests.executors.fake_compute import FakeCompute
 
 GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_interval = 0.2\n'

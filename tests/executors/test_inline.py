@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from tests.executors.contract import ExecutorContract
+from batchcast.testing.executors import ExecutorContract
 
 
 class TestInline(ExecutorContract):

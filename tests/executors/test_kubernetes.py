@@ -11,8 +11,8 @@ import pytest
 
 from batchcast import RunStatus, Service
 from batchcast.errors import SpecError
+from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ContractAgainstFakeAPI, cancel_mid_run
 from tests.executors.fake_kubernetes import FakeKubernetes
 
 

@@ -9,8 +9,8 @@ from batchcast import RunStatus, Service
 from batchcast.isolation import environments
 from batchcast.isolation.environments import cache_dir, ensure_venv
 from batchcast.spec import load_spec
+from batchcast.testing.executors import ExecutorContract
 from tests.conftest import write_python_service
-from tests.executors.contract import ExecutorContract
 
 
 class TestLocal(ExecutorContract):

@@ -23,8 +23,8 @@ from batchcast.isolation.images import run_env
 from batchcast.runs.manifest import RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
 from batchcast.spec.service import composed
+from batchcast.testing.executors import ExecutorContract, patch_training
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ExecutorContract, patch_training
 
 
 @dataclass

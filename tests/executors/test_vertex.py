@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from batchcast import RunStatus, Service
+from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run, with_table
 from tests.conftest import BATCHCAST
-from tests.executors.contract import ContractAgainstFakeAPI, cancel_mid_run, with_table
 from tests.executors.fake_vertex import FakeVertex
 
 VERTEX = ('[actions.training.vertex]\nproject = "acme"\nregion = "europe-west4"\nmachine_type = "n2-standard-8"\n'

@@ -1,7 +1,7 @@
 import pytest
 
 from batchcast.runs.store import ArtifactStore
-from tests.store.contract import StoreContract, commit_with_file
+from batchcast.testing.store import StoreContract, commit_with_file
 
 
 class TestLocalStore(StoreContract):

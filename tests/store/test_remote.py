@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from batchcast.runs.store import ArtifactStore
-from tests.store.contract import StoreContract, commit_with_file, manifest
+from batchcast.testing.store import StoreContract, commit_with_file, manifest
 
 
 def fresh_store(scheme: str) -> ArtifactStore:

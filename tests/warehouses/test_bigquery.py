@@ -3,7 +3,7 @@
 
 import pytest
 
-from tests.warehouses.contract import DAY1, WarehouseContract, batches, publish
+from batchcast.testing.warehouses import DAY1, WarehouseContract, batches, publish
 
 
 class TestBigQuery(WarehouseContract):

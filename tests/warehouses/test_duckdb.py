@@ -1,8 +1,8 @@
 import pytest
 
 from batchcast.errors import WarehouseError
+from batchcast.testing.warehouses import DAY1, WarehouseContract, batches, publish
 from batchcast.warehouses import open_warehouse
-from tests.warehouses.contract import DAY1, WarehouseContract, batches, publish
 
 
 class TestDuckDB(WarehouseContract):

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.warehouses.contract import WarehouseContract
+from batchcast.testing.warehouses import WarehouseContract
 
 
 class TestPostgres(WarehouseContract):
@@ -37,8 +37,8 @@ def test_publish_killed_half_way_leaves_the_table_unchanged(postgres_url):
     import subprocess
     import sys
 
+    from batchcast.testing.warehouses import DAY1, batches, publish
     from batchcast.warehouses import open_warehouse
-    from tests.warehouses.contract import DAY1, batches, publish
 
     url = f"{postgres_url}?schema=killed"
     with open_warehouse(url) as wh:

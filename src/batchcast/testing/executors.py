@@ -1,9 +1,14 @@
-"""The executor contract: every executor's test module supplies ``executor`` and inherits this.
+"""The executor contract: an executor's test module supplies the fixture ``executor`` and inherits ``ExecutorContract``.
 
-Each test runs the example command-contract service through one executor and
-checks the committed manifest: the outcome is read from there, never from logs.
-A test that changes the repository or its spec calls ``build`` before it runs,
-for executors that run a package of them (the container executor's image).
+``executor`` is the name the executor is registered under (in
+``batchcast.registry.EXECUTORS``, for the test's duration if need be). Each
+test runs the example command-contract service (``churn_repo``, adopted into
+the service folder ``adopted``: both fixtures come with the suite) through the
+executor and checks the committed manifest: the outcome is read from there,
+never from logs. A test that changes the repository or its spec calls
+``build`` before it runs, for executors that run a package of them (the
+container executor's image); ``check_interpreter`` says which Python the
+model's code must have run in.
 """
 
 from __future__ import annotations
@@ -14,9 +19,26 @@ import threading
 import time
 from pathlib import Path
 
-from batchcast import RunStatus, Service
+import pytest
+
 from batchcast.executors import get_executor
-from batchcast.runs.manifest import Manifest, RunRequest
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
+from batchcast.service import Service
+from batchcast.spec import scaffold
+
+
+def example_repository(folder: Path) -> Path:
+    """An existing command-contract repository at ``folder``: the init template without its spec."""
+    scaffold.init(folder)
+    (folder / "batchcast.toml").unlink()
+    return folder
+
+
+def adopt_example(repo: Path, service: Path) -> Path:
+    """The service folder ``service``, beside ``repo``, with the spec `batchcast adopt` writes for it."""
+    service.mkdir()
+    scaffold.adopt(repo, "churn", "predictions", "player_id:STRING,label:BOOL", service)
+    return service
 
 
 def patch_training(repo, code: str) -> None:
@@ -26,6 +48,14 @@ def patch_training(repo, code: str) -> None:
 
 
 class ExecutorContract:
+    @pytest.fixture
+    def churn_repo(self, tmp_path: Path) -> Path:
+        return example_repository(tmp_path / "churn-model")
+
+    @pytest.fixture
+    def adopted(self, churn_repo: Path, tmp_path: Path) -> Path:
+        return adopt_example(churn_repo, tmp_path / "service")
+
     def build(self, adopted: Path) -> None:
         """Package the repository and spec as the test left them, for an executor that runs a package; else nothing."""
 

@@ -1,4 +1,9 @@
-"""The artifact-store contract: every backend's test module supplies ``store`` and inherits this."""
+"""The artifact-store contract: a backend's test module supplies the fixture ``store`` and inherits ``StoreContract``.
+
+``store`` is an empty ``ArtifactStore`` (a fresh bucket or folder per test);
+the suite also asks for pytest's ``tmp_path``. ``manifest`` and
+``commit_with_file`` are there for a backend's own tests beside the suite.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The warehouse contract: every backend's test module supplies ``warehouse`` and inherits this."""
+"""The warehouse contract: a backend's test module supplies the fixture ``warehouse``, inherits ``WarehouseContract``.
+
+``warehouse`` is an open ``Warehouse`` in which no table ``preds`` exists yet
+(a fresh file, schema or dataset per test). ``batches`` and ``publish`` are
+there for a backend's own tests beside the suite.
+"""
 
 from __future__ import annotations
 
