@@ -6,7 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from batchcast.airflow import render, render_config
+from batchcast.airflow.dags import render
+from batchcast.airflow.graphs import render_config
 from tests.airflow.test_render import ORIGINAL
 from tests.conftest import AIRFLOW_PY, bc, query
 

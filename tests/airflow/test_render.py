@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from batchcast.airflow import render, render_config
+from batchcast.airflow.dags import render
+from batchcast.airflow.graphs import render_config
 from batchcast.errors import SpecError
 from tests.conftest import bc
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from batchcast import Service
-from batchcast.airflow import render
+from batchcast.airflow.dags import render
 from batchcast.spec import load_spec
 from batchcast.warehouses import open_warehouse
 from tests.airflow.test_in_airflow import in_airflow

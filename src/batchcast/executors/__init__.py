@@ -1,18 +1,10 @@
-"""Executors by name (the registry's rows), imported only when a run asks for them."""
+"""Executors: the port (:mod:`~batchcast.executors.base`) and one module per executor.
 
-from __future__ import annotations
+:func:`get_executor` finds one by name through the registry's rows
+(:mod:`~batchcast.executors.lookup`), importing its module only when a run asks for it.
+"""
 
-from batchcast import registry
 from batchcast.executors.base import Executor
+from batchcast.executors.lookup import executor_class, get_executor
 
 __all__ = ["Executor", "executor_class", "get_executor"]
-
-
-def executor_class(name: str) -> type[Executor]:
-    """The class of the executor ``name``, for its abilities; SpecError or MissingExtra as get_executor."""
-    return registry.executor(name).load(f"the {name} executor")
-
-
-def get_executor(name: str) -> Executor:
-    """A new executor ``name``; SpecError for an unknown name, MissingExtra without its libraries."""
-    return executor_class(name)()

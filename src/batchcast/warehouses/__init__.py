@@ -1,25 +1,10 @@
-"""Warehouses by URL scheme (the registry's rows), imported only when a URL asks for them."""
+"""Warehouses: the port (:mod:`~batchcast.warehouses.base`) and one module per warehouse.
 
-from __future__ import annotations
+:func:`open_warehouse` finds one by URL scheme through the registry's rows
+(:mod:`~batchcast.warehouses.lookup`), importing its driver only when a URL asks for it.
+"""
 
-from pathlib import Path
-
-from batchcast import registry
 from batchcast.warehouses.base import Warehouse
+from batchcast.warehouses.lookup import backend_for, local_file, open_warehouse
 
 __all__ = ["Warehouse", "backend_for", "local_file", "open_warehouse"]
-
-
-def open_warehouse(url: str) -> Warehouse:
-    """The warehouse for ``url``; SpecError for an unknown scheme, MissingExtra without its driver."""
-    return backend_for(url)(url)
-
-
-def local_file(url: str) -> Path | None:
-    """The file a file-based warehouse (DuckDB) lives in, else None; nothing is opened."""
-    return backend_for(url).local_file(url)
-
-
-def backend_for(url: str) -> type[Warehouse]:
-    backend = registry.warehouse(url)
-    return backend.load(f"the {backend.name} warehouse")
