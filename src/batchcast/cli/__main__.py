@@ -2,6 +2,6 @@
 
 import sys
 
-from batchcast.cli import main
+from batchcast.cli.commands import main
 
 sys.exit(main())

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from batchcast.cli import _specs, main
+from batchcast.cli.common import specs_for
 
 NO_SCHEDULE_FIX = ('add schedule = "0 6 * * *" under [actions.application] (a cron), '
                    "or adopt with --schedule-application")
 
 
-@main.group()
+@click.group()
 def airflow() -> None:
     """Render services as Airflow 3 DAG files."""
 
@@ -29,13 +29,14 @@ def airflow() -> None:
 def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_config: str | None,
                    root: str | None, batchcast_bin: str | None) -> None:
     """Write one DAG file per scheduled action of each SPEC (default the current spec)."""
-    from batchcast.airflow import render, render_config
+    from batchcast.airflow.dags import render
+    from batchcast.airflow.graphs import render_config
     from batchcast.errors import SpecError
 
     if from_config:
         written = render_config(Path(from_config), Path(out), Path(root) if root else None)
     else:
-        chosen = _specs(ctx, specs)
+        chosen = specs_for(ctx, specs)
         written = render(chosen, Path(out), batchcast_bin)
         if not written:  # exit 0 having written nothing would look like success to a deploy script
             raise SpecError(f"no scheduled action in {', '.join(map(str, chosen))}: no DAG to write",

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from batchcast.cli import _service, main
+from batchcast.cli.common import service_for
 
 
-@main.group()
+@click.group()
 def kubernetes() -> None:
     """Render what a Kubernetes cluster runs for this service."""
 
@@ -22,5 +22,5 @@ def render_serving(ctx: click.Context, out: str, port: int) -> None:
     """Write a Deployment, a Service and a HorizontalPodAutoscaler running `batchcast serve` (kubectl apply -f OUT)."""
     from batchcast.serving.kubernetes import render
 
-    for path in render(_service(ctx).spec, Path(out), port):
+    for path in render(service_for(ctx).spec, Path(out), port):
         click.echo(f"wrote {path}")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import click
 
-from batchcast.cli import _service, _specs, main
+from batchcast.cli.common import service_for, specs_for
 
 
 def _switch(verb: str, done: str, doc: str):
     """``pause`` and ``resume``: the same command but for the Service method it calls and what it says."""
 
-    @main.command(verb, help=doc)
+    @click.command(verb, help=doc)
     @click.argument("action")
     @click.pass_context
     def command(ctx: click.Context, action: str) -> None:
-        getattr(_service(ctx), verb)(action)
+        getattr(service_for(ctx), verb)(action)
         click.echo(f"{action} {done}")
 
     return command
@@ -24,7 +24,7 @@ pause = _switch("pause", "paused", "Stop the scheduler from queueing or starting
 resume = _switch("resume", "resumed", "Let the scheduler run ACTION again; missed dates follow its catchup policy.")
 
 
-@main.command()
+@click.command()
 @click.argument("specs", nargs=-1, type=click.Path(exists=True))
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes over the schedules.")
 @click.option("--parallelism", default=2, show_default=True, help="Runs at once, across every service.")
@@ -35,12 +35,12 @@ def scheduler(ctx: click.Context, specs: tuple[str, ...], interval: float, paral
     """Run the scheduled actions of each SPEC (files or folders of services) until stopped."""
     from batchcast.scheduler import Scheduler
 
-    code = Scheduler(_specs(ctx, specs), interval=interval, parallelism=parallelism,
+    code = Scheduler(specs_for(ctx, specs), interval=interval, parallelism=parallelism,
                      exit_when_idle=exit_when_idle).run()
     ctx.exit(code)
 
 
-@main.command()
+@click.command()
 @click.argument("specs", nargs=-1, type=click.Path(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, help="Port to listen on.")
@@ -49,4 +49,4 @@ def ui(ctx: click.Context, specs: tuple[str, ...], host: str, port: int) -> None
     """Serve the dashboard of each SPEC: schedules, runs, logs, plots, champions."""
     from batchcast.ui import serve
 
-    serve(_specs(ctx, specs), host, port)
+    serve(specs_for(ctx, specs), host, port)

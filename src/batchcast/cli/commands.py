@@ -1,0 +1,245 @@
+"""The ``batchcast`` group and its commands; groups of their own (airflow, kubernetes, the scheduler's) join it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from batchcast import registry
+from batchcast.cli.airflow import airflow
+from batchcast.cli.common import Group, service_for
+from batchcast.cli.kubernetes import kubernetes
+from batchcast.cli.output import emit, manifest_table, models_table, rows_table, runs_table, setup_logging, status
+from batchcast.cli.scheduling import pause, resume, scheduler, ui
+
+
+@click.group(cls=Group)
+@click.option("--spec", type=click.Path(dir_okay=True), envvar="BATCHCAST_SPEC",
+              help="The service spec (default ./batchcast.toml, or BATCHCAST_SPEC).")
+@click.option("--verbose", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="batchcast")
+@click.pass_context
+def main(ctx: click.Context, spec: str | None, verbose: bool) -> None:
+    """batchcast: retrain and apply a predictive model on a schedule."""
+    ctx.obj = {"spec": spec, "verbose": verbose}
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+
+
+@main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--name", help="The service name (default the folder's name).")
+def init(folder: str, name: str | None) -> None:
+    """Write a complete example service (a churn model) into FOLDER."""
+    from batchcast.spec import scaffold
+
+    spec = scaffold.init(Path(folder), name)
+    click.echo(f"wrote {spec}; next: cd {folder} && batchcast run training")
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--name", required=True, help="The service name.")
+@click.option("--table", required=True, help="The warehouse table for predictions.")
+@click.option("--schema", required=True, help="The predictions' columns, e.g. player_id:STRING,label:BOOL.")
+@click.option("--version", "version_", default="1", show_default=True, help="The service version.")
+@click.option("--force", is_flag=True, help="Replace an existing batchcast.toml.")
+@click.option("--override", "overrides", multiple=True, metavar="SPEC",
+              help="A requirement replacing the repository's own pin, e.g. 'pandas>=2.2' (repeatable).")
+@click.option("--schedule-training", metavar="CRON", help="Retrain on this cron, e.g. '0 3 * * 1'.")
+@click.option("--schedule-application", metavar="CRON", help="Apply on this cron, e.g. '0 6 * * *'.")
+def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool, overrides: tuple[str, ...],
+          schedule_training: str | None, schedule_application: str | None) -> None:
+    """Write ./batchcast.toml for the existing model repository at PATH (left untouched)."""
+    from batchcast.spec import scaffold
+
+    spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force, overrides=overrides,
+                          schedules={"training": schedule_training, "application": schedule_application})
+    click.echo(f"wrote {spec}; next: batchcast run training")
+
+
+@main.command()
+@click.pass_context
+def validate(ctx: click.Context) -> None:
+    """Check the spec and the files it names."""
+    service = service_for(ctx)
+    service.spec.check_files()
+    click.echo(f"ok: {service.spec.file}: service {service.name}/{service.version}, "
+               f"actions {', '.join(service.spec.actions) or 'none'}")
+
+
+@main.command()
+@click.argument("action")
+@click.option("--date", help="The logical date, YYYY-MM-DD (default today, UTC).")
+@click.option("--executor", help=f"Override the action's executor: {', '.join(registry.EXECUTORS)}.")
+@click.option("--model", help="Apply this run id or alias instead of the default.")
+@click.option("--run-ts", hidden=True, help="Fix the run's timestamp (for executors that wait on the run id).")
+@click.pass_context
+def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
+        run_ts: str | None) -> None:
+    """Run ACTION once, for one logical date."""
+    from batchcast.isolation.process import interrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a scheduler's kill cancels as Ctrl-C does, committed
+        signal.signal(sig, interrupt)
+    with status(f"running {action}..."):
+        manifest = service_for(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
+    built = manifest.environment.get("build_s")
+    click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s"
+               f"{f' (+{built:.1f} s building its environment)' if built else ''}; "
+               f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
+    if not manifest.succeeded:
+        click.echo(f"error: {manifest.error['message']}", err=True)
+        if manifest.error.get("fix"):
+            click.echo(f"fix: {manifest.error['fix']}", err=True)
+        ctx.exit(1)
+
+
+@main.command()
+@click.option("--action", help="Only this action's runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def runs(ctx: click.Context, action: str | None, as_json: bool) -> None:
+    """List every committed run, and the ledger's queued, running or skipped dates."""
+    found = service_for(ctx).history(action)
+    emit(found, as_json, lambda: runs_table(found))
+
+
+@main.command()
+@click.argument("run", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--log", "with_log", is_flag=True, help="Print the run's log instead.")
+@click.pass_context
+def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> None:
+    """Show one run's manifest (default the newest run): RUN is a run id, ACTION/RUN_TS, RUN_TS or an alias."""
+    service = service_for(ctx)
+    manifest = service.show(run) if run else service.newest()
+    if with_log:
+        click.echo(service.store.read_verified(manifest, "log.txt").decode(errors="replace"), nl=False)
+        return
+    emit(manifest.model_dump(mode="json"), as_json, lambda: manifest_table(manifest))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List trained models (successful training runs) and their aliases."""
+    service = service_for(ctx)
+    found = service.models()
+    emit(found, as_json, lambda: models_table(found))
+    if not as_json:
+        for alias, moves in service.alias_history().items():
+            click.echo(f"{alias} history: " + "; ".join(
+                f"{m['set_at'][:19]} {m['run_id']} ({m.get('by', 'batchcast promote')})" for m in moves))
+    for warning in service.warnings():
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.argument("run")
+@click.option("--alias", default="champion", show_default=True, help="The alias to move.")
+@click.pass_context
+def promote(ctx: click.Context, run: str, alias: str) -> None:
+    """Point an alias (default champion) at a successful training RUN."""
+    manifest = service_for(ctx).promote(run, alias)
+    click.echo(f"{alias} -> {manifest.run_id}")
+
+
+@main.command()
+@click.option("--alias", default="champion", show_default=True, help="The alias to move back.")
+@click.pass_context
+def rollback(ctx: click.Context, alias: str) -> None:
+    """Point an alias (default champion) back at its previous target."""
+    manifest = service_for(ctx).rollback(alias)
+    click.echo(f"{alias} -> {manifest.run_id}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--model", "ref", help="A run id or alias (default: the champion, else the latest training).")
+@click.option("--poll", type=float, help="Seconds between checks of the alias (default [serve] poll; SIGHUP: now).")
+@click.option("--workers", type=int, help="Server processes (default [serve] workers).")
+@click.option("--inline", is_flag=True, help="Serve in batchcast's own environment, not the model's (as in the "
+                                             "image, whose environment is the model's).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float | None, workers: int | None,
+          inline: bool) -> None:
+    """Answer prediction requests over HTTP (MLflow's /invocations, the Open Inference Protocol v2)."""
+    from batchcast.serving.isolated import serve as start
+
+    start(service_for(ctx), host, port, ref, poll, workers, inline=inline)
+
+
+@main.command()
+@click.argument("action")
+@click.option("--date", required=True, help="The logical date, YYYY-MM-DD.")
+@click.pass_context
+def check(ctx: click.Context, action: str, date: str) -> None:
+    """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest."""
+    click.echo(f"{service_for(ctx).check(action, date).run_id} succeeded")
+
+
+@main.command()
+@click.option("--count", default=3, show_default=True, help="How many upcoming runs per action.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
+    """List the next runs of each scheduled action, with their logical dates."""
+    service = service_for(ctx)
+    upcoming = service.schedule(count)
+    if not upcoming and not as_json:
+        click.echo(f"no scheduled action in {service.spec.file}; to add one, write schedule = \"0 6 * * *\" "
+                   "under [actions.application] (a cron)")
+        return
+    emit(upcoming, as_json, lambda: rows_table(upcoming))
+
+
+@main.command()
+@click.argument("action")
+@click.option("--from", "start", required=True, help="The first logical date, YYYY-MM-DD.")
+@click.option("--to", "end", required=True, help="The last logical date, YYYY-MM-DD.")
+@click.option("--now", is_flag=True, help="Run the dates here, oldest first, instead of only queueing them.")
+@click.pass_context
+def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -> None:
+    """Queue (or with --now, run) ACTION for every scheduled date from --from to --to."""
+    manifests = service_for(ctx).backfill(action, start, end, now=now)
+    for m in manifests:
+        click.echo(f"{m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}")
+    if not now:
+        click.echo("queued in the ledger; pass --now to run them here")
+    if any(not m.succeeded for m in manifests):
+        ctx.exit(1)
+
+
+@main.command()
+@click.option("--engine", type=click.Choice(["podman", "docker"]), help="Default: podman if installed, else docker.")
+@click.option("--push", is_flag=True, help="Push the image to its registry after building it.")
+@click.pass_context
+def build(ctx: click.Context, engine: str | None, push: bool) -> None:
+    """Build the service's image ({registry}/{project}/{name}:{version}) for the container executors."""
+    from batchcast.isolation.images import build as build_image, engine_command
+
+    with status("building the image..."):
+        built = build_image(service_for(ctx).spec, engine_command(engine), push=push)
+    click.echo(f"built {built.tag} ({built.image_id[:19]}); Dockerfile kept at {built.dockerfile}")
+
+
+@main.command()
+@click.argument("action", default="application")
+@click.option("--limit", default=10, show_default=True, help="How many rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
+    """Print the newest rows of ACTION's output table."""
+    table = service_for(ctx).preview(action, limit)
+    emit(table.to_pylist(), as_json, lambda: table)
+
+
+# Commands of their own modules.
+for command in (airflow, kubernetes, pause, resume, scheduler, ui):
+    main.add_command(command)

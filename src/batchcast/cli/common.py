@@ -1,0 +1,47 @@
+"""What every command shares: the group that turns library errors into one line, and the service to call."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from batchcast.errors import BatchcastError
+
+if TYPE_CHECKING:
+    from batchcast.service import Service
+
+
+class Group(click.Group):
+    """Turns a library error into one line plus its fix, and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BatchcastError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                traceback.print_exc()
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.fix:
+                click.echo(f"fix: {exc.fix}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see run): a run is committed as cancelled
+            recorded = "; the run is recorded as cancelled (batchcast runs)" if ctx.invoked_subcommand == "run" else ""
+            click.echo(f"\ncancelled: interrupted{recorded}", err=True)
+            ctx.exit(130)
+
+
+def service_for(ctx: click.Context) -> Service:
+    """The service of ``--spec`` (or ``BATCHCAST_SPEC``, or ./batchcast.toml)."""
+    from batchcast.service import Service
+
+    return Service(ctx.obj["spec"])
+
+
+def specs_for(ctx: click.Context, paths: tuple[str, ...]) -> list[Path]:
+    """The spec files ``paths`` name (files, service folders, folders of services); else the current spec."""
+    from batchcast.spec import find_spec, find_specs
+
+    return find_specs(paths) or [find_spec(ctx.obj["spec"])]
