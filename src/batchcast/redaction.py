@@ -35,14 +35,25 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
 
 
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with every secret of ``url`` masked wherever it appears."""
+    parts = urlsplit(url)
+    secrets = [v for k, v in parse_qsl(parts.query) if is_secret(k) and v] + [parts.password or ""]
+    for secret in filter(None, secrets):
+        text = text.replace(secret, MASK)
+    return text.replace(url, redact(url))
+
+
 def redact(url: str) -> str:
-    """``url`` with its password and secret query parameters masked."""
+    """``url`` with its password and secret query parameters masked, the rest exactly as written."""
     if not has_secret(url):
         return url
     parts = urlsplit(url)
-    netloc = parts.netloc
+    # Rebuilt by hand, not by urlunsplit, which turns duckdb:////abs/path into duckdb://abs/path.
+    head, sep, query = url.partition("?")
     if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", f":{MASK}@")
-    query = urlencode([(k, MASK if is_secret(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-                      safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+        head = head.replace(f":{parts.password}@", f":{MASK}@", 1)
+    if sep:
+        query = urlencode([(k, MASK if is_secret(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)],
+                          safe="*")
+    return head + sep + query

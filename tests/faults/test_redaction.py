@@ -14,6 +14,8 @@ FORMS = {  # from the environment, where a deployment keeps secrets: allowed, an
     "user-part": PG.format(user=f":{SECRET}", query=""),
     "password-parameter": PG.format(user="", query=f"&password={SECRET}"),
     "token-parameter": PG.format(user="", query=f"&sslpassword={SECRET}&token={SECRET}"),
+    # Issue 26.5: a DuckDB setting DuckDB refuses was echoed with the whole URL, in the error, log and manifest.
+    "duckdb-setting": f"duckdb:///.batchcast/warehouse.duckdb?s3_secret_access_key={SECRET}&nope=1",
 }
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 from batchcast.data.ahead import Ahead
 from batchcast.data.schema import STAMPS, Schema, conform
 from batchcast.errors import InputError, SchemaError, SpecError
+from batchcast.redaction import redact
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -35,6 +36,7 @@ class Warehouse(abc.ABC):
 
     def __init__(self, url: str):
         self.url = url
+        self.shown = redact(url)  # what messages and logs may say of the URL: its secrets masked
 
     @classmethod
     def resolve_url(cls, url: str, root: Path) -> str:

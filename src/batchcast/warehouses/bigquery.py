@@ -61,7 +61,7 @@ class BigQueryWarehouse(Warehouse):
         return f"`{self.project}.{dataset}.{table}`"
 
     def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
-        with _translated(f"query on {self.url}", "check the SQL and the tables it names"):
+        with _translated(f"query on {self.shown}", "check the SQL and the tables it names"):
             job = self.client.query(query, job_config=self._job_config())
             rows = job.result(page_size=batch_size)
             batches = iter(rows.to_arrow_iterable())
@@ -73,7 +73,7 @@ class BigQueryWarehouse(Warehouse):
 
     def columns(self, table: str) -> dict[str, str] | None:
         dataset, name = self._ref(table)
-        with _translated(f"reading {table} in {self.url}", "check the project, dataset and permissions"):
+        with _translated(f"reading {table} in {self.shown}", "check the project, dataset and permissions"):
             try:
                 found = self.client.get_table(f"{self.project}.{dataset}.{name}")
             except gexc.NotFound:
@@ -88,7 +88,7 @@ class BigQueryWarehouse(Warehouse):
             with pq.ParquetWriter(path, schema.to_arrow()) as writer:
                 for batch in stream:  # the producer's errors surface here, before BigQuery is touched
                     writer.write_batch(batch)
-            with _translated(f"writing {table} in {self.url}", "see the message; the table is as it was"):
+            with _translated(f"writing {table} in {self.shown}", "see the message; the table is as it was"):
                 self._ensure_table(dataset, name, schema)
                 stage = f"{self.project}.{dataset}._batchcast_stage_{uuid.uuid4().hex[:12]}"
                 try:

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from batchcast.data.schema import Schema
 from batchcast.errors import SpecError, WarehouseError, WarehouseUnavailable
+from batchcast.redaction import redact, scrub
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
@@ -82,7 +83,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 return duckdb.connect(self.path, config=self.config)
             except duckdb.InvalidInputException as exc:
-                raise SpecError(f"warehouse url {self.url}: {_line(exc)}",
+                raise SpecError(f"warehouse url {self.shown}: {scrub(_line(exc), self.url)}",
                                 "use DuckDB setting names and values, e.g. ?memory_limit=4GB") from None
             except duckdb.IOException as exc:
                 error = _open_error(self.path, exc)
@@ -185,7 +186,7 @@ def _seconds(value, url: str) -> float:
     except ValueError:
         seconds = -1.0
     if seconds < 0:
-        raise SpecError(f"warehouse url {url}: lock_wait={value} is not a number of seconds",
+        raise SpecError(f"warehouse url {redact(url)}: lock_wait={value} is not a number of seconds",
                         "write e.g. ?lock_wait=300")
     return seconds
 

@@ -18,7 +18,6 @@ import pyarrow as pa
 
 from batchcast.data.schema import Schema
 from batchcast.errors import WarehouseError, WarehouseUnavailable
-from batchcast.redaction import redact
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",
@@ -56,7 +55,7 @@ class PostgresWarehouse(Warehouse):
             conn.commit()
             return conn
         except adbc_driver_manager.Error as exc:
-            raise WarehouseUnavailable(f"cannot connect to {redact(self.url)}: {_line(exc)}",
+            raise WarehouseUnavailable(f"cannot connect to {self.shown}: {_line(exc)}",
                                        "check that PostgreSQL is up and the URL and PGPASSWORD are right") from None
 
     def _qualified(self, table: str) -> tuple[str, str]:
@@ -77,7 +76,7 @@ class PostgresWarehouse(Warehouse):
         except adbc_driver_manager.Error as exc:
             cur.close()
             conn.close()
-            raise WarehouseError(f"query failed on {redact(self.url)}: {_line(exc)}",
+            raise WarehouseError(f"query failed on {self.shown}: {_line(exc)}",
                                  "check the SQL and the tables it names") from None
         self._readers.append((reader, cur, conn))
         # The driver sizes batches in bytes (16 MB); callers asked for rows.
@@ -108,7 +107,7 @@ class PostgresWarehouse(Warehouse):
         except BaseException as exc:
             self.conn.rollback()
             if isinstance(exc, adbc_driver_manager.Error):
-                raise WarehouseError(f"writing {table} in {redact(self.url)} failed: {_line(exc)}",
+                raise WarehouseError(f"writing {table} in {self.shown} failed: {_line(exc)}",
                                      "see the message; nothing was written") from None
             raise
         finally:
