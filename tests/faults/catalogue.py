@@ -193,4 +193,12 @@ CASES = [
     Case("command-fails", CMD, spec_sub(r"--action \{action\}", "--action nope"), ("exited with code",)),
     Case("command-not-found", CMD, spec_sub(r'command = "python', 'command = "no-such-program'),
          ("no-such-program",)),
+    # Issue 26.16: the predictions file was read from wherever it pointed, and a line of it put in the error.
+    Case("output-file-escapes", CMD, spec_sub(r'(schema = "player_id:STRING,label:BOOL")',
+                                              r'\1\nfile = "../../../../etc/passwd"'),
+         ("../../../../etc/passwd", "not a path inside")),
+    Case("output-file-absolute", CMD, spec_sub(r'(schema = "player_id:STRING,label:BOOL")',
+                                               r'\1\nfile = "/etc/passwd"'), ("/etc/passwd", "relative")),
+    Case("serve-model-file-escapes", CMD, spec_sub(r'model_file = "[^"]*"', 'model_file = "../model.joblib"'),
+         ("../model.joblib", "not a path inside"), argv=("validate",)),
 ]

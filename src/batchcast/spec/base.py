@@ -25,6 +25,15 @@ def table_name(value: str) -> str:
     return value
 
 
+def inside(value: str | None, folder: str, example: str) -> str | None:
+    """``value`` if it is a relative path that stays inside ``folder``; the spec's error otherwise."""
+    if value is not None and (not value or value.startswith(("/", "~")) or "\\" in value
+                              or ".." in value.split("/") or "\n" in value):
+        raise fail(f"'{value}' is not a path inside {folder}",
+                   f"write the file's path relative to {folder}, e.g. {example}")
+    return value
+
+
 class Section(BaseModel):
     """A table of ``batchcast.toml``: unknown keys are errors, aliases and names both accepted."""
 

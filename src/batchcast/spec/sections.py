@@ -16,7 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from batchcast import registry
 from batchcast.data.schema import Schema
 from batchcast.errors import SchemaError
-from batchcast.spec.base import Section, fail, table_name
+from batchcast.spec.base import Section, fail, inside, table_name
 
 KINDS = ("training", "application", "evaluation")
 
@@ -124,6 +124,11 @@ class OutputSpec(Section):
     @classmethod
     def _table(cls, value: str) -> str:
         return table_name(value)
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str | None) -> str | None:
+        return inside(value, "the model's output folder", "predictions.csv")
 
     @field_validator("schema_", mode="before")
     @classmethod

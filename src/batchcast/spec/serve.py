@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from batchcast.spec.base import IDENT, Section, fail, table_name
+from batchcast.spec.base import IDENT, Section, fail, inside, table_name
 
 
 class ServeSection(Section):
@@ -52,10 +52,7 @@ class ServeSection(Section):
     @field_validator("model_file")
     @classmethod
     def _model_file(cls, value: str | None) -> str | None:
-        if value is not None and (value.startswith("/") or ".." in value.split("/")):
-            raise fail(f"'{value}' is not a path inside the training run's output",
-                       "write the file's path relative to the output folder, e.g. model.joblib")
-        return value
+        return inside(value, "the training run's output folder", "model.joblib")
 
     @field_validator("log_table")
     @classmethod
