@@ -60,6 +60,12 @@ WAREHOUSES: dict[str, Backend] = {b.name: b for b in (
     Backend("bigquery", "batchcast.warehouses.bigquery:BigQueryWarehouse", "bigquery"),
 )}
 
+# What the service starts above itself (a server, a consumer), by command: the service sits below them in
+# the layers and is imported by them, so it finds their entry point ("module:function") here, on use.
+SURFACES: dict[str, Backend] = {b.name: b for b in (
+    Backend("serve", "batchcast.serving.isolated:serve", "serve"),
+)}
+
 # [actions.X.<name>] tables that are not an executor's: features that read an action's settings.
 TABLES: dict[str, str] = {
     "airflow": "batchcast.airflow.settings:AirflowSettings",

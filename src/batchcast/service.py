@@ -223,6 +223,29 @@ class Service:
         return {alias: self.store.alias_history(self.name, self.version, alias)
                 for alias in sorted(self.store.aliases(self.name, self.version))}
 
+    def log(self, manifest: Manifest) -> str:
+        """A committed run's log, its sha256 checked against the manifest; IntegrityError if it differs."""
+        return self.store.read_verified(manifest, "log.txt").decode(errors="replace")
+
+    def build(self, engine: str | None = None, *, push: bool = False):
+        """Build the service's image for the container executors (and push it with ``push``): a ``Built``.
+
+        ``engine`` is podman or docker (default: podman if installed, else docker).
+        """
+        from batchcast.isolation.images import build, engine_command  # the engine's helpers, only when building
+
+        return build(self.spec, engine_command(engine), push=push)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 8080, ref: str | None = None, poll: float | None = None,
+              workers: int | None = None, *, inline: bool = False) -> None:
+        """Answer prediction requests over HTTP until stopped: in the model's environment, or here with ``inline``.
+
+        ``ref`` is the run id or alias served (default the champion, else the latest training); without
+        ``inline`` this process is replaced by the server. MissingExtra without batchcast[serve].
+        """
+        start = registry.SURFACES["serve"].load("batchcast serve")
+        start(self, host, port, ref, poll, workers, inline=inline)
+
     def preview(self, action: str = "application", limit: int = 10):
         """The newest rows of ``action``'s output table, as an Arrow table."""
         output = self.spec.action(action).output

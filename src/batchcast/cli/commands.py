@@ -118,7 +118,7 @@ def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> 
     service = service_for(ctx)
     manifest = service.show(run) if run else service.newest()
     if with_log:
-        click.echo(service.store.read_verified(manifest, "log.txt").decode(errors="replace"), nl=False)
+        click.echo(service.log(manifest), nl=False)
         return
     emit(manifest.model_dump(mode="json"), as_json, lambda: manifest_table(manifest))
 
@@ -170,9 +170,7 @@ def rollback(ctx: click.Context, alias: str) -> None:
 def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float | None, workers: int | None,
           inline: bool) -> None:
     """Answer prediction requests over HTTP (MLflow's /invocations, the Open Inference Protocol v2)."""
-    from batchcast.serving.isolated import serve as start
-
-    start(service_for(ctx), host, port, ref, poll, workers, inline=inline)
+    service_for(ctx).serve(host, port, ref, poll, workers, inline=inline)
 
 
 @main.command()
@@ -222,10 +220,8 @@ def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -
 @click.pass_context
 def build(ctx: click.Context, engine: str | None, push: bool) -> None:
     """Build the service's image ({registry}/{project}/{name}:{version}) for the container executors."""
-    from batchcast.isolation.images import build as build_image, engine_command
-
     with status("building the image..."):
-        built = build_image(service_for(ctx).spec, engine_command(engine), push=push)
+        built = service_for(ctx).build(engine, push=push)
     click.echo(f"built {built.tag} ({built.image_id[:19]}); Dockerfile kept at {built.dockerfile}")
 
 

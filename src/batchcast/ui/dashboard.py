@@ -38,8 +38,7 @@ def run_page(services: list[Service], run_id: str) -> str | None:
         return None
     manifest = service.show(run_id)
     try:
-        text = service.store.read_verified(manifest, "log.txt").decode(errors="replace")
-        log_text = text[-LOG_TAIL:]
+        log_text = service.log(manifest)[-LOG_TAIL:]
     except BatchcastError as exc:
         log_text = f"(no log: {exc.message})"
     return templates.get_template("run.html").render(
