@@ -172,3 +172,21 @@ def test_redact_hides_secret_query_parameters():
     assert redact("postgresql://u@h/db?sslpassword=a&PGPASSWORD=b") == "postgresql://u@h/db?sslpassword=***&PGPASSWORD=***"
     assert redact("duckdb:///x.duckdb?memory_limit=4GB") == "duckdb:///x.duckdb?memory_limit=4GB"
 
+
+
+@pytest.mark.parametrize("key, value", [("timeout", "inf"), ("retry_delay", "inf"), ("timeout", "nan"),
+                                        ("retry_delay", "-inf")])
+def test_a_number_that_is_not_finite_is_refused(tmp_path, key, value):
+    """Issue 26.12: timeout = inf meant no timeout; retry_delay = inf crashed the scheduler at its first retry."""
+    path = write(tmp_path, GOOD.replace('config = "configs/training.json"',
+                                        f'config = "configs/training.json"\n{key} = {value}'))
+    with pytest.raises(SpecError) as err:
+        load_spec(path, environ={})
+    assert "[actions.training]" in err.value.message and key in err.value.message and "finite" in err.value.message
+
+
+def test_a_boolean_version_is_refused(tmp_path):
+    """Issue 26.19: version = true became the version "True"."""
+    with pytest.raises(SpecError) as err:
+        load_spec(write(tmp_path, GOOD.replace("version = 1", "version = true")), environ={})
+    assert "[service] version: 'true' is not a valid name" in err.value.message and err.value.fix

@@ -35,9 +35,13 @@ def inside(value: str | None, folder: str, example: str) -> str | None:
 
 
 class Section(BaseModel):
-    """A table of ``batchcast.toml``: unknown keys are errors, aliases and names both accepted."""
+    """A table of ``batchcast.toml``: unknown keys are errors, aliases and names both accepted.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    TOML has ``inf`` and ``nan``; no number of the spec means either (``timeout = inf`` would be no
+    timeout, ``retry_delay = inf`` a scheduler that crashes at its first retry), so every float refuses them.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class CloudSettings(Section):

@@ -28,9 +28,11 @@ class ServiceSection(Section):
     @field_validator("name", "version", mode="before")
     @classmethod
     def _slug(cls, value: Any) -> str:
-        value = str(value) if isinstance(value, (int, float)) else value
+        # A number is a name (version = 2), a boolean is a slip (version = true became "True").
+        value = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
         if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", value):
-            raise fail(f"'{value}' is not a valid name",
+            shown = str(value).lower() if isinstance(value, bool) else value  # as the toml wrote it
+            raise fail(f"'{shown}' is not a valid name",
                         "use letters, digits, '.', '_' and '-', e.g. churn or 1.2")
         return value
 
