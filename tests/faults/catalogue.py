@@ -199,6 +199,10 @@ CASES = [
          ("../../../../etc/passwd", "not a path inside")),
     Case("output-file-absolute", CMD, spec_sub(r'(schema = "player_id:STRING,label:BOOL")',
                                                r'\1\nfile = "/etc/passwd"'), ("/etc/passwd", "relative")),
+    # Issue 26.15: a store or a warehouse that keeps nothing reported success.
+    Case("store-in-memory", PY, nothing, ("memory://x", "vanish"), env={"BATCHCAST__STORAGE__URL": "memory://x"}),
+    Case("warehouse-in-memory", PY, nothing, (":memory:", "vanish"),
+         env={"BATCHCAST__WAREHOUSE__URL": "duckdb:///:memory:"}),
     Case("serve-model-file-escapes", CMD, spec_sub(r'model_file = "[^"]*"', 'model_file = "../model.joblib"'),
          ("../model.joblib", "not a path inside"), argv=("validate",)),
 ]

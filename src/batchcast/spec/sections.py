@@ -95,6 +95,14 @@ class ModelSection(Section):
 class StorageSection(Section):
     url: str = Field(".batchcast/artifacts", description="Artifact store: a folder or an fsspec URL.")
 
+    @field_validator("url")
+    @classmethod
+    def _durable(cls, value: str) -> str:
+        if value.startswith("memory://"):  # the store is the system of record: it must outlive the process
+            raise fail(f"'{value}' is fsspec's in-memory filesystem: every run would vanish when its process ends",
+                       "use a folder, s3://bucket/path or gs://bucket/path")
+        return value
+
 
 class WarehouseSection(Section):
     url: str = Field("duckdb:///.batchcast/warehouse.duckdb", description="Warehouse URL.")

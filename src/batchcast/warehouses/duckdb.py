@@ -60,7 +60,10 @@ class DuckDBWarehouse(Warehouse):
     def resolve_url(cls, url: str, root: Path) -> str:
         # duckdb:///rel/path is relative to the spec; duckdb:////abs/path is absolute.
         rest = url[len(PREFIX):] if url.startswith(PREFIX) else ""
-        if rest and rest != ":memory:" and not rest.startswith("/"):
+        if rest.partition("?")[0] in ("", ":memory:"):  # a service's predictions must outlive its process
+            raise SpecError(f"[warehouse] url '{redact(url)}' is an in-memory database: every run's rows would "
+                            "vanish when its process ends", "name a file, e.g. duckdb:///.batchcast/warehouse.duckdb")
+        if not rest.startswith("/"):
             return PREFIX + str((root / rest).resolve())
         return url
 
