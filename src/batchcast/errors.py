@@ -22,6 +22,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     ├── Cancelled              its user interrupted the run (Ctrl-C, SIGTERM)
     ├── SchedulerError         the scheduler cannot start (another one holds the service)
     ├── ServeError             a server cannot listen, or has no model it can serve
+    ├── RequestError           an online request or record is refused (its body, a column, a value)
     └── MissingExtra           an optional backend's package is not installed
 """
 
@@ -119,6 +120,24 @@ class SchedulerError(BatchcastError):
 
 class ServeError(BatchcastError):
     """A server (``batchcast ui``, ``batchcast serve``) cannot listen, or ``serve`` has no model it can load."""
+
+
+class RequestError(BatchcastError):
+    """Raised when an online request, or a record, cannot be scored as it is.
+
+    The online core raises it while reading rows into the model's features
+    (:mod:`batchcast.online.features`: a missing column, a value of the wrong
+    type, no rows); ``batchcast serve`` while reading a request's body and
+    format (:mod:`batchcast.serving.requests`: not JSON, an unknown key) and
+    for a body too large or a model not served (:mod:`batchcast.serving.app`).
+    ``status`` is the HTTP status the server answers with (400, 404 or 413;
+    400 by default); ``message`` names the key, column or value, ``fix`` what
+    to do instead.
+    """
+
+    def __init__(self, message: str, fix: str, status: int = 400):
+        super().__init__(message, fix)
+        self.status = status
 
 
 def is_transient(error_type: str | None) -> bool:

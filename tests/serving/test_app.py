@@ -9,9 +9,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from batchcast import Service
-from batchcast.serving.app import HEADER, Slot, create
-from batchcast.serving.loading import load
-from batchcast.serving.server import check
+from batchcast.online.loading import load
+from batchcast.online.slot import Slot
+from batchcast.online.watcher import check
+from batchcast.serving.app import HEADER, create
 from tests.conftest import bc, query, write_python_service
 
 FEATURES = [f"f{i}" for i in range(1, 9)]

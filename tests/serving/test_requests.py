@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from batchcast.serving.requests import Features, RequestError, decode, mlflow_table, v2_table
+from batchcast.errors import RequestError
+from batchcast.online.features import Features
+from batchcast.serving.requests import decode, mlflow_table, v2_table
 
 FEATURES = Features(("tenure", "spend", "premium", "country"),
                     {"tenure": "number", "spend": "number", "premium": "bool", "country": "string"})
@@ -90,13 +92,6 @@ def test_a_bad_v2_request_names_the_tensor(body, message):
     with pytest.raises(RequestError) as caught:
         v2_table(body, FEATURES)
     assert message in caught.value.message
-
-
-def test_features_come_from_the_training_runs_meta_and_profile():
-    meta = {"features": ["tenure", "spend"]}
-    profile = {"features": {"tenure": {"kind": "number"}, "spend": {"kind": "number"}}}
-    assert Features.of(meta, profile) == Features(("tenure", "spend"), {"tenure": "number", "spend": "number"})
-    assert Features.of(meta, None).kinds == {}  # trained before profiles: names checked, types not
 
 
 @pytest.mark.parametrize("body, said", [

@@ -1,7 +1,8 @@
 """The ASGI application: MLflow's scoring routes, the Open Inference Protocol v2, and the served model.
 
-The model is held in a :class:`Slot`; a swap replaces one reference, so a
-request sees the old model or the new one, never a mix. Every request error
+The model is held in a :class:`~batchcast.online.slot.Slot`; a swap
+replaces one reference, so a request sees the old model or the new one,
+never a mix. Every request error
 is a 4xx with one line; a model that raises on a valid request is a 422
 naming the model's error, never a 500 with a traceback.
 """
@@ -17,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchcast.errors import BatchcastError
-from batchcast.serving.batching import Batcher
-from batchcast.serving.loading import Served
-from batchcast.serving.observe import Metrics, Observe
+from batchcast.errors import BatchcastError, RequestError
+from batchcast.online.batching import Batcher
+from batchcast.online.loading import Served
+from batchcast.online.slot import Slot
+from batchcast.serving.observe import Observe
 from batchcast.serving.openapi import document
-from batchcast.serving.requests import RequestError, decode, mlflow_table, v2_table
+from batchcast.serving.requests import decode, mlflow_table, v2_table
 
 HEADER = "X-Batchcast-Model-Run"
 V2_DATATYPES = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64"}
@@ -36,25 +38,11 @@ def _listed(y: np.ndarray) -> list:
     return np.where(np.isfinite(y), y, None).tolist()
 
 
-class Slot:
-    """The model being served; :meth:`swap` replaces it in one assignment."""
-
-    def __init__(self, served: Served | None = None, metrics: Metrics | None = None):
-        self.metrics = metrics or Metrics()
-        self.served = None
-        if served is not None:
-            self.swap(served)
-
-    def swap(self, served: Served) -> None:
-        self.served = served
-        self.metrics.serving(served)
-
-
 def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = None, lifespan=None,
            online=None) -> Starlette:
     """The application serving whatever ``slot`` holds; bodies over ``max_body`` bytes get a 413.
 
-    ``online``, an :class:`~batchcast.serving.online.OnlineLog`, keeps each request's rows and predictions.
+    ``online``, an :class:`~batchcast.online.log.OnlineLog`, keeps each request's rows and predictions.
     """
     batcher = batcher or Batcher(max_rows=1)
     metrics = slot.metrics

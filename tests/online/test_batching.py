@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from batchcast.errors import ModelError
-from batchcast.serving.batching import Batcher
+from batchcast.online.batching import Batcher
 
 
 class FakeModel:

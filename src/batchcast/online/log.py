@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from batchcast.data.schema import Column, Schema
 from batchcast.errors import SchemaError
+from batchcast.runs.manifest import new_run_ts, run_id
 
 log = logging.getLogger("batchcast")
 TYPES = {"number": "FLOAT64", "bool": "BOOL", "string": "STRING"}
@@ -32,8 +33,7 @@ PREDICTION = {"b": "BOOL", "i": "INT64", "u": "INT64", "f": "FLOAT64"}
 class OnlineLog:
     def __init__(self, spec, table: str, every: float, max_rows: int, metrics=None):
         self.spec, self.table, self.every, self.max_rows, self.metrics = spec, table, every, max_rows, metrics
-        self.run_id = f"{spec.service.name}/{spec.service.version}/serve/" \
-                      f"{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+        self.run_id = run_id(spec.service.name, spec.service.version, "serve", new_run_ts())
         self._pending: deque[tuple[str, dt.datetime, pa.Table]] = deque()
         self._rows = 0
         self._lock = threading.Lock()

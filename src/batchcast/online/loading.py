@@ -17,8 +17,8 @@ import numpy as np
 
 from batchcast.model.loading import load_run
 from batchcast.model.scoring import Scorer
+from batchcast.online.features import Features
 from batchcast.service import CHAMPION
-from batchcast.serving.requests import Features
 
 
 @dataclass

@@ -7,8 +7,8 @@ import types
 import numpy as np
 import pyarrow as pa
 
-from batchcast.serving.online import OnlineLog
-from batchcast.serving.requests import Features
+from batchcast.online.features import Features
+from batchcast.online.log import OnlineLog
 from batchcast.spec import load_spec
 from tests.conftest import query, write_python_service
 

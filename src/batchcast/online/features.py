@@ -1,0 +1,108 @@
+"""The served model's features, and decoded rows read into one Arrow table of them.
+
+Whatever carries the rows (an HTTP request in MLflow's or the Open Inference
+Protocol's format, a broker's JSON record), once decoded they are columns of
+plain values: :func:`records` turns a list of objects into columns, and
+:func:`table` checks the columns against the training's features and builds
+the table the scorer reads. Every mistake is a
+:class:`~batchcast.errors.RequestError`: one line naming the column or
+value, and the fix; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from batchcast.errors import RequestError
+
+ARROW = {"number": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the served model was trained on: feature names in order, and each one's kind."""
+
+    names: tuple[str, ...]
+    kinds: dict[str, str]  # number, bool, string (checks.kind); other kinds pass through unchecked
+    ids: tuple[str, ...] = ()  # kept as strings when a request sends them (for the online log), never fed
+
+    @classmethod
+    def of(cls, meta: dict, profile: dict | None, ids: tuple[str, ...] = ()) -> Features:
+        kinds = {name: found["kind"] for name, found in ((profile or {}).get("features") or {}).items()}
+        return cls(tuple(meta["features"]), kinds, ids)
+
+
+def records(value: Any, key: str) -> dict[str, list]:
+    """Rows given as objects by column name, as columns; ``key`` names where they came from, in messages."""
+    if value == []:
+        raise RequestError("the request holds no rows", "send at least one row")
+    if not isinstance(value, list) or not all(isinstance(row, dict) for row in value):
+        raise RequestError(f"{key} is not a list of objects", f'send {{"{key}": [{{"feature": 1.0}}]}}')
+    names = list(dict.fromkeys(name for row in value for name in row))
+    return {name: [row.get(name) for row in value] for name in names}
+
+
+def table(columns: dict[str, list], features: Features) -> pa.Table:
+    """The features, in training order and type; extra columns (ids, say) are left out."""
+    missing = [f for f in features.names if f not in columns]
+    if missing:
+        extra = [c for c in columns if c not in features.names]
+        close = difflib.get_close_matches(missing[0], extra, n=1, cutoff=0.5)
+        hint = f"; '{close[0]}' looks like a misspelling of it" if close else ""
+        raise RequestError(f"column '{missing[0]}' is missing{hint}",
+                           f"send every feature the model was trained on: {', '.join(features.names)}")
+    rows = len(columns[features.names[0]])
+    if rows == 0:
+        raise RequestError("the request holds no rows", "send at least one row")
+    uneven = next((n for n in features.names if len(columns[n]) != rows), None)
+    if uneven:
+        raise RequestError(f"column '{uneven}' has {len(columns[uneven])} values and "
+                           f"'{features.names[0]}' has {rows}", "give every column one value per row")
+    arrays = _numbers(columns, features) or {name: _array(name, columns[name], features.kinds.get(name))
+                                             for name in features.names}
+    for name in features.ids:
+        if name not in arrays:
+            arrays[name] = _array(name, columns.get(name) or [None] * rows, "string")
+    return pa.table(arrays)
+
+
+def _numbers(columns: dict[str, list], features: Features) -> dict[str, pa.Array] | None:
+    """The common case at a fraction of the cost: every feature a number, every value a float or an int.
+
+    None otherwise, and :func:`_array` checks each column (and names what is wrong).
+    """
+    if any(features.kinds.get(name) != "number" for name in features.names):
+        return None
+    values = [columns[name] for name in features.names]
+    if not all(type(v) is float or type(v) is int for column in values for v in column):  # bool is not int here
+        return None
+    try:
+        matrix = np.array(values, dtype=np.float64)
+    except OverflowError:  # an int past float64's range: _array says which
+        return None
+    return {name: pa.array(matrix[i]) for i, name in enumerate(features.names)}
+
+
+def _array(name: str, values: list, kind: str | None) -> pa.Array:
+    if kind == "number":
+        for r, v in enumerate(values):
+            if v is not None and type(v) is not float and (isinstance(v, bool) or not isinstance(v, int)):
+                raise RequestError(f"column '{name}' row {r}: {json.dumps(v)} is not a number",
+                                   f"send '{name}' as a JSON number (or null)")
+    elif kind == "bool":
+        for r, v in enumerate(values):
+            if v is not None and not isinstance(v, bool):
+                raise RequestError(f"column '{name}' row {r}: {json.dumps(v)} is not true or false",
+                                   f"send '{name}' as true, false or null")
+    elif kind == "string":
+        values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+    try:
+        return pa.array(values, type=ARROW.get(kind))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        raise RequestError(f"column '{name}': {exc}", f"send '{name}' with values of one type") from None
