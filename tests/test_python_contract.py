@@ -59,6 +59,20 @@ def test_model_raising_leaves_table_and_champion(service, monkeypatch):
     assert "Traceback" in log and "model exploded on purpose" in log
 
 
+def test_an_inline_run_prints_the_model_s_error_without_its_traceback(tmp_path):
+    """Issue 26.14: the model's traceback belongs in the run's log (and after --verbose), not on the console."""
+    write_python_service(tmp_path, rows=300)
+    bc("run", "training", cwd=tmp_path)
+    failed = bc("run", "application", "--date", "2026-01-05", cwd=tmp_path, env={"MODEL_FAIL": "1"}, ok=False)
+    assert "model exploded on purpose" in failed.stderr and "fix: " in failed.stderr
+    assert "Traceback" not in failed.stderr, failed.stderr
+    [log] = (tmp_path / ".batchcast/artifacts/scores/2/application").glob("*/log.txt")
+    assert "Traceback" in log.read_text()
+    verbose = bc("--verbose", "run", "application", "--date", "2026-01-05", cwd=tmp_path, env={"MODEL_FAIL": "1"},
+                 ok=False)
+    assert "Traceback" in verbose.stderr
+
+
 def test_tampered_model_is_refused_before_loading(service):
     trained = service.run("training")
     path = service.spec.root / ".batchcast/artifacts" / trained.run_id / "output" / "model_meta.json"

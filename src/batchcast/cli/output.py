@@ -6,6 +6,7 @@ starts fast.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -53,9 +54,27 @@ def setup_logging(level: int) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(level)
+    if level > logging.DEBUG:
+        _without_tracebacks(handler)
     logger.handlers = [h for h in logger.handlers if getattr(h, "_batchcast_cli", False) is False]
     handler._batchcast_cli = True
     logger.addHandler(handler)
+
+
+def _without_tracebacks(handler: logging.Handler) -> None:
+    """Make ``handler`` print a record's message but not its traceback: that is for the run's log and --verbose.
+
+    The record is copied, not changed: the run's own log file, a handler after this one, keeps the traceback.
+    """
+    emit = handler.emit
+
+    def quiet(record: logging.LogRecord) -> None:
+        if record.exc_info or record.exc_text or record.stack_info:
+            record = copy.copy(record)
+            record.exc_info = record.exc_text = record.stack_info = None
+        emit(record)
+
+    handler.emit = quiet
 
 
 def emit(data: Any, as_json: bool, table: Callable[[], Any]) -> None:
