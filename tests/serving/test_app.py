@@ -71,6 +71,13 @@ def test_bad_requests_are_4xx_naming_the_column(trained):
     assert "Traceback" not in big.text
 
 
+def test_an_integer_python_will_not_read_is_a_400_not_a_500(trained):
+    client = TestClient(create(Slot(load(Service(trained / "batchcast.toml")))), raise_server_exceptions=False)
+    answer = client.post("/invocations", content=b'{"dataframe_records": [{"f1": ' + b"9" * 5000 + b"}]}")
+    assert answer.status_code == 400, answer.text
+    assert "an integer of more than 4300 digits" in answer.json()["error"] and answer.json()["fix"]
+
+
 def test_a_swap_changes_the_model_between_requests(trained):
     service = Service(trained / "batchcast.toml")
     slot = Slot(load(service))

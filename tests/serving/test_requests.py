@@ -69,8 +69,9 @@ def test_v2_named_tensors_and_one_tensor_of_rows_read_into_the_same_rows():
     (json.dumps({"instances": [[1, 2.0]]}).encode(), "instances row 0 has 2 values; the model has 4 features"),
     (json.dumps({"dataframe_split": {"columns": ["tenure"], "data": [[1, 2]]}}).encode(),
      "dataframe_split data row 0 has 2 values for 1 columns"),
+    (b'{"dataframe_records": [{"tenure": ' + b"9" * 5000 + b"}]}", "an integer of more than 4300 digits"),
 ], ids=["empty", "not-json", "not-object", "unknown-key", "two-keys", "not-a-number", "not-a-bool",
-        "misspelled", "no-rows", "not-records", "ragged-columns", "short-row", "split-ragged"])
+        "misspelled", "no-rows", "not-records", "ragged-columns", "short-row", "split-ragged", "huge-integer"])
 def test_a_bad_request_is_one_line_naming_what_is_wrong(body, message):
     with pytest.raises(RequestError) as caught:
         mlflow_table(decode(body), FEATURES)

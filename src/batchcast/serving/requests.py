@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 import pyarrow as pa
@@ -40,6 +41,10 @@ def decode(body: bytes) -> Any:
         raise RequestError(f"the request body is not JSON: {exc}", "send application/json") from None
     except RecursionError:
         raise RequestError("the request body is nested too deeply", "send rows as flat objects or lists") from None
+    except ValueError:  # json's only other refusal: an integer past Python's limit on converting digits
+        digits = sys.get_int_max_str_digits()
+        raise RequestError(f"the request holds an integer of more than {digits} digits",
+                           f"send numbers of at most {digits} digits (features are read as 64-bit floats)") from None
 
 
 def _not_finite(word: str):
