@@ -22,6 +22,15 @@ def test_ticks_are_logical_dates():
         ticks("0 6 * * *", dt.date(2026, 1, 2), dt.date(2026, 1, 1))
 
 
+def test_a_backfill_of_centuries_is_refused_at_once(tmp_path):
+    """Issue 26.13: a range with a typo in a year walked millions of ticks, silently."""
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    refused = bc("backfill", "training", "--from", "0001-01-01", "--to", "9999-12-31", cwd=tmp_path / "svc", ok=False)
+    assert "spans 3,652,059 days; a backfill covers at most 3,660" in refused.stderr and "fix: " in refused.stderr
+    assert not (tmp_path / "svc" / ".batchcast" / "ledger.db").exists() or Service(
+        tmp_path / "svc" / "batchcast.toml").ledger.rows("churn", "1") == []
+
+
 def test_upcoming_is_strictly_after():
     now = dt.datetime(2026, 1, 1, 6, 0, tzinfo=dt.UTC)
     assert [t.isoformat() for t in upcoming("0 6 * * *", now, 2)] == [

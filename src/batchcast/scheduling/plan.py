@@ -13,11 +13,16 @@ from croniter import croniter
 
 from batchcast.errors import SpecError
 
+MAX_DAYS = 3660  # ten years of daily runs in one backfill
+
 
 def ticks(schedule: str, start: dt.date, end: dt.date, timezone: str = "UTC") -> list[dt.date]:
     """The logical dates of ``schedule``'s ticks from ``start`` to ``end``, both included, oldest first."""
     if end < start:
         raise SpecError(f"the range {start} .. {end} is empty", "pass --from before --to")
+    if (end - start).days >= MAX_DAYS:  # a typo in a year (0026, 20266) must not walk millions of ticks
+        raise SpecError(f"the range {start} .. {end} spans {(end - start).days + 1:,} days; a backfill covers at "
+                        f"most {MAX_DAYS:,}", "check the years in --from and --to, or split the range")
     return [day for day, _ in first_ticks(schedule, start, timezone, until_date=end)]
 
 
