@@ -57,9 +57,9 @@ class Service:
         model_run = self.model_for(chosen.model).run_id if chosen.kind in APPLIES_MODEL else None
         folder = scratch_dir("run")
         try:
-            request = RunRequest(spec_path=str(spec.file), overrides=overrides, action=action,
-                                 logical_date=parse_date(date), run_ts=run_ts or new_run_ts(),
-                                 executor=chosen.executor, model_run=model_run,
+            request = RunRequest(name=spec.service.name, version=spec.service.version, action=action,
+                                 run_ts=run_ts or new_run_ts(), spec_path=str(spec.file), overrides=overrides,
+                                 logical_date=parse_date(date), executor=chosen.executor, model_run=model_run,
                                  log_path=str(folder / "log.txt"))
             return get_executor(chosen.executor).submit(request, spec)
         finally:

@@ -207,7 +207,8 @@ def _launches(svc: Path, airflow_env: dict, tmp: Path, day: str) -> dict[str, tu
     from batchcast.runs.manifest import RunRequest
 
     spec = load_spec(svc / "batchcast.toml")
-    request = RunRequest(spec_path=str(spec.file), action="application", logical_date=dt.date.fromisoformat(day),
+    request = RunRequest(name=spec.service.name, version=spec.service.version, spec_path=str(spec.file),
+                         action="application", logical_date=dt.date.fromisoformat(day),
                          run_ts="20260307T000000Z", executor="probe", log_path=str(tmp / "log.txt"))
     expected = ["run", "application", "--date", day]
     job = ApiClient().sanitize_for_serialization(kubernetes.build_job(spec, request))

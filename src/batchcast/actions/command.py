@@ -92,9 +92,9 @@ def command_env(ctx: RunContext, output: Path, model_dir: Path) -> dict[str, str
         env["VIRTUAL_ENV"] = str(python.venv)
         for leak in ("PYTHONPATH", "PYTHONHOME"):
             env.pop(leak, None)
-    s = ctx.spec.service
-    env.update(NAME=s.name, VERSION=s.version, ACTION=ctx.request.action, RUN_ID=ctx.run_id,
-               LOGICAL_DATE=ctx.request.logical_date.isoformat(), OUTPUT_DIR=str(output),
+    request = ctx.request
+    env.update(NAME=request.name, VERSION=request.version, ACTION=request.action, RUN_ID=request.run_id,
+               LOGICAL_DATE=request.logical_date.isoformat(), OUTPUT_DIR=str(output),
                MODEL_DIR=str(model_dir))
     return env
 

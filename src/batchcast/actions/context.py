@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchcast.errors import SpecError
-from batchcast.runs.manifest import RunRequest, run_id
+from batchcast.runs.manifest import RunRequest
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ActionSpec, ServiceSpec
 
@@ -43,8 +43,7 @@ class RunContext:
 
     @property
     def run_id(self) -> str:
-        s = self.spec.service
-        return run_id(s.name, s.version, self.request.action, self.request.run_ts)
+        return self.request.run_id
 
     @property
     def where(self) -> str:

@@ -40,7 +40,7 @@ class ContainerExecutor(RemoteExecutor[Container]):
     removed = "killed"
 
     def start(self, request: RunRequest, spec: ServiceSpec) -> Container:
-        container = Container(_engine(), container_name(spec, request))
+        container = Container(_engine(), container_name(request))
         options, env = self._options(spec, request, container.engine)
         try:
             engine_run(container.engine, "run", "--detach", "--name", container.name, *options, spec.image_tag,
@@ -78,7 +78,7 @@ class ContainerExecutor(RemoteExecutor[Container]):
         return f"container {container.name}"
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
-        engine_run(_engine(), "kill", container_name(spec, request), check=False)
+        engine_run(_engine(), "kill", container_name(request), check=False)
 
     def _options(self, spec: ServiceSpec, request: RunRequest, engine: list[str]) -> tuple[list[str], dict]:
         """The engine's options, and its environment: values travel there, only names on the command line."""
@@ -94,9 +94,8 @@ class ContainerExecutor(RemoteExecutor[Container]):
         return options, {**os.environ, **env}
 
 
-def container_name(spec: ServiceSpec, request: RunRequest) -> str:
-    s = spec.service
-    return f"batchcast-{s.name}-{s.version}-{request.action}-{request.run_ts}".lower().replace(".", "-")
+def container_name(request: RunRequest) -> str:
+    return f"batchcast-{request.run_id.replace('/', '-')}".lower().replace(".", "-")
 
 
 def _engine() -> list[str]:

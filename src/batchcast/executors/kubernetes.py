@@ -22,7 +22,7 @@ from batchcast.errors import ExecutorError, MissingExtra, SpecError
 from batchcast.executors.remote import Ended, RemoteExecutor
 from batchcast.isolation.images import run_env
 from batchcast.redaction import has_secret
-from batchcast.runs.manifest import RunRequest, run_id
+from batchcast.runs.manifest import RunRequest
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import Section
 
@@ -148,8 +148,7 @@ def build_job(spec: ServiceSpec, request: RunRequest):
     return k.V1Job(
         api_version="batch/v1", kind="Job",
         metadata=k.V1ObjectMeta(name=job_name(spec, request), labels=labels,
-                                annotations={"batchcast/run-id": run_id(spec.service.name, spec.service.version,
-                                                                        request.action, request.run_ts)}),
+                                annotations={"batchcast/run-id": request.run_id}),
         spec=k.V1JobSpec(backoff_limit=0, ttl_seconds_after_finished=k8s.ttl_seconds_after_finished,
                          template=k.V1PodTemplateSpec(metadata=k.V1ObjectMeta(labels=labels), spec=pod)))
 

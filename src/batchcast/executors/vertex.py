@@ -22,7 +22,7 @@ from pydantic import Field
 from batchcast.errors import ExecutorError, MissingExtra
 from batchcast.executors.remote import Ended, RemoteExecutor
 from batchcast.isolation.images import label_value, run_env
-from batchcast.runs.manifest import RunRequest, run_id
+from batchcast.runs.manifest import RunRequest
 from batchcast.spec import ServiceSpec
 from batchcast.spec.base import CloudSettings
 
@@ -95,7 +95,7 @@ class VertexExecutor(RemoteExecutor[CustomJob]):
 
         found = jobs.list_custom_jobs(request=aiplatform_v1.ListCustomJobsRequest(
             parent=f"projects/{vertex.project}/locations/{vertex.region}",
-            filter=f'display_name="{display_name(spec, request)}"'))
+            filter=f'display_name="{display_name(request)}"'))
         for job in found:
             if job.state.name not in ENDED:
                 _cancel(jobs, job.name)
@@ -113,7 +113,7 @@ def build_job(spec: ServiceSpec, request: RunRequest):
     pool = v.WorkerPoolSpec(machine_spec=v.MachineSpec(machine_type=action.vertex.machine_type), replica_count=1,
                             container_spec=container)
     return v.CustomJob(
-        display_name=display_name(spec, request),
+        display_name=display_name(request),
         labels={"managed-by": "batchcast", "batchcast-service": label_value(s.name),
                 "batchcast-action": label_value(request.action)},
         job_spec=v.CustomJobSpec(worker_pool_specs=[pool], service_account=action.vertex.service_account or "",
@@ -121,9 +121,8 @@ def build_job(spec: ServiceSpec, request: RunRequest):
                                                          restart_job_on_worker_restart=False)))
 
 
-def display_name(spec: ServiceSpec, request: RunRequest) -> str:
-    s = spec.service
-    return run_id(s.name, s.version, request.action, request.run_ts).replace("/", "-")
+def display_name(request: RunRequest) -> str:
+    return request.run_id.replace("/", "-")
 
 
 def jobs_client(region: str):

@@ -136,7 +136,7 @@ def build(spec: ServiceSpec, engine: list[str], *, push: bool = False, context: 
 
 def run_env(spec: ServiceSpec, request, executor: str) -> dict[str, str]:
     """What the image's entry point reads: the run to make, and where the store and warehouse are."""
-    return {"BATCHCAST_EXECUTOR": executor, "NAME": spec.service.name, "VERSION": spec.service.version,
+    return {"BATCHCAST_EXECUTOR": executor, "NAME": request.name, "VERSION": request.version,
             "ACTION": request.action, "LOGICAL_DATE": request.logical_date.isoformat(), "RUN_TS": request.run_ts,
             "MODEL_RUN": request.model_run or "", "BATCHCAST__STORAGE__URL": spec.storage_url,
             "BATCHCAST__WAREHOUSE__URL": spec.warehouse_url}

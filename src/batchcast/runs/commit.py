@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchcast.errors import BatchcastError, RunExists
 from batchcast.redaction import redact
-from batchcast.runs.manifest import FileEntry, Manifest, RunRequest, RunStatus, library_versions, run_id
+from batchcast.runs.manifest import FileEntry, Manifest, RunRequest, RunStatus, library_versions
 from batchcast.runs.store import ArtifactStore
 
 if TYPE_CHECKING:
@@ -41,9 +41,8 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
     """Write a run's manifest; used by ``execute`` and by executors whose child died first."""
     outcome = outcome or Outcome()
     action = action or spec.action(request.action)
-    s = spec.service
     manifest = Manifest(
-        run_id=run_id(s.name, s.version, request.action, request.run_ts), name=s.name, version=s.version,
+        run_id=request.run_id, name=request.name, version=request.version,
         action=request.action, kind=action.kind, run_ts=request.run_ts, status=status,
         logical_date=request.logical_date, started_at=started, ended_at=now(),
         executor=os.environ.get("BATCHCAST_EXECUTOR", request.executor),  # the container's, seen from inside
@@ -64,8 +63,7 @@ def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, 
     is recorded as such, and never hides one that committed just before.
     """
     store = ArtifactStore(spec.storage_url)
-    s = spec.service
-    rid = run_id(s.name, s.version, request.action, request.run_ts)
+    rid = request.run_id
     outcome = Outcome()
     try:
         if Path(request.log_path).exists():

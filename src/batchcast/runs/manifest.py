@@ -15,7 +15,7 @@ import platform
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from batchcast.errors import IntegrityError, SpecError
 
@@ -36,6 +36,7 @@ def new_run_ts(now: dt.datetime | None = None) -> str:
 
 
 def run_id(name: str, version: str, action: str, run_ts: str) -> str:
+    """The one way a run's id is made: ``{name}/{version}/{action}/{run_ts}``, its folder in the store."""
     return f"{name}/{version}/{action}/{run_ts}"
 
 
@@ -173,14 +174,28 @@ def library_versions(*names: str) -> dict[str, str]:
 
 
 class RunRequest(BaseModel):
-    """Everything needed to execute one run; JSON, so it can cross into a child process."""
+    """Everything needed to execute one run; JSON, so it can cross into a child process.
 
+    The run's identity is made once, where the request is (``Service.run``, or a scheduler committing
+    for a run that died): ``name``, ``version``, ``action``, ``run_ts`` and the ``run_id`` they form.
+    Everything after, in this process or a child, reads it from here.
+    """
+
+    name: str
+    version: str
+    action: str
+    run_ts: str
+    run_id: str = Field("", description="The run's id; made from name, version, action and run_ts when left out.")
     spec_path: str
     overrides: dict[str, Any] = {}
-    action: str
     logical_date: dt.date
-    run_ts: str
     executor: str
     model_run: str | None = None
     log_path: str
     environment: dict[str, Any] = {}  # the isolated environment the executor built or found, for the manifest
+
+    @model_validator(mode="after")
+    def _identity(self) -> RunRequest:
+        if not self.run_id:
+            self.run_id = run_id(self.name, self.version, self.action, self.run_ts)
+        return self

@@ -237,8 +237,9 @@ class Scheduler:
     def _commit_for(self, active: Active, status: RunStatus, error) -> Manifest:
         """Commit the manifest its process could not: timed out, or died."""
         spec = active.tracked.service.spec
-        request = RunRequest(spec_path=str(spec.file), action=active.action, logical_date=active.day,
-                             run_ts=active.run_ts, executor=spec.actions[active.action].executor,
+        request = RunRequest(name=spec.service.name, version=spec.service.version, action=active.action,
+                             run_ts=active.run_ts, run_id=active.run_id, spec_path=str(spec.file),
+                             logical_date=active.day, executor=spec.actions[active.action].executor,
                              log_path=str(active.paths["log"]))
         return ensure_committed(spec, request, status, active.started, error)
 

@@ -98,7 +98,8 @@ def take_charge(tracked: Tracked) -> None:
 def launch(tracked: Tracked, name: str, day: dt.date) -> Active:
     """Mark ``day`` running, then start its process holding the run's lock."""
     run_ts = new_run_ts()
-    active = Active(tracked, name, day, run_ts, now(), paths=paths(tracked, run_id(*tracked.key, name, run_ts)))
+    active = Active(tracked, name, day, run_ts, now())
+    active.paths = paths(tracked, active.run_id)
     tracked.ledger.set(*tracked.key, name, day, "running", run_id=active.run_id, attempt=True)  # fact 1
     fd = os.open(active.paths["lock"], os.O_CREAT | os.O_RDWR, 0o600)
     try:

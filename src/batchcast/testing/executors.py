@@ -118,7 +118,8 @@ def cancel_mid_run(service: Service, executor: str, submitted: list, env_of) -> 
             break
         time.sleep(0.05)
     env = env_of(submitted[0])
-    request = RunRequest(spec_path=str(service.spec.file), action="training", logical_date=env["LOGICAL_DATE"],
+    request = RunRequest(name=service.name, version=service.version, spec_path=str(service.spec.file),
+                         action="training", logical_date=env["LOGICAL_DATE"],
                          run_ts=env["RUN_TS"], executor=executor, log_path="/dev/null")
     get_executor(executor).cancel(request, service.spec)
     thread.join(timeout=60)
