@@ -20,6 +20,8 @@ if TYPE_CHECKING:
         IntegrityError,
         MissingExtra,
         ModelError,
+        QueryError,
+        RequestError,
         RunExists,
         RunNotFound,
         RunTimeout,
@@ -45,6 +47,8 @@ __all__ = [
     "Manifest",
     "MissingExtra",
     "ModelError",
+    "QueryError",
+    "RequestError",
     "RunExists",
     "RunNotFound",
     "RunStatus",
@@ -63,8 +67,8 @@ __all__ = [
 
 # Each public name and the module that defines it.
 _ERRORS = ("BatchcastError", "ExecutorError", "InputError", "IntegrityError", "MissingExtra", "ModelError",
-           "RunExists", "RunNotFound", "RunTimeout", "SchemaError", "SpecError", "StoreError", "WarehouseError",
-           "WarehouseUnavailable")
+           "QueryError", "RequestError", "RunExists", "RunNotFound", "RunTimeout", "SchemaError", "SpecError",
+           "StoreError", "WarehouseError", "WarehouseUnavailable")
 _MODULES = {
     **dict.fromkeys(_ERRORS, "batchcast.errors"),
     "Manifest": "batchcast.runs.manifest",

@@ -16,6 +16,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     │   ├── RunExists          a committed run would be overwritten
     │   └── IntegrityError     a stored file does not match its checksum
     ├── WarehouseError         the warehouse refused an operation
+    │   ├── QueryError         it refused a query (bad SQL, a missing table or column)
     │   └── WarehouseUnavailable   (transient) it could not be reached
     ├── ExecutorError          the isolated environment could not be built or run
     │   └── RunTimeout         the run exceeded its timeout and was killed
@@ -90,6 +91,14 @@ class IntegrityError(StoreError):
 
 class WarehouseError(BatchcastError):
     """Raised by a warehouse backend, translated from the driver's error."""
+
+
+class QueryError(WarehouseError):
+    """Raised by a warehouse backend's ``read`` when the warehouse refused the query itself.
+
+    Distinct from its parent so that an input names the query as the culprit only when it
+    is: a warehouse that cannot be opened (a corrupt file, a folder) is a WarehouseError.
+    """
 
 
 class WarehouseUnavailable(WarehouseError):

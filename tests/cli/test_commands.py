@@ -27,6 +27,15 @@ def test_init_writes_a_complete_service(tmp_path):
     assert "already exists" in bc("init", "svc", cwd=tmp_path, ok=False).stderr
 
 
+@pytest.mark.parametrize("folder", ["svc", "."])
+def test_init_with_a_refused_name_leaves_nothing_behind(tmp_path, folder):
+    """Issue 26.18: init --name ../../evil was refused, but the template's files stayed."""
+    refused = bc("init", folder, "--name", "../../evil", cwd=tmp_path, ok=False)
+    assert refused.returncode == 1 and "'../../evil' is not a valid name" in refused.stderr
+    assert str(tmp_path / folder / "batchcast.toml").replace("/./", "/") in refused.stderr.replace("/./", "/")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
 def test_init_service_runs_end_to_end_inline(tmp_path):
     bc("init", "svc", cwd=tmp_path)
     svc = tmp_path / "svc"

@@ -177,8 +177,9 @@ CASES = [
          append(f'[warehouse]\nurl = "postgresql://u@127.0.0.1:1/db?password={SECRET}"'), ("password",)),
     Case("warehouse-bad-setting", PY, append('[warehouse]\nurl = "duckdb:///.batchcast/warehouse.duckdb?nope=1"'),
          ("nope",)),
-    Case("warehouse-is-a-folder", PY, replace_warehouse("folder"), ("it is a folder",)),
-    Case("warehouse-corrupt", PY, replace_warehouse("corrupt"), ("not a DuckDB database",)),
+    # Issue 26.17: the fix said "correct the query": a warehouse that cannot open is not the query's fault.
+    Case("warehouse-is-a-folder", PY, replace_warehouse("folder"), ("it is a folder", "point [warehouse] url")),
+    Case("warehouse-corrupt", PY, replace_warehouse("corrupt"), ("not a DuckDB database", "from a backup")),
     Case("storage-unknown-protocol", PY, append('[storage]\nurl = "nope://bucket/x"'), ("nope",)),
     # -- the command contract's predictions files ----------------------------------------
     Case("predictions-header-only", CMD, predictions("player_id,label\n"), ("no rows",)),

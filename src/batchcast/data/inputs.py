@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import fsspec
 import pyarrow as pa
 
-from batchcast.errors import InputError, SpecError, WarehouseError
+from batchcast.errors import InputError, QueryError, SpecError
 
 if TYPE_CHECKING:  # the data plane sits below the spec and the warehouses: it is handed both
     from batchcast.spec import InputSpec
@@ -51,9 +51,7 @@ def open_input(spec: InputSpec, warehouse: Warehouse, root: Path, logical_date: 
         query = render(spec.query, logical_date, f"{where} query")
         try:
             return warehouse.read(query, batch_size), f"query on {warehouse.url.split('://')[0]}"
-        except WarehouseError as exc:
-            if exc.transient:
-                raise  # unreachable, not wrong: the fix is to wait, and the scheduler retries it
+        except QueryError as exc:  # the query is at fault; a warehouse that cannot open says so itself
             raise InputError(f"{where} query: {exc.message}", f"correct the query in {where}") from None
     path = render(spec.path, logical_date, f"{where} path")
     return _open_files(path, spec.format, root, batch_size, where), path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from batchcast.errors import SpecError
@@ -19,12 +20,21 @@ def init(folder: Path, name: str | None = None) -> Path:
     if (folder / SPEC_FILE).exists():
         raise SpecError(f"{folder / SPEC_FILE} already exists", "choose an empty folder")
     name = name or folder.resolve().name.lower().replace(" ", "-") or "churn"
-    shutil.copytree(TEMPLATE, folder, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    spec = folder / SPEC_FILE
-    spec.write_text(spec.read_text().replace("{name}", name))
-    _validate(spec)
-    return spec
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Written and validated beside the folder first: a refused --name leaves no template file behind.
+    staged = Path(tempfile.mkdtemp(prefix=".batchcast-init-", dir=folder.parent))
+    try:
+        shutil.copytree(TEMPLATE, staged, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        spec = staged / SPEC_FILE
+        spec.write_text(spec.read_text().replace("{name}", name))
+        try:
+            _validate(spec)
+        except SpecError as exc:
+            raise SpecError(exc.message.replace(str(staged), str(folder)), exc.fix) from None
+        shutil.copytree(staged, folder, dirs_exist_ok=True, symlinks=True)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return folder / SPEC_FILE
 
 
 def adopt(repo: Path, name: str, table: str, schema: str, dest: Path = Path("."), *,

@@ -22,7 +22,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import bigquery
 
 from batchcast.data.schema import ALIASES, Schema
-from batchcast.errors import SpecError, WarehouseError, WarehouseUnavailable
+from batchcast.errors import QueryError, SpecError, WarehouseError, WarehouseUnavailable
 from batchcast.warehouses.base import Warehouse
 
 ENDPOINT_ENV = "BATCHCAST_BIGQUERY_ENDPOINT"
@@ -61,7 +61,7 @@ class BigQueryWarehouse(Warehouse):
         return f"`{self.project}.{dataset}.{table}`"
 
     def read(self, query: str, batch_size: int = 65536) -> pa.RecordBatchReader:
-        with _translated(f"query on {self.shown}", "check the SQL and the tables it names"):
+        with _translated(f"query on {self.shown}", "check the SQL and the tables it names", QueryError):
             job = self.client.query(query, job_config=self._job_config())
             rows = job.result(page_size=batch_size)
             batches = iter(rows.to_arrow_iterable())
@@ -153,8 +153,8 @@ def _chain(first: pa.RecordBatch, rest):
 class _translated:
     """Turn google-api-core errors into batchcast's, at this module's boundary."""
 
-    def __init__(self, what: str, fix: str):
-        self.what, self.fix = what, fix
+    def __init__(self, what: str, fix: str, error: type[WarehouseError] = WarehouseError):
+        self.what, self.fix, self.error = what, fix, error
 
     def __enter__(self):
         return self
@@ -163,7 +163,7 @@ class _translated:
         if isinstance(exc, (gexc.ServiceUnavailable, gexc.TooManyRequests, ConnectionError)):
             raise WarehouseUnavailable(f"{self.what}: {_line(exc)}", "retry later") from None
         if isinstance(exc, gexc.GoogleAPICallError):
-            raise WarehouseError(f"{self.what}: {_line(exc)}", self.fix) from None
+            raise self.error(f"{self.what}: {_line(exc)}", self.fix) from None
         return False
 
 

@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from batchcast.data.schema import Schema
-from batchcast.errors import SpecError, WarehouseError, WarehouseUnavailable
+from batchcast.errors import QueryError, SpecError, WarehouseError, WarehouseUnavailable
 from batchcast.redaction import redact, scrub
 from batchcast.warehouses.base import Warehouse
 
@@ -106,7 +106,7 @@ class DuckDBWarehouse(Warehouse):
             reader = cursor.sql(query).to_arrow_reader(batch_size)
         except duckdb.Error as exc:
             cursor.close()
-            raise WarehouseError(f"query failed on {self.path}: {_line(exc)}",
+            raise QueryError(f"query failed on {self.path}: {_line(exc)}",
                                  "check the SQL and the tables it names") from None
         self._readers.append((reader, cursor))
         return reader

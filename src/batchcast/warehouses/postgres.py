@@ -17,7 +17,7 @@ import adbc_driver_postgresql.dbapi as pg
 import pyarrow as pa
 
 from batchcast.data.schema import Schema
-from batchcast.errors import WarehouseError, WarehouseUnavailable
+from batchcast.errors import QueryError, WarehouseError, WarehouseUnavailable
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",
@@ -76,7 +76,7 @@ class PostgresWarehouse(Warehouse):
         except adbc_driver_manager.Error as exc:
             cur.close()
             conn.close()
-            raise WarehouseError(f"query failed on {self.shown}: {_line(exc)}",
+            raise QueryError(f"query failed on {self.shown}: {_line(exc)}",
                                  "check the SQL and the tables it names") from None
         self._readers.append((reader, cur, conn))
         # The driver sizes batches in bytes (16 MB); callers asked for rows.
