@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import types
 
 import numpy as np
@@ -9,6 +10,7 @@ import pyarrow as pa
 
 from batchcast.online.features import Features
 from batchcast.online.log import OnlineLog
+from batchcast.online.metrics import Metrics
 from batchcast.spec import load_spec
 from tests.conftest import query, write_python_service
 
@@ -24,9 +26,9 @@ def rows(*ids: str) -> pa.Table:
     return pa.table({"player_id": list(ids), "f1": [float(len(i)) for i in ids]})
 
 
-def online(root, warehouse: str | None = None, max_rows: int = 1000) -> OnlineLog:
+def online(root, warehouse: str | None = None, max_rows: int = 1000, metrics: Metrics | None = None) -> OnlineLog:
     write_python_service(root, rows=10, extra=f'[warehouse]\nurl = "{warehouse}"\n' if warehouse else "")
-    return OnlineLog(load_spec(root / "batchcast.toml"), "online", every=60, max_rows=max_rows)
+    return OnlineLog(load_spec(root / "batchcast.toml"), "online", every=60, max_rows=max_rows, metrics=metrics)
 
 
 def test_a_group_the_table_cannot_hold_is_dropped_and_the_others_are_written_once(tmp_path):
@@ -71,3 +73,40 @@ def test_a_prediction_the_log_cannot_hold_does_not_raise(tmp_path):
     log.add(served("svc/1/training/a"), rows("p1"), np.array([object()]))  # str() of it is still logged
     log.add(served("svc/1/training/a"), rows("p1", "p2"), np.array([1.0]))  # wrong length: dropped, no raise
     assert log.flush() == 1
+
+
+def test_many_one_row_requests_are_appended_together_within_duckdbs_memory_limit(tmp_path):
+    """26.2: 20,000 one-row requests in one flush; appended as 20,000 Arrow batches they exhausted DuckDB's 256 MB."""
+    log = online(tmp_path, max_rows=100_000)
+    one = rows("p1")
+    for _ in range(20_000):
+        log.add(served("svc/1/training/a"), one, np.array([0.5]))
+    assert log.flush() == 20_000
+    db = tmp_path / ".batchcast" / "warehouse.duckdb"
+    assert query(db, "SELECT count(*), count(DISTINCT received_at) > 1 FROM online") == [(20_000, True)]
+
+
+def test_rows_not_written_by_shutdown_are_counted_as_dropped_and_said(tmp_path, caplog):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the warehouse's folder should be")
+    metrics = Metrics()
+    log = online(tmp_path, f"duckdb:///{blocker}/w.duckdb", metrics=metrics)
+    log.start()
+    for i in range(3):
+        log.add(served("svc/1/training/a"), rows(f"p{i}"), np.array([1.0]))
+    with caplog.at_level(logging.INFO, logger="batchcast"):
+        log.stop()
+    assert metrics.registry.get_sample_value("batchcast_online_log_dropped_rows_total") == 3
+    assert "online log: stopped: 0 rows written to online, 3 rows dropped" in caplog.text
+
+
+def test_shutdown_flushes_what_is_pending_and_says_nothing_was_lost(tmp_path, caplog):
+    metrics = Metrics()
+    log = online(tmp_path, metrics=metrics)
+    log.start()
+    log.add(served("svc/1/training/a"), rows("p1", "p2"), np.array([True, False]))
+    with caplog.at_level(logging.INFO, logger="batchcast"):
+        log.stop()
+    assert query(tmp_path / ".batchcast" / "warehouse.duckdb", "SELECT count(*) FROM online") == [(2,)]
+    assert metrics.registry.get_sample_value("batchcast_online_log_rows_total") == 2
+    assert "online log: stopped: 2 rows written to online, 0 rows dropped" in caplog.text

@@ -2,7 +2,7 @@
 
 The transport counts its requests into them (``batchcast serve``'s
 middleware, :class:`batchcast.serving.observe.Observe`); the slot records
-the model being served, the watcher its swaps, the online log its drops.
+the model being served, the watcher its swaps, the online log its rows written and dropped.
 """
 
 from __future__ import annotations
@@ -27,8 +27,11 @@ class Metrics:
                            "in one).", registry=self.registry)
         self.model = Gauge("batchcast_model_info", "The model being served (value 1).", ["model_run", "alias"],
                            registry=self.registry)
+        self.log_written = Counter("batchcast_online_log_rows", "Rows appended to [serve] log_table.",
+                                   registry=self.registry)
         self.log_dropped = Counter("batchcast_online_log_dropped_rows", "Rows dropped from [serve] log_table "
-                                   "(too many waiting).", registry=self.registry)
+                                   "(too many waiting, a table that cannot hold them, not written by shutdown).",
+                                   registry=self.registry)
         self.swaps = Counter("batchcast_model_swaps", "New models checked: swapped in, or refused.", ["outcome"],
                              registry=self.registry)
 
