@@ -207,3 +207,96 @@ CASES = [
     Case("serve-model-file-escapes", CMD, spec_sub(r'model_file = "[^"]*"', 'model_file = "../model.joblib"'),
          ("../model.joblib", "not a path inside"), argv=("validate",)),
 ]
+
+
+def model_source(old: str, new: str) -> Callable[[Path], None]:
+    """Replace ``old`` in the Python-contract base's model.py (the case fails loudly if it is not there)."""
+    def mutate(root: Path) -> None:
+        path = root / "repo" / "model.py"
+        assert old in path.read_text(), f"{old!r} not in {path}"
+        path.write_text(path.read_text().replace(old, new, 1))
+    return mutate
+
+
+TRAIN = ("run", "training")
+INLINE = (*APPLY, "--executor", "inline")
+
+# Round two (issue 26): what an independent campaign tried that the first catalogue did not hold.
+ROUND_TWO = [
+    # -- the spec and its overrides --------------------------------------------------
+    Case("spec-not-utf8", PY, write("batchcast.toml", b"[service]\nname = \"\xff\xfe\"\n"), ("UTF-8",)),
+    Case("spec-empty", PY, write("batchcast.toml", ""), ("[service]", "is missing")),
+    Case("spec-is-a-folder", PY, nothing, ("batchcast.toml",), argv=("--spec", "repo", *APPLY)),
+    Case("spec-missing", PY, nothing, ("nope.toml",), argv=("--spec", "nope.toml", *APPLY)),
+    Case("service-name-newline", PY, spec_sub(r'name = "scores"', 'name = "scores\\\\n"'), ("not a valid name",)),
+    Case("table-newline", PY, spec_sub(r'table = "scores"', 'table = "scores\\\\n"'), ("not a valid table name",)),
+    Case("version-bool", PY, spec_sub(r'version = "2"', "version = true"), ("true",)),
+    Case("version-float-inf", PY, spec_sub(r'version = "2"', "version = inf"), ("version",)),
+    Case("timeout-inf", PY, spec_sub(r'(\[actions.application\]\n)', r'\1timeout = inf\n'), ("timeout", "finite")),
+    Case("retry-delay-nan", PY, spec_sub(r'(\[actions.application\]\n)', r'\1retry_delay = nan\n'),
+         ("retry_delay", "finite")),
+    Case("batch-size-text", PY, spec_sub(r'(\[actions.application\]\n)', r'\1batch_size = "many"\n'),
+         ("batch_size",)),
+    Case("model-path-missing", PY, spec_sub(r'path = "repo"', 'path = "no-such-repo"'), ("no-such-repo",)),
+    Case("model-path-is-a-file", PY, spec_sub(r'path = "repo"', 'path = "repo/model.py"'), ("model.py",)),
+    Case("entrypoint-no-colon", PY, spec_sub(r'entrypoint = "model:Model"', 'entrypoint = "model"'),
+         ("entrypoint",)),
+    Case("entrypoint-unknown-class", PY, spec_sub(r'entrypoint = "model:Model"', 'entrypoint = "model:Nope"'),
+         ("Nope",), argv=TRAIN),
+    Case("env-override-unknown-key", PY, nothing, ("NOPE",), env={"BATCHCAST__ACTIONS__APPLICATION__NOPE": "1"}),
+    Case("env-override-batch-size-text", PY, nothing, ("batch_size",),
+         env={"BATCHCAST__ACTIONS__APPLICATION__BATCH_SIZE": "many"}),
+    Case("env-override-timeout-inf", PY, nothing, ("timeout",),
+         env={"BATCHCAST__ACTIONS__APPLICATION__TIMEOUT": "inf"}),
+    Case("unknown-action", PY, nothing, ("scoring",), argv=("run", "scoring")),
+    Case("date-february-30", PY, nothing, ("2026-02-30",), argv=("run", "application", "--date", "2026-02-30")),
+    Case("date-with-time", PY, nothing, ("2026-01-01T10",), argv=("run", "application", "--date", "2026-01-01T10")),
+    Case("backfill-centuries", PY, spec_sub(r'(\[actions.application\]\n)', r'\1schedule = "0 6 * * *"\n'),
+         ("3,660",), argv=("backfill", "application", "--from", "0001-01-01", "--to", "9999-12-31")),
+    Case("backfill-reversed", PY, spec_sub(r'(\[actions.application\]\n)', r'\1schedule = "0 6 * * *"\n'),
+         ("empty",), argv=("backfill", "application", "--from", "2026-02-01", "--to", "2026-01-01")),
+    Case("backfill-unscheduled", PY, nothing, ("no schedule",),
+         argv=("backfill", "application", "--from", "2026-01-01", "--to", "2026-01-02")),
+    Case("timezone-unknown", PY, spec_sub(r'(\[actions.application\]\n)', r'\1timezone = "Mars/Olympus"\n'),
+         ("Mars/Olympus",)),
+    # -- configs and the model's code --------------------------------------------------
+    Case("config-is-a-list", PY, write("repo/configs/training.json", "[1, 2]"), ("training.json",), argv=TRAIN),
+    Case("config-params-not-a-table", PY, write("repo/configs/training.json", '{"params": 3}'), ("params",),
+         argv=TRAIN),
+    Case("config-unknown-param", PY, write("repo/configs/training.json", '{"params": {"nope": 1}}'), ("nope",),
+         argv=TRAIN),
+    Case("model-syntax-error", PY, model_source("class Model:", "class Model(:"), ("model.py",), argv=INLINE),
+    Case("model-library-missing", PY, model_source("import os\n", "import os\nimport no_such_library_xyz\n"),
+         ("no_such_library_xyz",), argv=INLINE),
+    Case("model-raises-at-import", PY, model_source("import os\n", "import os\nraise RuntimeError('boom')\n"),
+         ("boom",), argv=INLINE),
+    Case("model-predict-wrong-length", PY, model_source("return self.inner.predict(X)",
+                                                        "return self.inner.predict(X)[:1]"), ("rows",), argv=INLINE),
+    Case("model-predict-none", PY, model_source("return self.inner.predict(X)", "return None"), ("predict",),
+         argv=INLINE),
+    Case("model-predict-strings", PY, model_source("return self.inner.predict(X)", "return ['x'] * len(X)"),
+         ("label",), argv=INLINE),
+    Case("model-fit-raises", PY, model_source("self.inner.fit(X, y)", "raise ValueError('cannot fit')"),
+         ("cannot fit",), argv=TRAIN),
+    # -- the command contract's outputs --------------------------------------------------
+    Case("predictions-duplicate-header", CMD, predictions("player_id,label,label\np1,true,false\n"), ("label",)),
+    Case("predictions-only-newlines", CMD, predictions("\n\n\n"), ("predictions.csv",)),
+    Case("predictions-unterminated-quote", CMD, predictions('player_id,label\n"p1,true\n'), ("predictions.csv",)),
+    Case("predictions-bad-utf8", CMD, write("bad-predictions.csv", b"player_id,label\n\xff\xfe,true\n"),
+         ("predictions.csv",)),
+    # -- references and aliases ----------------------------------------------------------
+    Case("model-ref-traversal", PY, nothing, ("is not a run id",), argv=(*APPLY, "--model", "../../../x")),
+    Case("model-ref-glob", PY, nothing, ("names no alias",), argv=(*APPLY, "--model", "*")),
+    Case("promote-alias-traversal", PY, nothing, ("alias",), argv=("promote", "latest", "--alias", "../../../../x")),
+    Case("promote-alias-empty", PY, nothing, ("alias",), argv=("promote", "latest", "--alias", "")),
+    Case("promote-alias-glob", PY, nothing, ("alias",), argv=("promote", "latest", "--alias", "*")),
+    Case("show-unknown", PY, nothing, ("nope",), argv=("show", "nope")),
+    Case("rollback-without-history", PY, nothing, ("staging",), argv=("rollback", "--alias", "staging")),
+    # -- backends --------------------------------------------------------------------------
+    Case("warehouse-postgres-no-host", PY, nothing, ("postgresql",),
+         env={"BATCHCAST__WAREHOUSE__URL": "postgresql://"}),
+    Case("storage-s3-bucket-too-short", PY, nothing, ("ab",),
+         env={"BATCHCAST__STORAGE__URL": "s3://ab/x", "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+              "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}),
+]
+CASES += ROUND_TWO

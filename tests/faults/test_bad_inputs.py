@@ -92,4 +92,4 @@ def test_bad_input(case: Case, bases, tmp_path):
 
 
 def test_the_catalogue_is_large_enough():
-    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    assert len(CASES) >= 100 and len({c.id for c in CASES}) == len(CASES)

@@ -166,7 +166,7 @@ def _name_column(message: str, path: Path) -> str:
     # Arrow numbers CSV columns; people name them.
     match = re.search(r"column #(\d+)", message)
     if match and path.suffix == ".csv":
-        header = path.open().readline().strip().split(",")
+        header = path.open(errors="replace").readline().strip().split(",")
         index = int(match.group(1))
         if index < len(header):
             message = message.replace(match.group(0), f"column '{header[index]}'")

@@ -115,6 +115,9 @@ def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatc
     data that someone meant to deliver is worse than stopping.
     """
     present = set(batch.schema.names)
+    if len(present) < len(batch.schema.names):
+        twice = next(n for n in batch.schema.names if batch.schema.names.count(n) > 1)
+        raise SchemaError(f"{source}: column '{twice}' appears twice", "produce each column once")
     missing = [n for n in schema.names if n not in present]
     if missing:
         raise SchemaError(

@@ -7,6 +7,7 @@ turning a batch into predictions is :mod:`batchcast.model.scoring`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 from pathlib import Path
@@ -25,13 +26,36 @@ def load_class(entrypoint: str, model_path: Path) -> type:
     module_name, _, attr = entrypoint.partition(":")
     use_repo(model_path, module_name)
     try:
-        obj = importlib.import_module(module_name)
+        with importing(f"[model] entrypoint '{entrypoint}'", module_name):
+            obj = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise SpecError(f"[model] entrypoint '{entrypoint}': cannot import it from {model_path}: {exc}",
                         "check the module path and the requirements") from None
     return obj
+
+
+@contextlib.contextmanager
+def importing(what: str, module_name: str):
+    """Translate what the model's own code raises while it is imported (or unpickled) into one ModelError.
+
+    The entrypoint's own module not being found is left to the caller: that is the spec's mistake.
+    """
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name.split(".")[0]:
+            raise
+        raise ModelError(f"{what}: the model's code imports '{exc.name}', which is not installed here",
+                         f"add {exc.name.split('.')[0]} to the model's requirements and run with the local "
+                         "executor (it installs them), or install it where batchcast runs") from None
+    except SyntaxError as exc:
+        raise ModelError(f"{what}: {Path(exc.filename or '?').name} line {exc.lineno}: {exc.msg}",
+                         "fix the model's code") from None
+    except Exception as exc:  # noqa: BLE001 - the model's own code, whatever it raises at import
+        raise ModelError(f"{what}: importing the model's code raised {type(exc).__name__}: {exc}",
+                         "fix the model's code; the traceback is in the run's log") from exc
 
 
 def use_repo(model_path: Path, module_name: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from batchcast.errors import InputError, ModelError
-from batchcast.model.contract import use_repo
+from batchcast.model.contract import importing, use_repo
 
 META = "model_meta.json"
 
@@ -37,13 +37,15 @@ def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
     except FileNotFoundError:
         raise InputError(f"{folder}: the trained run has no {META}",
                          "apply a run trained with the Python contract") from None
-    use_repo(model_path, meta["entrypoint"].split(":")[0])  # the model's own classes must import
+    module = meta["entrypoint"].split(":")[0]
+    use_repo(model_path, module)  # the model's own classes must import
     path = folder / meta["file"]
     if meta["format"] == "skops":
         return _load_skops(path), meta
     import joblib
 
-    return joblib.load(path), meta
+    with importing(f"loading {path.name}", ""):  # any module missing now is the model's code's
+        return joblib.load(path), meta
 
 
 def _load_skops(path: Path) -> Any:

@@ -89,6 +89,9 @@ def _named(predicted: Any, names: list[str], rows: int, where: str) -> dict[str,
                               "return it, or remove it from the output schema")
         return {n: np.asarray(frame[n]) for n in names}
     array = np.asarray(predicted)
+    if array.ndim == 0:
+        raise ModelError(f"{where}: predict() returned {type(predicted).__name__} {str(predicted)[:40]}, not one "
+                         "prediction per row", "return an array, a list or a DataFrame with one entry per row")
     if array.shape[0] != rows:
         raise ModelError(f"{where}: predict() returned {array.shape[0]} rows for {rows} input rows",
                          "return one prediction per input row")

@@ -48,9 +48,14 @@ def load_spec(path: str | os.PathLike | None = None, overrides: dict | None = No
     """Load, merge and validate a spec; raise SpecError with one line per problem."""
     file = find_spec(path, environ)
     try:
-        data = tomllib.loads(file.read_text())
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{file}: not valid TOML: {exc}", "correct the syntax at that line") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+        raise SpecError(f"{file}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                        "save the file as UTF-8") from None
+    except IsADirectoryError:
+        raise SpecError(f"{file}: is a folder, not a spec file", f"point --spec at {file / SPEC_FILE}") from None
     _refuse_secrets(file, data)
     env = env_overrides(environ)
     for layer in (env, overrides or {}):

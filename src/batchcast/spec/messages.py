@@ -25,10 +25,29 @@ def describe(file: Path, err: dict, env: dict, root: type[BaseModel]) -> tuple[s
         hint = f"did you mean '{guess[0]}'? " if guess else ""
         return f"{where}: unknown key{origin}", f"{hint}known keys are {', '.join(known)}"
     if kind == "missing":
+        if _is_table(root, loc):
+            return f"{where}: the required table [{'.'.join(loc)}] is missing", f"add a [{'.'.join(loc)}] table"
         return f"{where}: required key is missing", f"add {key} = ... to {table}"
     if kind == "batchcast":
         return f"{where}: {err['ctx']['message']}{origin}", err["ctx"]["fix"]
     return f"{where}: {err['msg'].lower()}, got {err.get('input')!r}{origin}", "correct the value"
+
+
+def _is_table(root: type[BaseModel], loc: list[str]) -> bool:
+    """Whether ``loc`` names a table of the spec (``service``), not a key."""
+    field = _model_of_loc(root, loc[:-1]).model_fields.get(loc[-1]) if loc else None
+    return field is not None and isinstance(_model_of(field.annotation), type) and issubclass(
+        _model_of(field.annotation), BaseModel)
+
+
+def _model_of_loc(root: type[BaseModel], loc: list[str]) -> type[BaseModel]:
+    """The model of the table at ``loc``; a key of a dict (an action's name under [actions]) is skipped."""
+    model = root
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is not None:
+            model = _model_of(field.annotation)
+    return model
 
 
 def _dig(tree: dict, loc: list[str]):
@@ -40,13 +59,7 @@ def _dig(tree: dict, loc: list[str]):
 
 
 def _known_keys(root: type[BaseModel], loc: list[str]) -> list[str]:
-    model = root
-    for part in loc:
-        field = model.model_fields.get(part)
-        if field is None:  # a key of a dict, such as an action's name under [actions]
-            continue
-        model = _model_of(field.annotation)
-    return [f.alias or n for n, f in model.model_fields.items()]
+    return [f.alias or n for n, f in _model_of_loc(root, loc).model_fields.items()]
 
 
 def _model_of(annotation) -> type[BaseModel]:

@@ -8,6 +8,7 @@ Airflow DAG) is declared by its module and listed in the registry;
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Any, Literal
 
@@ -29,7 +30,8 @@ class ServiceSection(Section):
     @classmethod
     def _slug(cls, value: Any) -> str:
         # A number is a name (version = 2), a boolean is a slip (version = true became "True").
-        value = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            value = str(value)
         if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", value):
             shown = str(value).lower() if isinstance(value, bool) else value  # as the toml wrote it
             raise fail(f"'{shown}' is not a valid name",
