@@ -51,19 +51,32 @@ class Service:
         if run_ts is not None and not re.fullmatch(r"\d{8}T\d{12}Z", run_ts):
             raise SpecError(f"run timestamp '{run_ts}' is not YYYYMMDDTHHMMSSffffffZ", "leave it to batchcast")
         overrides = merged(self.overrides, {"actions": {action: {"executor": executor, "model": model}}})
-        spec = load_spec(self.spec.file, overrides)
+        spec = self._for_run(action, executor=executor, model=model)
         spec.check_files()
         chosen = spec.action(action)
-        model_run = self.model_for(chosen.model).run_id if chosen.kind in APPLIES_MODEL else None
+        applied = self.model_for(chosen.model) if chosen.kind in APPLIES_MODEL else None
         folder = scratch_dir("run")
         try:
             request = RunRequest(name=spec.service.name, version=spec.service.version, action=action,
                                  run_ts=run_ts or new_run_ts(), spec_path=str(spec.file), overrides=overrides,
-                                 logical_date=parse_date(date), executor=chosen.executor, model_run=model_run,
+                                 logical_date=parse_date(date), executor=chosen.executor,
+                                 model_run=applied.run_id if applied else None, applied=applied,
                                  log_path=str(folder / "log.txt"))
             return get_executor(chosen.executor).submit(request, spec)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _for_run(self, action: str, **changes: str | None) -> ServiceSpec:
+        """The parsed spec with one run's ``--executor`` and ``--model`` in ``action``, not parsed again.
+
+        The same spec as the request's ``overrides`` give a child process that parses it: the executor
+        was checked against the registry above, and no other table depends on either value.
+        """
+        changes = {key: value for key, value in changes.items() if value is not None}
+        if not changes:
+            return self.spec
+        chosen = self.spec.action(action).model_copy(update=changes)
+        return self.spec.model_copy(update={"actions": {**self.spec.actions, action: chosen}})
 
     def model_for(self, ref: str | None = None) -> Manifest:
         """The training run to apply: ``ref``, else the champion, else the latest successful training."""

@@ -66,7 +66,7 @@ class RunContext:
         """The applied training run, fetched into ``model/`` by the one verified loader."""
         from batchcast.model.loading import load_run  # here: it imports NumPy, which the command contract never needs
 
-        loaded = load_run(self.store, self.request.model_run, self.workdir / "model", self.spec)
+        loaded = load_run(self.store, self.request.applied or self.request.model_run, self.workdir / "model", self.spec)
         log.info("model %s fetched and verified", loaded.manifest.run_id)
         return loaded
 
@@ -80,11 +80,36 @@ def load_config(path: Path) -> dict:
         if path.suffix in (".yaml", ".yml"):
             import yaml  # optional: only users of YAML configs need it
 
-            return yaml.safe_load(text) or {}
-        return json.loads(text)
+            found = yaml.safe_load(text) or {}
+        else:
+            found = json.loads(text)
     except FileNotFoundError:
         raise SpecError(f"{path}: config file not found", "create it or correct [actions.*] config") from None
     except ImportError:
         raise SpecError(f"{path}: YAML configs need PyYAML", "pip install pyyaml, or use JSON") from None
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise SpecError(f"{path}: cannot parse: {exc}", "correct the file's syntax") from None
+    except yaml_error() as exc:
+        raise SpecError(f"{path}: cannot parse: {str(exc).splitlines()[0]}", "correct the file's syntax") from None
+    if not isinstance(found, dict):
+        raise SpecError(f"{path}: holds a {type(found).__name__}, not a table of settings",
+                        "write an object, e.g. {\"params\": {\"C\": 0.5}}")
+    return found
+
+
+def params(config: dict, path: str | None) -> dict:
+    """The ``params`` table of an action's config: the model's constructor arguments."""
+    found = config.get("params", {})
+    if not isinstance(found, dict):
+        raise SpecError(f"{path}: params is a {type(found).__name__}, not a table of the model's arguments",
+                        "write params as an object, e.g. {\"params\": {\"C\": 0.5}}")
+    return found
+
+
+def yaml_error() -> type[Exception] | tuple:
+    """PyYAML's error class, or nothing to catch when it is not installed."""
+    try:
+        import yaml
+    except ImportError:
+        return ()
+    return yaml.YAMLError

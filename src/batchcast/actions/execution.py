@@ -26,13 +26,16 @@ from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ServiceSpec, load_spec
 
 
-def execute(request: RunRequest, python_env: PythonEnv | None = None, runner=None) -> Manifest:
+def execute(request: RunRequest, python_env: PythonEnv | None = None, runner=None,
+            spec: ServiceSpec | None = None) -> Manifest:
     """Run the action and commit its manifest; the manifest says whether it succeeded.
 
     ``runner`` replaces the action's own ``run(ctx, outcome)``: an executor
     that scores differently (Beam) brings its own, with the same commit.
+    ``spec`` is the request's, when this process parsed it already; a child
+    process passes none and parses it from the request.
     """
-    spec = load_spec(request.spec_path, overrides=request.overrides)
+    spec = spec or load_spec(request.spec_path, overrides=request.overrides)
     workdir = scratch_dir(spec.service.name)
     ctx = RunContext(spec, request, ArtifactStore(spec.storage_url), workdir, python_env)
     handler = _log_to(Path(request.log_path))

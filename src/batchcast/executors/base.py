@@ -26,7 +26,7 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
-        """Run the request and return its committed manifest."""
+        """Run the request and return its committed manifest; ``spec`` is the request's, parsed by the caller."""
 
     def cancel(self, request: RunRequest, spec: ServiceSpec) -> None:
         """Stop a submitted run; its ``submit`` then returns it failed. Local processes stop with their caller."""

@@ -17,4 +17,4 @@ class InlineExecutor(Executor):
     kills_on_timeout = False  # it runs in its caller's process: the caller is its timeout
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
-        return execute(request)
+        return execute(request, spec=spec)

@@ -41,7 +41,7 @@ class LocalExecutor(Executor):
             return ensure_committed(spec, request, RunStatus.FAILED, started, exc)
         request = request.model_copy(update={"environment": environment.record()})
         if not with_runtime:
-            return execute(request, PythonEnv(environment.path / "bin", environment.path))
+            return execute(request, PythonEnv(environment.path / "bin", environment.path), spec=spec)
         return self._child(request, spec, environment.path, deadline)
 
     def environment(self, spec: ServiceSpec):

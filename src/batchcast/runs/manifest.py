@@ -191,6 +191,9 @@ class RunRequest(BaseModel):
     logical_date: dt.date
     executor: str
     model_run: str | None = None
+    # The manifest of model_run as Service.run read and verified it: a run executed in the same process
+    # reads it from here, not again; excluded from the JSON, so a child process reads it from the store.
+    applied: Manifest | None = Field(None, exclude=True)
     log_path: str
     environment: dict[str, Any] = {}  # the isolated environment the executor built or found, for the manifest
 
