@@ -138,12 +138,15 @@ class DuckDBWarehouse(Warehouse):
             cur.unregister("_batchcast_stream")
             cur.execute("COMMIT")
         except BaseException as exc:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:  # a COMMIT that failed (a full disk) has rolled back already: its error counts
+                pass
             if _interrupted(exc):  # DuckDB saw the Ctrl-C before Python did
                 raise KeyboardInterrupt from exc
             if isinstance(exc, duckdb.Error):
-                raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}",
-                                     "see the message; nothing was written") from None
+                raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}", _write_fix(exc, self.path)
+                                     ) from None
             raise
 
     def close(self) -> None:
@@ -154,6 +157,12 @@ class DuckDBWarehouse(Warehouse):
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def _write_fix(exc: Exception, path: str) -> str:
+    if "No space left" in str(exc) or "disk is full" in str(exc).lower():
+        return f"free space on the disk that holds {path}; nothing was written, and the table is as it was"
+    return "see the message; nothing was written"
 
 
 def _interrupted(exc: BaseException) -> bool:

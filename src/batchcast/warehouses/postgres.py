@@ -10,6 +10,7 @@ reads it; the ``schema`` parameter is batchcast's, not libpq's.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import adbc_driver_manager
@@ -24,6 +25,8 @@ SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION",
              "DATE": "DATE", "TIMESTAMP": "TIMESTAMPTZ"}
 FROM_SQL = {"text": "STRING", "bigint": "INT64", "double precision": "FLOAT64", "boolean": "BOOL",
             "date": "DATE", "timestamp with time zone": "TIMESTAMP"}
+
+log = logging.getLogger("batchcast")
 
 
 class PostgresWarehouse(Warehouse):
@@ -105,13 +108,30 @@ class PostgresWarehouse(Warehouse):
             cur.adbc_ingest(name, stream, mode="append", db_schema_name=db_schema)
             self.conn.commit()
         except BaseException as exc:
-            self.conn.rollback()
+            connected = self._rollback()
+            if isinstance(exc, adbc_driver_manager.Error) and not connected:
+                # The server died or dropped the connection mid-write: what it had is rolled back by the
+                # server itself, and the failed ROLLBACK's own message says nothing about why.
+                raise WarehouseUnavailable(f"writing {table} in {self.shown}: the connection was lost "
+                                           f"({_line(exc)}); nothing was committed",
+                                           "run it again when the server is back (the scheduler retries)") from None
             if isinstance(exc, adbc_driver_manager.Error):
                 raise WarehouseError(f"writing {table} in {self.shown} failed: {_line(exc)}",
                                      "see the message; nothing was written") from None
             raise
         finally:
-            cur.close()
+            _close_quietly(cur)
+
+    def _rollback(self) -> bool:
+        """Roll back the open transaction; False (and the connection dropped) if the connection is gone."""
+        try:
+            self.conn.rollback()
+            return True
+        except adbc_driver_manager.Error as exc:
+            log.warning("rollback on %s failed (%s); dropping the connection", self.shown, _line(exc))
+            _close_quietly(self._conn)
+            self._conn = None
+            return False
 
     def close(self) -> None:
         for reader, cur, conn in self._readers:
@@ -122,6 +142,13 @@ class PostgresWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _close_quietly(closable) -> None:
+    try:
+        closable.close()
+    except adbc_driver_manager.Error:  # already closed by a lost connection
+        pass
 
 
 def _sliced(reader: pa.RecordBatchReader, rows: int):
