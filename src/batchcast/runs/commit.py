@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchcast.errors import BatchcastError, RunExists
+from batchcast.errors import BatchcastError, RunExists, RunNotFound
 from batchcast.redaction import redact
 from batchcast.runs.manifest import FileEntry, Manifest, RunRequest, RunStatus, library_versions
 from batchcast.runs.store import ArtifactStore
@@ -63,14 +63,17 @@ def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, 
     is recorded as such, and never hides one that committed just before.
     """
     store = ArtifactStore(spec.storage_url)
-    rid = request.run_id
+    try:
+        return store.manifest(request.run_id)  # it committed: succeeded or failed, its manifest says so
+    except RunNotFound:
+        pass
     outcome = Outcome()
     try:
         if Path(request.log_path).exists():
-            outcome.files["log.txt"] = store.put_file(rid, "log.txt", Path(request.log_path))
+            outcome.files["log.txt"] = store.put_file(request.run_id, "log.txt", Path(request.log_path))
         return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
-    except RunExists:
-        return store.manifest(rid)
+    except RunExists:  # it committed since the read above (a workload finishing as its platform ended it)
+        return store.manifest(request.run_id)
 
 
 def now() -> dt.datetime:
