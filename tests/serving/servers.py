@@ -22,10 +22,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def call(port: int, path: str, body=None, raw: bytes | None = None) -> tuple[int, dict, dict]:
+def call(port: int, path: str, body=None, raw: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
     data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             text = answer.read()

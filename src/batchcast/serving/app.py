@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -52,10 +52,14 @@ def create(slot: Slot, max_body: int = 10 * 2**20, batcher: Batcher | None = Non
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             raise RequestError(f"the body is {declared} bytes, over the limit of {max_body}", TOO_BIG, status=413)
         data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > max_body:
-                raise RequestError(f"the body is over the limit of {max_body} bytes", TOO_BIG, status=413)
+        try:
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > max_body:
+                    raise RequestError(f"the body is over the limit of {max_body} bytes", TOO_BIG, status=413)
+        except ClientDisconnect:  # gone, or cut off by [serve] request_timeout (serving.protocol): no traceback
+            raise RequestError("the connection closed before the body arrived whole", "send the whole request "
+                               "at once, or raise [serve] request_timeout", status=408) from None
         return decode(data)
 
     async def predicted(request: Request, served: Served, table) -> np.ndarray:

@@ -19,7 +19,7 @@ from batchcast.isolation.environments import SERVE, ensure_environment
 def serve(service, host: str, port: int, ref: str | None, poll: float | None, workers: int | None, *,
           inline: bool = False) -> None:
     """``batchcast serve``: here with ``inline``, else in the model's environment (never returning)."""
-    if not all(find_spec(name) for name in SERVE if name not in ("httptools", "uvloop")):
+    if not all(find_spec(name) for name in SERVE if name != "uvloop"):  # httptools: serving.protocol's parser
         raise MissingExtra("batchcast serve", "serve")  # the model's environment gets them from this one
     if inline:
         from batchcast.serving.server import run

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -33,10 +34,15 @@ def run(spec_file: str, host: str = "127.0.0.1", port: int = 8080, ref: str | No
     """Serve ``ref`` (default: the champion, else the latest training) until SIGTERM or Ctrl-C."""
     import uvicorn
 
+    from batchcast.serving.protocol import GuardedProtocol
+
     os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll})
+    serve = _service().spec.serve
+    # A partial of a module's class, not a closure: uvicorn's worker processes get the options pickled.
+    http = functools.partial(GuardedProtocol, max_head=serve.max_header, deadline=serve.request_timeout)
     options = dict(host=host, port=port, log_config=None, log_level="warning", access_log=False,
-                   timeout_graceful_shutdown=30)
-    workers = workers or _service().spec.serve.workers
+                   timeout_graceful_shutdown=30, http=http, ws="none")
+    workers = workers or serve.workers
     if workers > 1:
         _service().model_for(ref)  # a missing or unsealed model fails here, once, not in every worker
         uvicorn.run("batchcast.serving.server:factory", factory=True, workers=workers, **options)

@@ -23,6 +23,11 @@ class ServeSection(Section):
         "numpy", description="Command contract: what the method receives.")
     poll: float = Field(10.0, gt=0, description="Seconds between checks of the alias for a new model.")
     max_body: int = Field(10 * 2**20, gt=0, description="Largest request body in bytes; larger gets a 413.")
+    max_header: int = Field(64 * 2**10, ge=1024, description="Largest request line and headers together, in "
+                            "bytes; larger gets a 431 and the connection is closed.")
+    request_timeout: float = Field(30.0, gt=0, description="Seconds a client has to send a whole request (line, "
+                                   "headers, body) from connecting or from its previous response; past them the "
+                                   "connection is closed, so a slow or idle client cannot hold it.")
     max_batch: int = Field(64, ge=1, description="Rows of concurrent requests combined into one model call "
                                                  "(1: no micro-batching).")
     max_wait_ms: float = Field(0.0, ge=0, description="How long a request waits for others to share its call "
