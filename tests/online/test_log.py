@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from batchcast.online.features import Features
 from batchcast.online.log import OnlineLog
@@ -100,10 +101,12 @@ def test_rows_not_written_by_shutdown_are_counted_as_dropped_and_said(tmp_path, 
     assert "online log: stopped: 0 rows written to online, 3 rows dropped" in caplog.text
 
 
-def test_shutdown_flushes_what_is_pending_and_says_nothing_was_lost(tmp_path, caplog):
+@pytest.mark.parametrize("started", [True, False])
+def test_shutdown_flushes_what_is_pending_and_says_nothing_was_lost(tmp_path, caplog, started):
     metrics = Metrics()
     log = online(tmp_path, metrics=metrics)
-    log.start()
+    if started:
+        log.start()
     log.add(served("svc/1/training/a"), rows("p1", "p2"), np.array([True, False]))
     with caplog.at_level(logging.INFO, logger="batchcast"):
         log.stop()

@@ -73,7 +73,8 @@ class OnlineLog:
         self._stop.set()
         if self._thread.ident is None:  # never started
             self.flush()
-        self._thread.join(timeout=timeout)
+        else:
+            self._thread.join(timeout=timeout)
         with self._lock:
             left, late, over = self._rows, self._flushing, self._over
             self._pending, self._rows, self._flushing, self._over = deque(), 0, 0, 0
