@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from batchcast.actions.context import RunContext, log
+from batchcast.actions.context import RunContext, log, params
 from batchcast.data import profiles as checks
 from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import SchemaError
@@ -38,7 +38,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     spec = ctx.spec.model
     table = read_table(ctx, outcome)
     features = contract.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
-    model = contract.build(spec.entrypoint, ctx.spec.model_path, ctx.config().get("params", {}))
+    model = contract.build(spec.entrypoint, ctx.spec.model_path, params(ctx.config(), ctx.action.config))
     scorer = Scorer(model, tuple(features), spec.input_format)
     hold = None
     if spec.label:
