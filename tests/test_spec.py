@@ -97,6 +97,13 @@ def test_other_problems_name_key_and_fix(tmp_path, change, words):
     assert "fix:" in str(err.value)
 
 
+def test_a_table_name_with_a_trailing_newline_is_refused(tmp_path):
+    # The identifier rule matches the whole name: a pattern ending in `$` also matches before a final newline.
+    path = write(tmp_path, GOOD.replace('table = "predictions"', 'table = "scores\\n"'))
+    with pytest.raises(SpecError, match=r"\[actions.application.output\] table") as err:
+        load_spec(path, environ={})
+    assert "'scores\\n' is not a valid table name" in str(err.value)  # on one line
+
 def test_cli_validate_and_every_command_fail_with_one_line_and_its_fix(tmp_path):
     # The same two lines as a runtime error: "error: ..." then "fix: ..." (issue 12: one format).
     write(tmp_path, GOOD.replace("label:BOOL", "label:BOOLE"))

@@ -1,8 +1,9 @@
-"""URLs as they may appear in logs, manifests, messages and the dashboard.
+"""Text as it may appear in logs, manifests, messages and the dashboard: secrets masked, one line.
 
 A secret may sit in a URL's user part (``postgresql://u:secret@host/db``) or in
 a query parameter (``?password=secret``, as libpq and many drivers accept):
-both are found and masked here, and only here.
+both are found and masked here, and only here. A library's message (a driver's,
+Arrow's) is cut to its first line here too: batchcast's own say the rest.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ def without_password(url: str) -> str:
     if parts.password is None:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first line of a message or an error's (a driver's may run to pages); an error's type if it says nothing."""
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""
 
 
 def scrub(text: str, url: str) -> str:

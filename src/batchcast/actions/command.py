@@ -28,6 +28,7 @@ from batchcast.actions.context import PythonEnv, RunContext, log
 from batchcast.data.schema import Schema
 from batchcast.errors import ModelError, SchemaError, SpecError
 from batchcast.isolation import process
+from batchcast.redaction import first_line
 from batchcast.runs.commit import Outcome
 from batchcast.runs.manifest import FileEntry
 from batchcast.runs.store import sha256_file
@@ -170,4 +171,4 @@ def _name_column(message: str, path: Path) -> str:
         index = int(match.group(1))
         if index < len(header):
             message = message.replace(match.group(0), f"column '{header[index]}'")
-    return message.strip().splitlines()[0]
+    return first_line(message)

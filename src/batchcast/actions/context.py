@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchcast.errors import SpecError
+from batchcast.redaction import first_line
 from batchcast.runs.manifest import RunRequest
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ActionSpec, ServiceSpec
@@ -90,7 +91,7 @@ def load_config(path: Path) -> dict:
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise SpecError(f"{path}: cannot parse: {exc}", "correct the file's syntax") from None
     except yaml_error() as exc:
-        raise SpecError(f"{path}: cannot parse: {str(exc).splitlines()[0]}", "correct the file's syntax") from None
+        raise SpecError(f"{path}: cannot parse: {first_line(exc)}", "correct the file's syntax") from None
     if not isinstance(found, dict):
         raise SpecError(f"{path}: holds a {type(found).__name__}, not a table of settings",
                         "write an object, e.g. {\"params\": {\"C\": 0.5}}")

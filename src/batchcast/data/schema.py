@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from batchcast.errors import SchemaError
+from batchcast.redaction import first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,7 +31,16 @@ TYPES = ("STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP")
 # Spellings other warehouses use for the same types.
 ALIASES = {"INT": "INT64", "INTEGER": "INT64", "FLOAT": "FLOAT64", "DOUBLE": "FLOAT64",
            "BOOLEAN": "BOOL", "VARCHAR": "STRING", "TEXT": "STRING"}
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# The one identifier rule, for every name that may end up in SQL or code: a column, a table or schema, a method.
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def is_identifier(text: str) -> bool:
+    """Whether ``text`` is a letter or '_' then at most 62 letters, digits or '_', and nothing else.
+
+    A full match: a pattern ending in ``$`` also matches before a final newline (``"scores\\n"``).
+    """
+    return IDENT.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,7 @@ def _parse_column(part: str, text: str) -> Column:
     if not sep or not name:
         raise SchemaError(f"'{part}' in '{text}' is not 'column:TYPE'",
                           "write each column as name:TYPE, e.g. player_id:STRING")
-    if not _NAME.match(name):
+    if not is_identifier(name):
         raise SchemaError(f"column name '{name}' in '{text}' is not a plain identifier",
                           "use letters, digits and underscores, starting with a letter")
     kind = ALIASES.get(kind, kind)
@@ -147,7 +157,7 @@ def _cast(array: pa.Array, column: Column, source: str) -> pa.Array:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise SchemaError(
             f"{source}: column '{column.name}' cannot be read as {column.type} "
-            f"(it holds {array.type}): {_first_line(exc)}",
+            f"(it holds {array.type}): {first_line(exc)}",
             f"fix the values, or declare '{column.name}' with the type it holds") from None
 
 
@@ -180,7 +190,3 @@ def _normalise_strings(array: pa.Array, column: Column) -> pa.Array:
 
         return pc.utf8_lower(pc.utf8_trim_whitespace(array))
     return array
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

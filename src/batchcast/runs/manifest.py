@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from batchcast.errors import IntegrityError, SpecError
+from batchcast.redaction import first_line
 
 TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
 MANIFEST = "manifest.json"
@@ -157,7 +158,7 @@ def _first_problem(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first_line(exc)
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
+from batchcast.data.schema import is_identifier
 from batchcast.errors import SpecError
-
-IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def fail(message: str, fix: str) -> PydanticCustomError:
@@ -19,9 +16,9 @@ def fail(message: str, fix: str) -> PydanticCustomError:
 
 def table_name(value: str) -> str:
     """``value`` if it is a table name, optionally ``schema.table``; the spec's error otherwise."""
-    if value.count(".") > 1 or not all(IDENT.match(part) for part in value.split(".")):
-        raise fail(f"'{value}' is not a valid table name", "use letters, digits and underscores, optionally "
-                                                           "schema.table")
+    if value.count(".") > 1 or not all(map(is_identifier, value.split("."))):
+        raise fail(f"{value!r} is not a valid table name",  # repr: a newline in the value stays on the line
+                   "use letters, digits and underscores, optionally schema.table")
     return value
 
 

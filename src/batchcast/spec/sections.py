@@ -32,9 +32,9 @@ class ServiceSection(Section):
         # A number is a name (version = 2), a boolean is a slip (version = true became "True").
         if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             value = str(value)
-        if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", value):
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", value):
             shown = str(value).lower() if isinstance(value, bool) else value  # as the toml wrote it
-            raise fail(f"'{shown}' is not a valid name",
+            raise fail(f"{shown!r} is not a valid name",  # repr: a newline in the value stays on the line
                         "use letters, digits, '.', '_' and '-', e.g. churn or 1.2")
         return value
 
@@ -78,7 +78,7 @@ class ModelSection(Section):
     @field_validator("entrypoint")
     @classmethod
     def _entrypoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^[\w.]+:[\w.]+$", value):
+        if value is not None and not re.fullmatch(r"[\w.]+:[\w.]+", value):
             raise fail(f"'{value}' is not 'module:Class'", "write it as e.g. prediction.model:Model")
         return value
 
@@ -258,7 +258,7 @@ class ImageSection(Section):
     @classmethod
     def _reference(cls, value: str) -> str:
         # These reach a Dockerfile and an engine's command line: no spaces, newlines or quotes.
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$", value):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}", value):
             raise fail(f"'{value}' is not an image reference part", "use letters, digits and . _ / : @ -")
         return value
 
@@ -266,6 +266,6 @@ class ImageSection(Section):
     @classmethod
     def _extras(cls, value: list[str]) -> list[str]:
         for extra in value:
-            if not re.match(r"^[a-z0-9_-]{1,40}$", extra):
+            if not re.fullmatch(r"[a-z0-9_-]{1,40}", extra):
                 raise fail(f"'{extra}' is not an extra's name", "use e.g. gce or postgres")
         return value

@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from batchcast.spec.base import IDENT, Section, fail, inside, table_name
+from batchcast.data.schema import is_identifier
+from batchcast.spec.base import Section, fail, inside, table_name
 
 
 class ServeSection(Section):
@@ -50,7 +51,7 @@ class ServeSection(Section):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        if not IDENT.match(value):
+        if not is_identifier(value):
             raise fail(f"'{value}' is not a method name", "write e.g. predict or predict_proba")
         return value
 
@@ -67,14 +68,14 @@ class ServeSection(Section):
     @field_validator("cpu")
     @classmethod
     def _cpu(cls, value: str) -> str:
-        if not re.match(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$", value):
+        if not re.fullmatch(r"([0-9]+m|[0-9]+(\.[0-9]{1,3})?)", value):
             raise fail(f"cpu = '{value}' is not a Kubernetes CPU quantity", "write e.g. 500m, 1 or 1.5")
         return value
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str) -> str:
-        if not re.match(r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$", value):
+        if not re.fullmatch(r"[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?", value):
             raise fail(f"memory = '{value}' is not a Kubernetes memory quantity", "write e.g. 512Mi or 2Gi")
         return value
 
@@ -82,7 +83,7 @@ class ServeSection(Section):
     @classmethod
     def _names(cls, value):
         for name in value if isinstance(value, list) else [value] if value else []:
-            if not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", name):
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
                 raise fail(f"'{name}' is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.'")
         return value
 

@@ -11,6 +11,7 @@ from pydantic import Field, create_model, model_validator
 
 from batchcast import registry
 from batchcast.errors import SpecError
+from batchcast.redaction import first_line
 from batchcast.spec.base import Section, fail
 from batchcast.spec.sections import (
     KINDS,
@@ -48,7 +49,7 @@ class ServiceSpec(Section):
                     raise fail(f"[actions.{name}] is not an action name batchcast knows, and sets no kind",
                                f"{hint}add kind = one of {', '.join(KINDS)} to [actions.{name}]")
                 action.kind = name
-            if not re.match(r"^[a-z][a-z0-9_]{0,62}$", name):
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,62}", name):  # an identifier, lower-case: it names folders
                 raise fail(f"action name '{name}' is not lower-case letters, digits and '_'",
                            "rename the [actions.*] table, e.g. training")
             if action.promote and action.kind != "training":
@@ -161,12 +162,8 @@ def composed() -> type[ServiceSpec]:
 
     Built on first use, not at import: the tables' models live in their backends' modules.
     """
-    tables = {name: (model, Field(default_factory=model, description=_first_line(model.__doc__)))
+    tables = {name: (model, Field(default_factory=model, description=first_line(model.__doc__ or "")))
               for name, model in registry.action_tables().items()}
     action = create_model("ActionSpec", __base__=ActionSpec, __module__=ActionSpec.__module__, **tables)
     return create_model("ServiceSpec", __base__=ServiceSpec, __module__=ServiceSpec.__module__,
                         actions=(dict[str, action], Field(default_factory=dict)))
-
-
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().split("\n")[0]

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
 
 from batchcast.data.ahead import Ahead
-from batchcast.data.schema import STAMPS, Schema, conform
+from batchcast.data.schema import STAMPS, Schema, conform, is_identifier
 from batchcast.errors import InputError, SchemaError, SpecError
 from batchcast.redaction import redact
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class Warehouse(abc.ABC):
@@ -80,7 +77,7 @@ class Warehouse(abc.ABC):
 
     def quote_ident(self, name: str) -> str:
         """Validate and quote one identifier: a column, a table or a schema name."""
-        if not _IDENT.match(name):
+        if not is_identifier(name):
             raise SpecError(f"'{name}' is not a valid table, schema or column name",
                             "use letters, digits and underscores, starting with a letter")
         return f"{self.quote_char}{name}{self.quote_char}"

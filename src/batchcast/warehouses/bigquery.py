@@ -23,6 +23,7 @@ from google.cloud import bigquery
 
 from batchcast.data.schema import ALIASES, Schema
 from batchcast.errors import QueryError, SpecError, WarehouseError, WarehouseUnavailable
+from batchcast.redaction import first_line
 from batchcast.warehouses.base import Warehouse
 
 ENDPOINT_ENV = "BATCHCAST_BIGQUERY_ENDPOINT"
@@ -161,11 +162,7 @@ class _translated:
 
     def __exit__(self, kind, exc, tb):
         if isinstance(exc, (gexc.ServiceUnavailable, gexc.TooManyRequests, ConnectionError)):
-            raise WarehouseUnavailable(f"{self.what}: {_line(exc)}", "retry later") from None
+            raise WarehouseUnavailable(f"{self.what}: {first_line(exc)}", "retry later") from None
         if isinstance(exc, gexc.GoogleAPICallError):
-            raise self.error(f"{self.what}: {_line(exc)}", self.fix) from None
+            raise self.error(f"{self.what}: {first_line(exc)}", self.fix) from None
         return False
-
-
-def _line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0]

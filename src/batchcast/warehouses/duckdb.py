@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from batchcast.data.schema import Schema
 from batchcast.errors import QueryError, SpecError, WarehouseError, WarehouseUnavailable
-from batchcast.redaction import redact, scrub
+from batchcast.redaction import first_line, redact, scrub
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
@@ -86,7 +86,7 @@ class DuckDBWarehouse(Warehouse):
             try:
                 return duckdb.connect(self.path, config=self.config)
             except duckdb.InvalidInputException as exc:
-                raise SpecError(f"warehouse url {self.shown}: {scrub(_line(exc), self.url)}",
+                raise SpecError(f"warehouse url {self.shown}: {scrub(first_line(exc), self.url)}",
                                 "use DuckDB setting names and values, e.g. ?memory_limit=4GB") from None
             except duckdb.IOException as exc:
                 error = _open_error(self.path, exc)
@@ -106,7 +106,7 @@ class DuckDBWarehouse(Warehouse):
             reader = cursor.sql(query).to_arrow_reader(batch_size)
         except duckdb.Error as exc:
             cursor.close()
-            raise QueryError(f"query failed on {self.path}: {_line(exc)}",
+            raise QueryError(f"query failed on {self.path}: {first_line(exc)}",
                                  "check the SQL and the tables it names") from None
         self._readers.append((reader, cursor))
         return reader
@@ -145,8 +145,8 @@ class DuckDBWarehouse(Warehouse):
             if _interrupted(exc):  # DuckDB saw the Ctrl-C before Python did
                 raise KeyboardInterrupt from exc
             if isinstance(exc, duckdb.Error):
-                raise WarehouseError(f"writing {table} in {self.path} failed: {_line(exc)}", _write_fix(exc, self.path)
-                                     ) from None
+                raise WarehouseError(f"writing {table} in {self.path} failed: {first_line(exc)}",
+                                     _write_fix(exc, self.path)) from None
             raise
 
     def close(self) -> None:
@@ -187,7 +187,7 @@ def _open_error(path: str, exc: Exception) -> WarehouseError:
         return WarehouseError(f"cannot open {path}: it is not a DuckDB database (corrupt, or another format)",
                               "move it away and run again to start an empty warehouse, or restore it from a backup")
     # Another process holds the file's write lock: worth retrying later.
-    return WarehouseUnavailable(f"cannot open {path}: {_line(exc)}",
+    return WarehouseUnavailable(f"cannot open {path}: {first_line(exc)}",
                                 "wait for the other process using it to finish, or raise ?lock_wait=SECONDS "
                                 "in [warehouse] url")
 
@@ -201,7 +201,3 @@ def _seconds(value, url: str) -> float:
         raise SpecError(f"warehouse url {redact(url)}: lock_wait={value} is not a number of seconds",
                         "write e.g. ?lock_wait=300")
     return seconds
-
-
-def _line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from batchcast.data.schema import Schema
 from batchcast.errors import QueryError, WarehouseError, WarehouseUnavailable
+from batchcast.redaction import first_line
 from batchcast.warehouses.base import Warehouse
 
 SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",
@@ -58,7 +59,7 @@ class PostgresWarehouse(Warehouse):
             conn.commit()
             return conn
         except adbc_driver_manager.Error as exc:
-            raise WarehouseUnavailable(f"cannot connect to {self.shown}: {_line(exc)}",
+            raise WarehouseUnavailable(f"cannot connect to {self.shown}: {first_line(exc)}",
                                        "check that PostgreSQL is up and the URL and PGPASSWORD are right") from None
 
     def _qualified(self, table: str) -> tuple[str, str]:
@@ -79,7 +80,7 @@ class PostgresWarehouse(Warehouse):
         except adbc_driver_manager.Error as exc:
             cur.close()
             conn.close()
-            raise QueryError(f"query failed on {self.shown}: {_line(exc)}",
+            raise QueryError(f"query failed on {self.shown}: {first_line(exc)}",
                                  "check the SQL and the tables it names") from None
         self._readers.append((reader, cur, conn))
         # The driver sizes batches in bytes (16 MB); callers asked for rows.
@@ -113,10 +114,10 @@ class PostgresWarehouse(Warehouse):
                 # The server died or dropped the connection mid-write: what it had is rolled back by the
                 # server itself, and the failed ROLLBACK's own message says nothing about why.
                 raise WarehouseUnavailable(f"writing {table} in {self.shown}: the connection was lost "
-                                           f"({_line(exc)}); nothing was committed",
+                                           f"({first_line(exc)}); nothing was committed",
                                            "run it again when the server is back (the scheduler retries)") from None
             if isinstance(exc, adbc_driver_manager.Error):
-                raise WarehouseError(f"writing {table} in {self.shown} failed: {_line(exc)}",
+                raise WarehouseError(f"writing {table} in {self.shown} failed: {first_line(exc)}",
                                      "see the message; nothing was written") from None
             raise
         finally:
@@ -128,7 +129,7 @@ class PostgresWarehouse(Warehouse):
             self.conn.rollback()
             return True
         except adbc_driver_manager.Error as exc:
-            log.warning("rollback on %s failed (%s); dropping the connection", self.shown, _line(exc))
+            log.warning("rollback on %s failed (%s); dropping the connection", self.shown, first_line(exc))
             _close_quietly(self._conn)
             self._conn = None
             return False
@@ -155,7 +156,3 @@ def _sliced(reader: pa.RecordBatchReader, rows: int):
     for batch in reader:
         for start in range(0, batch.num_rows, rows):
             yield batch.slice(start, rows)
-
-
-def _line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]

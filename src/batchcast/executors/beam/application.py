@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from batchcast.actions.context import RunContext, log
 from batchcast.data.inputs import render
 from batchcast.errors import BatchcastError, InputError, IntegrityError, ModelError, SpecError
-from batchcast.redaction import without_password
+from batchcast.redaction import first_line, without_password
 from batchcast.runs.commit import Outcome
 
 SHARDS = "output/shards"
@@ -91,7 +91,7 @@ def _score(ctx: RunContext, outcome: Outcome, shard_list: list[dict], job: dict,
     except BatchcastError:  # batchcast's own (a timeout, a missing shard) say what they mean already
         raise
     except Exception as exc:  # Beam wraps the worker's error; its message names the shard
-        raise ModelError(f"the Beam pipeline failed: {_first_line(exc)}",
+        raise ModelError(f"the Beam pipeline failed: {_worker_message(exc)}",
                          "read the run's log; nothing was published") from exc
 
 
@@ -189,9 +189,8 @@ def _input(ctx: RunContext) -> tuple:
     return render(spec.query, day, f"{ctx.where} query"), [], shipped
 
 
-
-def _first_line(exc: BaseException) -> str:
+def _worker_message(exc: BaseException) -> str:
     """The worker's own message, which names the shard, out of Beam's wrapping of it."""
     text = str(exc)
     found = re.search(r"shard \d+ \([^)]*\): [^\n\[]*", text)
-    return (found.group(0) if found else text.splitlines()[0] if text else type(exc).__name__).strip()[:500]
+    return (found.group(0) if found else first_line(exc)).strip()[:500]

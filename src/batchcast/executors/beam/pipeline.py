@@ -24,9 +24,9 @@ import apache_beam as beam
 import fsspec
 import pyarrow.parquet as pq
 
+from batchcast.data.schema import is_identifier
 from batchcast.errors import ModelError, RunTimeout, SpecError
 from batchcast.runs.store import sha256_file
-from batchcast.spec.base import IDENT
 
 log = logging.getLogger("batchcast")
 
@@ -121,7 +121,7 @@ def shards(query: str | None, files: list[str], warehouse_url: str | None, ids: 
     if not ids:
         raise SpecError("a query input is split by a hash of [model] ids, which is empty",
                         "set [model] ids, e.g. [\"player_id\"]")
-    bad = [c for c in ids if not IDENT.match(c)]
+    bad = [c for c in ids if not is_identifier(c)]
     if bad:
         raise SpecError(f"[model] ids: '{bad[0]}' is not a column name", "use letters, digits and underscores")
     from batchcast.warehouses import backend_for
