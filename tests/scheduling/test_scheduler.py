@@ -172,6 +172,26 @@ def test_a_second_scheduler_on_the_same_service_is_refused(tmp_path):
         assert "another scheduler is running scores/2" in second.stderr and "fix: stop it first" in second.stderr
 
 
+def test_a_second_folder_of_the_same_service_cannot_schedule_it_too(tmp_path):
+    """Issue 26.10: two folders sharing a store and a warehouse each ran a scheduler, and every date ran twice."""
+    first = scheduled(tmp_path / "a", "", training='schedule = "0 0 * * *"')
+    shared = (f'\n[storage]\nurl = "{tmp_path / "a" / ".batchcast" / "artifacts"}"\n'
+              f'[warehouse]\nurl = "duckdb:///{tmp_path / "a" / ".batchcast" / "warehouse.duckdb"}"\n')
+    first.write_text(first.read_text() + shared)
+    second = tmp_path / "b" / "batchcast.toml"
+    second.parent.mkdir()
+    second.write_text(first.read_text().replace('path = "repo"', f'path = "{tmp_path / "a" / "repo"}"'))
+    Service(first).pause("training")
+    lease = tmp_path / "a" / ".batchcast" / "artifacts" / "scores" / "2" / "_scheduler" / "lease.json"
+    with background_scheduler(first) as running:
+        _until(lambda: lease.exists() and f'"pid": {running.pid}' in lease.read_text())
+        refused = scheduler(second, ok=False, timeout=60)
+        assert f"another scheduler is running scores/2: pid {running.pid}" in refused.stderr
+        assert str(tmp_path / "a") in refused.stderr and "fix: stop it first" in refused.stderr
+    assert not lease.exists()  # released when the first stopped: the second may take over now
+    scheduler(second)
+
+
 def test_a_run_past_its_timeout_is_killed_with_its_children(tmp_path):
     """Command contract, local executor: the model starts a grandchild that would outlive a naive kill."""
     repo = tmp_path / "repo"

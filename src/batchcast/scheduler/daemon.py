@@ -59,11 +59,15 @@ class Scheduler:
             signal.signal(sig, self._stop)
         self.adopt()
         log.info("scheduler: %s", ", ".join(f"{t.service.name}/{t.service.version}" for t in self.tracked))
-        while not self.stopping:
-            self.step(utcnow())
-            if self.exit_when_idle and self.idle():
-                break
-            time.sleep(min(self.interval, 0.5) if self.active else self.interval)
+        try:
+            while not self.stopping:
+                self.step(utcnow())
+                if self.exit_when_idle and self.idle():
+                    break
+                time.sleep(min(self.interval, 0.5) if self.active else self.interval)
+        finally:
+            for tracked in self.tracked:
+                tracked.lease.release()
         if self.active:
             log.info("stopping with %d run(s) in flight; they finish on their own and the next start records them",
                      len(self.active))
@@ -73,6 +77,8 @@ class Scheduler:
         self.stopping = True
 
     def step(self, now: dt.datetime) -> None:
+        for tracked in self.tracked:
+            tracked.lease.renew()
         self.reap(now)
         for tracked in self.tracked:
             paused = tracked.ledger.paused(*tracked.key)

@@ -29,6 +29,7 @@ from pathlib import Path
 from batchcast.errors import SchedulerError
 from batchcast.isolation.process import kill_tree
 from batchcast.runs.commit import now
+from batchcast.runs.lease import Lease
 from batchcast.runs.manifest import new_run_ts, run_id
 from batchcast.scheduling.ledger import Ledger
 from batchcast.service import Service
@@ -45,6 +46,7 @@ class Tracked:
     ledger: Ledger
     state_dir: Path
     lock_fd: int | None = None
+    lease: Lease | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -93,6 +95,14 @@ def take_charge(tracked: Tracked) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     tracked.lock_fd = fd  # held until this process exits, however it exits
+    # The lock above guards this folder; the lease, in the store, every other folder of the same service.
+    tracked.lease = Lease(tracked.service.store, *tracked.key, tracked.service.spec.root)
+    try:
+        tracked.lease.acquire()
+    except SchedulerError:
+        os.close(fd)
+        tracked.lock_fd = None
+        raise
 
 
 def launch(tracked: Tracked, name: str, day: dt.date) -> Active:
