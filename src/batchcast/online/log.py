@@ -160,7 +160,11 @@ class OnlineLog:
 def _combined(items: list[tuple]) -> pa.Table:
     """The requests of one model run as one table in one chunk: ids, features, prediction, received_at."""
     features = items[0][1]
-    tables = pa.concat_tables([item[3] for item in items], promote_options="permissive")
+    parts = [item[3] for item in items]
+    try:
+        tables = pa.concat_tables(parts)  # one schema, the usual case: a third of the time of promoting types
+    except pa.ArrowInvalid:
+        tables = pa.concat_tables(parts, promote_options="permissive")  # an int in one request, a float in another
     columns = {name: tables.column(name) for name in (*features.ids, *features.names)}
     columns["prediction"] = _predictions([item[4] for item in items])
     at = pa.array([item[2] for item in items], pa.timestamp("us", "UTC"))
