@@ -12,6 +12,7 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     ├── InputError             an input is missing, empty or unreadable
     ├── ModelError             the model raised, or its command exited non-zero
     ├── StoreError             the artifact store refused an operation
+    │   ├── StoreUnavailable   (transient) it could not be reached
     │   ├── RunNotFound        no run or alias by that name
     │   ├── RunExists          a committed run would be overwritten
     │   └── IntegrityError     a stored file does not match its checksum
@@ -74,7 +75,13 @@ class ModelError(BatchcastError):
 
 
 class StoreError(BatchcastError):
-    """Raised by the artifact store."""
+    """Raised by the artifact store when it refuses an operation (full, read-only, a bad URL), translated there."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the artifact store cannot be reached (a network error, a timeout); worth retrying."""
+
+    transient = True
 
 
 class RunNotFound(StoreError):

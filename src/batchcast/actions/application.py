@@ -99,9 +99,4 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
         if monitor is not None:  # still inside the publish transaction: a failure leaves the table as it was
             _judge(ctx, outcome, monitor)
 
-    rows = ctx.warehouse.publish(out.table, schema, predicted(), logical_date=ctx.request.logical_date,
-                                 run_id=ctx.run_id, model_run=ctx.request.model_run,
-                                 source="the model's predictions", allow_empty=out.allow_empty)
-    outcome.rows["written"] = rows
-    outcome.outputs["table"] = out.table
-    log.info("published %d rows of %s into %s", rows, ctx.request.logical_date, out.table)
+    ctx.publish(outcome, schema, predicted(), "the model's predictions")

@@ -124,13 +124,7 @@ def _metrics(path: Path) -> dict[str, float]:
 def _deliver(ctx: RunContext, outcome: Outcome, output: Path) -> None:
     spec = ctx.action.output
     path = _predictions_file(output, spec.file, ctx)
-    rows = ctx.warehouse.publish(
-        spec.table, spec.schema_, read_predictions(path, spec.schema_, ctx.action.batch_size),
-        logical_date=ctx.request.logical_date, run_id=ctx.run_id, model_run=ctx.request.model_run,
-        source=path.name, allow_empty=spec.allow_empty)
-    outcome.rows["written"] = rows
-    outcome.outputs["table"] = spec.table
-    log.info("published %d rows of %s into %s", rows, ctx.request.logical_date, spec.table)
+    ctx.publish(outcome, spec.schema_, read_predictions(path, spec.schema_, ctx.action.batch_size), path.name)
 
 
 def _predictions_file(output: Path, declared: str | None, ctx: RunContext) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import tomllib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,10 @@ from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ActionSpec, ServiceSpec
 
 if TYPE_CHECKING:
+    from batchcast.data.schema import Schema
     from batchcast.model.loading import Loaded
+    from batchcast.runs.commit import Outcome
+    from batchcast.runs.manifest import Manifest
 
 log = logging.getLogger("batchcast")
 
@@ -37,6 +41,8 @@ class RunContext:
     workdir: Path
     python_env: PythonEnv | None = None
     _warehouse: Any = None
+    stage: Callable[[], Manifest] | None = None  # execute's: stage the run's manifest (inside the publish)
+    staged: Manifest | None = None
 
     @property
     def action(self) -> ActionSpec:
@@ -58,6 +64,28 @@ class RunContext:
 
             self._warehouse = open_warehouse(self.spec.warehouse_url)
         return self._warehouse
+
+    def publish(self, outcome: Outcome, schema: Schema, batches: Iterable, source: str) -> int:
+        """Deliver ``batches`` into ``[actions.X.output]`` for this run's date, the run's commit staged inside.
+
+        The manifest is staged (every byte of it in the store) after the last row is written and before the
+        warehouse commits: a store that is full or read-only fails the run with nothing published.
+        """
+        out = self.action.output
+
+        def prepare(rows: int) -> None:
+            outcome.rows["written"] = rows
+            outcome.outputs["table"] = out.table
+            # The last line of the stored log: it is uploaded now, with the staged manifest.
+            log.info("publishing %d rows of %s into %s", rows, self.request.logical_date, out.table)
+            if self.stage is not None:
+                self.staged = self.stage()
+
+        rows = self.warehouse.publish(out.table, schema, batches, logical_date=self.request.logical_date,
+                                      run_id=self.run_id, model_run=self.request.model_run, source=source,
+                                      allow_empty=out.allow_empty, prepare=prepare)
+        log.info("published %d rows of %s into %s", rows, self.request.logical_date, out.table)
+        return rows
 
     def config(self) -> dict[str, Any]:
         path = self.action.config

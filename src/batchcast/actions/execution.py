@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from batchcast.actions.context import PythonEnv, RunContext, log
-from batchcast.errors import BatchcastError, Cancelled, RunTimeout
+from batchcast.errors import BatchcastError, Cancelled, RunExists, RunNotFound, RunTimeout, StoreError
 from batchcast.isolation.scratch import scratch_dir
 from batchcast.runs import promotion
 from batchcast.runs.commit import Outcome, commit_manifest, now
@@ -40,6 +40,7 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None, runner=Non
     ctx = RunContext(spec, request, ArtifactStore(spec.storage_url), workdir, python_env)
     handler = _log_to(Path(request.log_path))
     started, outcome, error, status = now(), Outcome(), None, RunStatus.SUCCEEDED
+    ctx.stage = lambda: _commit(ctx, outcome, started, RunStatus.SUCCEEDED, None, staged=True)
     try:
         log.info("run %s: %s for %s", ctx.run_id, ctx.action.kind, request.logical_date)
         (runner or _runner(spec, ctx.action.kind))(ctx, outcome)
@@ -60,8 +61,10 @@ def execute(request: RunRequest, python_env: PythonEnv | None = None, runner=Non
         handler.close()
         if ctx._warehouse is not None:
             ctx.warehouse.close()
-        manifest = _commit(ctx, outcome, started, status, error)
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            manifest = _finish(ctx, outcome, started, status, error)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     if manifest.succeeded and manifest.promotion:
         promotion.carry_out(spec, ctx.store, manifest)
     return manifest
@@ -76,13 +79,37 @@ def _runner(spec: ServiceSpec, kind: str):
     return importlib.import_module(f"batchcast.actions.{kind}").run
 
 
-def _commit(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: RunStatus,
+def _finish(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: RunStatus,
             error: dict | None) -> Manifest:
+    """Commit the run: its staged manifest if it published (and the warehouse committed), else a new one.
+
+    A store that refuses the commit (full, read-only, unreachable) fails the run: what the run uploaded is
+    deleted, which may free the room a failed manifest needs; if even that cannot be written, the StoreError
+    goes to the caller, and nothing of the run is visible anywhere.
+    """
+    if ctx.staged is not None:
+        if status is RunStatus.SUCCEEDED:
+            return ctx.store.commit_staged(ctx.run_id)
+        ctx.store.unstage(ctx.run_id)  # staged, then the warehouse refused its commit: the rows are not there
+    try:
+        return _commit(ctx, outcome, started, status, error)
+    except StoreError as exc:
+        if isinstance(exc, RunExists | RunNotFound):
+            raise
+        log.error("run %s: the store refused its commit (%s); deleting what it uploaded", ctx.run_id, exc.message)
+        ctx.store.discard(ctx.run_id)
+        outcome.files.clear()
+        failed = (status, error) if status is not RunStatus.SUCCEEDED else (RunStatus.FAILED, exc.to_dict())
+        return _commit(ctx, outcome, started, *failed, with_log=False)
+
+
+def _commit(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: RunStatus,
+            error: dict | None, *, staged: bool = False, with_log: bool = True) -> Manifest:
     log_path = Path(ctx.request.log_path)
-    if log_path.exists():
+    if with_log and log_path.exists():
         outcome.files["log.txt"] = ctx.store.put_file(ctx.run_id, "log.txt", log_path)
     return commit_manifest(ctx.spec, ctx.request, ctx.store, status, started=started, error=error,
-                           outcome=outcome, action=ctx.action)
+                           outcome=outcome, action=ctx.action, staged=staged)
 
 
 def _status(exc: BaseException) -> RunStatus:

@@ -13,7 +13,9 @@ import json
 import re
 
 from batchcast.errors import SpecError, StoreError
+from batchcast.runs import atomic
 from batchcast.runs.manifest import RunStatus, new_run_ts
+from batchcast.runs.translate import translated
 
 ALIASES = "_aliases"
 ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
@@ -34,6 +36,7 @@ def checked(alias: str) -> str:
 class Aliases:
     """The alias half of :class:`~batchcast.runs.store.ArtifactStore` (it supplies the paths and writes)."""
 
+    @translated
     def alias(self, name: str, version: str, alias: str) -> str | None:
         """The run id ``alias`` points to, or None."""
         checked(alias)
@@ -43,6 +46,7 @@ class Aliases:
             return None
         return json.loads(raw)["run_id"]
 
+    @translated
     def aliases(self, name: str, version: str) -> dict[str, str]:
         found = {}
         self._fresh()
@@ -51,6 +55,7 @@ class Aliases:
             found[alias] = json.loads(self.fs.cat_file(path))["run_id"]
         return found
 
+    @translated
     def set_alias(self, name: str, version: str, alias: str, run_id: str, by: str = "batchcast promote") -> None:
         """Point ``alias`` at a committed successful run, verified whole, atomically, and record the move."""
         checked(alias)
@@ -61,9 +66,11 @@ class Aliases:
         now = dt.datetime.now(dt.UTC)
         doc = json.dumps({"alias": alias, "run_id": run_id, "previous": self.alias(name, version, alias),
                           "set_at": now.isoformat(), "by": by}).encode()
-        self._create_exclusive(self._path(name, version, ALIASES, "history", alias, f"{new_run_ts(now)}.json"), doc)
-        self._replace(self._path(name, version, ALIASES, f"{alias}.json"), doc)
+        atomic.create_exclusive(self.fs, self._path(name, version, ALIASES, "history", alias,
+                                                    f"{new_run_ts(now)}.json"), doc)
+        atomic.replace(self.fs, self._path(name, version, ALIASES, f"{alias}.json"), doc)
 
+    @translated
     def alias_history(self, name: str, version: str, alias: str) -> list[dict]:
         checked(alias)
         self._fresh()

@@ -37,11 +37,20 @@ class Outcome:
 
 def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore, status: RunStatus, *,
                     started: dt.datetime, error: dict | None, outcome: Outcome | None = None,
-                    action: ActionSpec | None = None) -> Manifest:
-    """Write a run's manifest; used by ``execute`` and by executors whose child died first."""
-    outcome = outcome or Outcome()
+                    action: ActionSpec | None = None, staged: bool = False) -> Manifest:
+    """Write a run's manifest; used by ``execute`` and by executors whose child died first.
+
+    With ``staged`` it is only staged (``ArtifactStore.stage``): a run that publishes rows commits it after the
+    warehouse committed them.
+    """
+    manifest = _manifest(spec, request, status, started, error, outcome or Outcome(), action)
+    return store.stage(manifest) if staged else store.commit(manifest)
+
+
+def _manifest(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
+              error: dict | None, outcome: Outcome, action: ActionSpec | None) -> Manifest:
     action = action or spec.action(request.action)
-    manifest = Manifest(
+    return Manifest(
         run_id=request.run_id, name=request.name, version=request.version,
         action=request.action, kind=action.kind, run_ts=request.run_ts, status=status,
         logical_date=request.logical_date, started_at=started, ended_at=now(),
@@ -51,7 +60,6 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
         outputs=outcome.outputs, rows=outcome.rows, metrics=outcome.metrics, files=outcome.files,
         error=error, versions=library_versions("duckdb", "scikit-learn", "numpy", "pandas"), image=_image(),
         environment=request.environment, promotion=outcome.promotion, checks=outcome.checks)
-    return store.commit(manifest)
 
 
 def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
@@ -67,6 +75,9 @@ def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, 
         return store.manifest(request.run_id)  # it committed: succeeded or failed, its manifest says so
     except RunNotFound:
         pass
+    settled = settle_staged(spec, store, request.run_id)
+    if settled is not None:
+        return settled
     outcome = Outcome()
     try:
         if Path(request.log_path).exists():
@@ -74,6 +85,26 @@ def ensure_committed(spec: ServiceSpec, request: RunRequest, status: RunStatus, 
         return commit_manifest(spec, request, store, status, started=started, error=error.to_dict(), outcome=outcome)
     except RunExists:  # it committed since the read above (a workload finishing as its platform ended it)
         return store.manifest(request.run_id)
+
+
+def settle_staged(spec: ServiceSpec, store: ArtifactStore, run_id: str) -> Manifest | None:
+    """Finish the commit of a run that died between staging its manifest and committing it.
+
+    Its rows carry its run id: if the warehouse holds them all, the warehouse committed and so does the run;
+    if not, it never published, and the staged manifest goes.
+    """
+    staged = store.staged(run_id)
+    if staged is None:
+        return None
+    from batchcast.warehouses import open_warehouse
+
+    table = staged.outputs.get("table")
+    with open_warehouse(spec.warehouse_url) as warehouse:
+        landed = warehouse.count_run(table, run_id) if table else 0
+    if landed == staged.rows.get("written"):
+        return store.commit_staged(run_id)
+    store.unstage(run_id)
+    return None
 
 
 def now() -> dt.datetime:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchcast.errors import SchedulerError
+from batchcast.runs import atomic
 
 if TYPE_CHECKING:
     from batchcast.runs.store import ArtifactStore
@@ -49,7 +50,7 @@ class Lease:
                 f"for the spec in {held['folder']} (renewed {self._age(held):.0f} s ago)",
                 "stop it first, or schedule this service from that one; a lease it never renews expires "
                 f"after {self.ttl:.0f} s")
-        if held is None and self.store._create_exclusive(self.path, self._doc()):
+        if held is None and atomic.create_exclusive(self.store.fs, self.path, self._doc()):
             return
         if held is not None and not self._ours(held):
             log.warning("the scheduler lease of %s/%s (pid %s on %s) expired; taking it over", self.name,
@@ -57,7 +58,7 @@ class Lease:
         self.renew()
 
     def renew(self) -> None:
-        self.store._replace(self.path, self._doc())
+        atomic.replace(self.store.fs, self.path, self._doc())
 
     def release(self) -> None:
         """Give the lease up, if this process still holds it."""

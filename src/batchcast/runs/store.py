@@ -6,6 +6,8 @@ Layout::
     {root}/{name}/{version}/{action}/{run_ts}/...             the run's files
     {root}/{name}/{version}/_aliases/{alias}.json             where an alias points now
     {root}/{name}/{version}/_aliases/history/{alias}/{ts}.json   every move, never rewritten
+    {root}/{name}/{version}/{action}/{run_ts}/manifest.json.staged   a publishing run's commit-to-be
+    {root}/{name}/{version}/_scheduler/lease.json             which scheduler runs the service (runs/lease.py)
 
 A folder without a manifest is invisible to every reader. Manifests are
 created exclusively, so a committed run is never overwritten.
@@ -16,25 +18,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import uuid
 from pathlib import Path
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 
 from batchcast.errors import IntegrityError, MissingExtra, RunExists, RunNotFound, StoreError
 from batchcast.redaction import redact
+from batchcast.runs import atomic
 from batchcast.runs.aliases import ALIASES, Aliases, is_alias
 from batchcast.runs.manifest import MANIFEST, FileEntry, Manifest, is_run_id
+from batchcast.runs.translate import translated
 
 log = logging.getLogger("batchcast")
+STAGED = f"{MANIFEST}.staged"
 
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
 CHUNK = 1 << 20
 # Object stores upload in parts of this size (S3's minimum is 5 MiB) and read
 # ahead as much: memory stays at a few blocks whatever the file's size.
 BLOCK = 8 << 20
+
+
+def _exists(run_id: str) -> RunExists:
+    return RunExists(f"run {run_id} is already committed", "runs are immutable; start a new run instead")
 
 
 def sha256_file(path: Path) -> str:
@@ -72,6 +78,7 @@ class ArtifactStore(Aliases):
 
     # -- writing a run --------------------------------------------------
 
+    @translated
     def put_file(self, run_id: str, rel: str, local: Path) -> FileEntry:
         """Stream ``local`` to ``{run}/{rel}``, hashing as it goes."""
         self.refuse_committed(run_id)
@@ -85,6 +92,7 @@ class ArtifactStore(Aliases):
                 size += len(chunk)
         return FileEntry(sha256=digest.hexdigest(), size=size)
 
+    @translated
     def put_dir(self, run_id: str, prefix: str, local_dir: Path) -> dict[str, FileEntry]:
         """Upload every file below ``local_dir`` to ``{run}/{prefix}/...``."""
         entries = {}
@@ -109,57 +117,64 @@ class ArtifactStore(Aliases):
                     dst.write(chunk)
         return FileEntry(sha256=digest.hexdigest(), size=size)
 
+    @translated
     def commit(self, manifest: Manifest) -> Manifest:
         """Write the manifest, sealed, which makes the run exist; RunExists if it already does."""
         manifest = manifest.sealed()
         data = manifest.model_dump_json(indent=2).encode()
-        if not self._create_exclusive(self._path(manifest.run_id, MANIFEST), data):
-            raise RunExists(f"run {manifest.run_id} is already committed",
-                            "runs are immutable; start a new run instead")
+        if not atomic.create_exclusive(self.fs, self._path(manifest.run_id, MANIFEST), data):
+            raise _exists(manifest.run_id)
         return manifest
 
+    # A run that publishes rows commits in two steps around the warehouse's own commit (actions/execution.py):
+    # every byte of the manifest is in the store before the rows become visible, and the commit after is a link.
+
+    @translated
+    def stage(self, manifest: Manifest) -> Manifest:
+        """Write the sealed manifest beside the commit, as ``manifest.json.staged``; no reader looks there."""
+        manifest = manifest.sealed()
+        self.refuse_committed(manifest.run_id)
+        atomic.replace(self.fs, self._path(manifest.run_id, STAGED), manifest.model_dump_json(indent=2).encode())
+        return manifest
+
+    @translated
+    def commit_staged(self, run_id: str) -> Manifest:
+        """Make the staged manifest the commit (no new bytes on a local folder); RunExists if it was committed."""
+        if not atomic.link_exclusive(self.fs, self._path(run_id, STAGED), self._path(run_id, MANIFEST)):
+            raise _exists(run_id)
+        self.unstage(run_id)
+        return self.manifest(run_id)
+
+    @translated
+    def staged(self, run_id: str) -> Manifest | None:
+        """The manifest a run staged and did not commit (a process killed between the two steps), or None."""
+        try:
+            return Manifest.read(self.fs.cat_file(self._path(run_id, STAGED)), f"{run_id}/{STAGED}")
+        except FileNotFoundError:
+            return None
+
+    @translated
+    def unstage(self, run_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(run_id, STAGED))
+
+    @translated
+    def discard(self, run_id: str) -> None:
+        """Delete the files of a run that committed nothing (a full store's half upload keeps it full)."""
+        self.refuse_committed(run_id)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(run_id), recursive=True)
+
+    @translated
     def refuse_committed(self, run_id: str) -> None:
         self._fresh()
         if self.fs.exists(self._path(run_id, MANIFEST)):
             raise RunExists(f"run {run_id} is already committed; its files cannot change",
                             "start a new run instead")
 
-    def _create_exclusive(self, path: str, data: bytes) -> bool:
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        if isinstance(self.fs, LocalFileSystem):
-            # A hard link fails if the target exists: create-if-absent, atomically.
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            Path(tmp).write_bytes(data)
-            try:
-                os.link(tmp, path)
-                return True
-            except FileExistsError:
-                return False
-            finally:
-                os.unlink(tmp)
-        self._fresh()
-        if self.fs.exists(path):
-            return False
-        try:
-            # A conditional write where the store supports it (S3 If-None-Match,
-            # GCS ifGenerationMatch=0): two writers racing cannot both win.
-            with self.fs.open(path, "xb") as f:
-                f.write(data)
-        except FileExistsError:
-            return False
-        return True
-
-    def _replace(self, path: str, data: bytes) -> None:
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        if isinstance(self.fs, LocalFileSystem):
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            Path(tmp).write_bytes(data)
-            os.replace(tmp, path)  # readers see the old or the new document, never half
-        else:
-            self.fs.pipe_file(path, data)  # object stores replace an object atomically
-
     # -- reading runs ---------------------------------------------------
 
+    @translated
     def manifest(self, run_id: str) -> Manifest:
         """The committed manifest of ``run_id``; RunNotFound if there is none."""
         if not is_run_id(run_id):  # a path inside the store, never '..' or a glob
@@ -172,6 +187,7 @@ class ArtifactStore(Aliases):
                               "list runs with 'batchcast runs'") from None
         return Manifest.read(raw, f"{run_id}/{MANIFEST}")
 
+    @translated
     def list_runs(self, name: str, version: str, action: str | None = None) -> list[Manifest]:
         """Committed runs, oldest first; one whose manifest cannot be read is left out, with a warning."""
         self._fresh()
@@ -190,6 +206,7 @@ class ArtifactStore(Aliases):
         done = [m for m in self.list_runs(name, version) if m.kind == kind and m.succeeded]
         return done[-1] if done else None
 
+    @translated
     def resolve(self, name: str, version: str, ref: str) -> Manifest:
         """A run from an alias, ``latest``, a full run id, ``action/run_ts`` or ``run_ts``."""
         if ref == "latest":
@@ -211,12 +228,14 @@ class ArtifactStore(Aliases):
 
     # -- fetching a trained run ------------------------------------------
 
+    @translated
     def fetch_run(self, run: str | Manifest, dest: Path, prefix: str = "output") -> Manifest:
         """The one way a run's files leave the store: its seal checked, then each file's sha256, into ``dest``."""
         manifest = self.verify(self.manifest(run) if isinstance(run, str) else run)
         self.fetch(manifest, prefix, dest)
         return manifest
 
+    @translated
     def fetch(self, manifest: Manifest, prefix: str, dest: Path) -> list[Path]:
         """Copy the run's files under ``prefix/`` into ``dest``, verifying each sha256.
 
@@ -233,6 +252,7 @@ class ArtifactStore(Aliases):
             written.append(local)
         return written
 
+    @translated
     def verify(self, manifest: Manifest, *, files: bool = False) -> Manifest:
         """``manifest`` if it matches its seal (and, with ``files``, every file matches its sha256).
 
@@ -247,6 +267,7 @@ class ArtifactStore(Aliases):
             self._download_verified(manifest.run_id, rel, entry, None)
         return manifest
 
+    @translated
     def read_verified(self, manifest: Manifest, rel: str) -> bytes:
         """One small file of a run (a log, metrics), checked against its manifest's sha256."""
         entry = manifest.files.get(rel)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -91,13 +91,15 @@ class Warehouse(abc.ABC):
 
     def publish(self, table: str, schema: Schema, batches: Iterable[pa.RecordBatch], *,
                 logical_date: dt.date, run_id: str, model_run: str | None, source: str,
-                allow_empty: bool = False, append: bool = False) -> int:
+                allow_empty: bool = False, append: bool = False, prepare: Callable[[int], None] | None = None) -> int:
         """Replace ``logical_date``'s rows of ``table`` with ``batches``, stamped; with ``append``, add them.
 
         Every batch is conformed to ``schema`` first; a mismatch raises
         SchemaError and the transaction leaves the table as it was. No rows
         at all raises InputError the same way, unless ``allow_empty``: an
         empty result is far more often a broken model than an empty day.
+        ``prepare(rows)`` is called once every row is written and before the
+        transaction commits: if it raises, nothing is published.
         """
         self.quote(table)  # a hostile name stops here, before any backend sees it
         full = schema + STAMPS
@@ -128,6 +130,8 @@ class Warehouse(abc.ABC):
                 raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
                                  f"date's rows in {table}", "check the model's output; if no predictions is a "
                                  "legitimate result, set allow_empty = true in the action's output table")
+            if prepare is not None:
+                prepare(rows)
 
         # Produced on a thread ahead of the driver's ingest: the two halves overlap on two cores.
         produced = Ahead(stamped())
@@ -163,6 +167,14 @@ class Warehouse(abc.ABC):
         texts = [f"coalesce(CAST({self.quote_ident(c)} AS {self.text_type}), '')" for c in ids]  # NULL ids too
         bucket = self.bucket_sql.format(key=" || '|' || ".join(texts), parts=int(parts))
         return f"SELECT * FROM (\n{query.strip().rstrip(';')}\n) AS q WHERE {bucket} = {int(index)}"
+
+    def count_run(self, table: str, run_id: str) -> int:
+        """Rows of ``table`` that run ``run_id`` published (0 if the table does not exist)."""
+        if self.columns(table) is None:
+            return 0
+        quoted = run_id.replace("'", "''")
+        with self.read(f"SELECT count(*) AS n FROM {self.quote(table)} WHERE _run_id = '{quoted}'") as reader:
+            return reader.read_all()["n"][0].as_py()
 
     def count(self, table: str, logical_date: dt.date | None = None) -> int:
         """Rows in ``table``, or in one logical date of it."""

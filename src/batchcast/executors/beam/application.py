@@ -56,14 +56,8 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     outcome.files.update(_fetched(ctx, sidecars, local))  # in the store, and verified, before any row is published
     outcome.rows["read"] = sum(s["rows"] for s in sidecars)
     ctx.store.refuse_committed(ctx.run_id)  # again: the job ran for a while
-    rows = ctx.warehouse.publish(out.table, schema, _batches(local, sidecars),
-                                 logical_date=ctx.request.logical_date, run_id=ctx.run_id,
-                                 model_run=ctx.request.model_run, source="the Beam pipeline's shards",
-                                 allow_empty=out.allow_empty)
-    outcome.outputs.update({"table": out.table, "shards": sidecars})
-    outcome.rows["written"] = rows
-    log.info("published %d rows of %s into %s from %d shards", rows, ctx.request.logical_date, out.table,
-             len(sidecars))
+    outcome.outputs["shards"] = sidecars
+    ctx.publish(outcome, schema, _batches(local, sidecars), "the Beam pipeline's shards")
 
 
 def _model(ctx: RunContext) -> dict:
