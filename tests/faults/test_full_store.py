@@ -113,3 +113,29 @@ def test_a_command_run_that_fills_the_store_removes_its_files_and_records_its_fa
     run = failed[0]["run_id"]
     assert added == {f"{run}/manifest.json"}, added  # its partial outputs (and its log, for room) are gone
     assert table_state(root, "predictions") == before
+
+
+@pytest.mark.parametrize("landed", [True, False])
+def test_a_run_killed_between_its_stage_and_its_commit_is_settled_by_its_rows(python_service, landed):
+    """The executor's (or scheduler's) commit for a dead run: the staged manifest stands if its rows landed."""
+    from batchcast import RunStatus, Service
+    from batchcast.errors import ExecutorError
+    from batchcast.runs.commit import ensure_committed, now
+    from batchcast.runs.manifest import RunRequest
+
+    service = Service(python_service / "batchcast.toml")
+    [run] = service.runs("application")
+    folder = python_service / ".batchcast" / "artifacts" / run.run_id
+    (folder / "manifest.json").rename(folder / "manifest.json.staged")  # as a kill just before the commit leaves it
+    if not landed:  # killed before the warehouse committed: the rows never became visible
+        import duckdb
+
+        with duckdb.connect(str(python_service / ".batchcast" / "warehouse.duckdb")) as con:
+            con.execute("DELETE FROM scores WHERE _run_id = ?", [run.run_id])
+    request = RunRequest(name=run.name, version=run.version, action=run.action, run_ts=run.run_ts,
+                         spec_path=str(service.spec.file), logical_date=run.logical_date, executor="local",
+                         log_path=str(python_service / "gone.log"))
+    settled = ensure_committed(service.spec, request, RunStatus.FAILED, now(), ExecutorError("killed", "rerun"))
+    assert settled.run_id == run.run_id and not (folder / "manifest.json.staged").exists()
+    assert settled.status is (RunStatus.SUCCEEDED if landed else RunStatus.FAILED)
+    assert settled.intact and (settled.rows == run.rows if landed else settled.error["message"] == "killed")
