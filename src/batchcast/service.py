@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,11 +146,13 @@ class Service:
         self.spec.action(action)
         self.ledger.resume(self.name, self.version, action)
 
-    def backfill(self, action: str, start: str | dt.date, end: str | dt.date, *, now: bool = False) -> list:
+    def backfill(self, action: str, start: str | dt.date, end: str | dt.date, *, now: bool = False,
+                 progress: Callable[[int, int, Manifest | None], None] | None = None) -> list:
         """Queue every logical date of ``action``'s schedule from ``start`` to ``end`` in the ledger.
 
         With ``now``, run them here, oldest first, and return their manifests;
         publishing replaces each date, so a second backfill changes no row counts.
+        ``progress(done, total, manifest)`` hears of the queueing (``manifest`` None) and of each run as it ends.
         """
         from batchcast.scheduling.plan import ticks
 
@@ -160,6 +163,8 @@ class Service:
         days = ticks(chosen.schedule, parse_date(start), parse_date(end), chosen.timezone)
         ledger = self.ledger
         ledger.queue(self.name, self.version, action, days)
+        if progress is not None:
+            progress(0, len(days), None)
         if not now:
             return []
         manifests = []
@@ -169,6 +174,8 @@ class Service:
             ledger.set(self.name, self.version, action, day, manifest.status.value, run_id=manifest.run_id,
                        error=(manifest.error or {}).get("message"))
             manifests.append(manifest)
+            if progress is not None:
+                progress(len(manifests), len(days), manifest)
         return manifests
 
     def check(self, action: str, date: str | dt.date) -> Manifest:

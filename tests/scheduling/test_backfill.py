@@ -44,6 +44,8 @@ def test_backfill_now_runs_ten_dates_idempotently(tmp_path):
     bc("run", "training", cwd=svc, env=env)
     out = bc("backfill", "application", "--from", "2026-01-01", "--to", "2026-01-10", "--now", cwd=svc, env=env)
     assert out.stdout.count(" succeeded ") == 10
+    # Issue 26.13: a line as the range is queued, then one per date as it ends (it printed nothing until the end).
+    assert out.stdout.splitlines()[0] == "queued 10 dates of the range" and "[10/10] 2026-01-10 " in out.stdout
     db = svc / ".batchcast" / "warehouse.duckdb"
     counts = query(db, "SELECT _logical_date::VARCHAR, count(*) FROM predictions GROUP BY 1 ORDER BY 1")
     assert counts == [(f"2026-01-{d:02d}", 1000) for d in range(1, 11)]

@@ -13,7 +13,16 @@ from batchcast import registry
 from batchcast.cli.airflow import airflow
 from batchcast.cli.common import Group, service_for
 from batchcast.cli.kubernetes import kubernetes
-from batchcast.cli.output import emit, manifest_table, models_table, rows_table, runs_table, setup_logging, status
+from batchcast.cli.output import (
+    backfill_line,
+    emit,
+    manifest_table,
+    models_table,
+    rows_table,
+    runs_table,
+    setup_logging,
+    status,
+)
 from batchcast.cli.scheduling import pause, resume, scheduler, ui
 
 
@@ -205,9 +214,7 @@ def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
 @click.pass_context
 def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -> None:
     """Queue (or with --now, run) ACTION for every scheduled date from --from to --to."""
-    manifests = service_for(ctx).backfill(action, start, end, now=now)
-    for m in manifests:
-        click.echo(f"{m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}")
+    manifests = service_for(ctx).backfill(action, start, end, now=now, progress=backfill_line)
     if not now:
         click.echo("queued in the ledger; pass --now to run them here")
     if any(not m.succeeded for m in manifests):

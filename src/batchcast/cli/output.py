@@ -98,6 +98,17 @@ def _json_ready(data: Any) -> Any:
     return data
 
 
+def backfill_line(done: int, total: int, manifest) -> None:
+    """One line as a backfill queues its dates, then one per date as its run ends, flushed at once."""
+    import click
+
+    if manifest is None:
+        click.echo(f"queued {total} date{'s' if total != 1 else ''} of the range")
+        return
+    m = manifest
+    click.echo(f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}")
+
+
 def runs_table(runs: list[dict]) -> Table:
     table = _table("run", "status", "logical date", "duration", "rows", "model")
     for r in runs:
