@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from batchcast.cli import main
-from tests.conftest import bc, bc_json
+from tests.conftest import BATCHCAST, bc, bc_json
 
 
 def test_every_command_has_help():
@@ -34,6 +38,18 @@ def test_init_with_a_refused_name_leaves_nothing_behind(tmp_path, folder):
     assert refused.returncode == 1 and "'../../evil' is not a valid name" in refused.stderr
     assert str(tmp_path / folder / "batchcast.toml").replace("/./", "/") in refused.stderr.replace("/./", "/")
     assert sorted(p.name for p in tmp_path.rglob("*")) == []
+
+
+def test_init_s_hint_is_a_command_that_runs_outside_the_venv(tmp_path):
+    """Issue 26 (first run): make demo's hint 'next: cd demo && batchcast run training' was 'command not found'."""
+    path = ":".join(p for p in os.environ["PATH"].split(":") if Path(p).resolve() != Path(BATCHCAST).resolve().parent)
+    hint = bc("init", "svc", "--name", "churn", cwd=tmp_path, env={"PATH": path}).stdout.split("next: ")[1].strip()
+    assert hint == f"cd svc && {Path(BATCHCAST).resolve()} run training"
+    spec = tmp_path / "svc" / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('executor = "local"', 'executor = "inline"'))
+    ran = subprocess.run(hint, shell=True, cwd=tmp_path, env={**os.environ, "PATH": path}, capture_output=True,
+                         text=True)
+    assert ran.returncode == 0 and "succeeded" in ran.stdout, ran.stderr
 
 
 def test_init_service_runs_end_to_end_inline(tmp_path):

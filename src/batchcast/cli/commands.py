@@ -11,7 +11,7 @@ import click
 
 from batchcast import registry
 from batchcast.cli.airflow import airflow
-from batchcast.cli.common import Group, service_for
+from batchcast.cli.common import Group, command_name, service_for
 from batchcast.cli.kubernetes import kubernetes
 from batchcast.cli.output import (
     backfill_line,
@@ -46,7 +46,7 @@ def init(folder: str, name: str | None) -> None:
     from batchcast.spec import scaffold
 
     spec = scaffold.init(Path(folder), name)
-    click.echo(f"wrote {spec}; next: cd {folder} && batchcast run training")
+    click.echo(f"wrote {spec}; next: cd {folder} && {command_name()} run training")
 
 
 @main.command()
@@ -67,7 +67,7 @@ def adopt(path: str, name: str, table: str, schema: str, version_: str, force: b
 
     spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force, overrides=overrides,
                           schedules={"training": schedule_training, "application": schedule_application})
-    click.echo(f"wrote {spec}; next: batchcast run training")
+    click.echo(f"wrote {spec}; next: {command_name()} run training")
 
 
 @main.command()

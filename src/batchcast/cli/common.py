@@ -45,3 +45,17 @@ def specs_for(ctx: click.Context, paths: tuple[str, ...]) -> list[Path]:
     from batchcast.spec import find_spec, find_specs
 
     return find_specs(paths) or [find_spec(ctx.obj["spec"])]
+
+
+def command_name() -> str:
+    """How to run this batchcast again: ``batchcast`` if that is on PATH, else this program's full path.
+
+    ``make demo`` runs ``.venv/bin/batchcast`` without activating the venv; a hint saying only
+    ``batchcast`` would be ``command not found`` there.
+    """
+    import shutil
+    import sys
+
+    ran = Path(sys.argv[0]).resolve()
+    found = shutil.which("batchcast")
+    return "batchcast" if found and Path(found).resolve() == ran else str(ran)
