@@ -91,3 +91,22 @@ class Workload:
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def fake_api_fixture(fake: type, table: str, endpoint_variable: str):
+    """The ``fake_api`` fixture of an executor's tests: ``table`` added to the adopted spec, ``fake`` serving it,
+    and the executor pointed at it through ``endpoint_variable``."""
+    import pytest
+
+    from batchcast.testing.executors import with_table
+    from tests.conftest import BATCHCAST
+
+    @pytest.fixture
+    def fake_api(adopted, monkeypatch):
+        spec = adopted / "batchcast.toml"
+        with_table(spec, table)
+        with fake(spec, BATCHCAST) as served:
+            monkeypatch.setenv(endpoint_variable, served.endpoint)
+            yield served
+
+    return fake_api

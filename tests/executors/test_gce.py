@@ -11,20 +11,14 @@ import pytest
 import yaml
 
 from batchcast import RunStatus, Service
-from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run, with_table
-from tests.conftest import BATCHCAST
+from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run
+from tests.executors.fake_api import fake_api_fixture
 from tests.executors.fake_compute import FakeCompute
 
 GCE = '[actions.training.gce]\nproject = "acme"\nzone = "europe-west1-b"\npoll_interval = 0.2\n'
 
 
-@pytest.fixture
-def fake_api(adopted, monkeypatch):
-    spec = adopted / "batchcast.toml"
-    with_table(spec, GCE)
-    with FakeCompute(spec, BATCHCAST) as fake:
-        monkeypatch.setenv("BATCHCAST_COMPUTE_ENDPOINT", fake.endpoint)
-        yield fake
+fake_api = fake_api_fixture(FakeCompute, GCE, "BATCHCAST_COMPUTE_ENDPOINT")
 
 
 class TestGceContractAgainstFakeAPI(ContractAgainstFakeAPI):

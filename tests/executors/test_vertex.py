@@ -10,21 +10,15 @@ from __future__ import annotations
 import pytest
 
 from batchcast import RunStatus, Service
-from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run, with_table
-from tests.conftest import BATCHCAST
+from batchcast.testing.executors import ContractAgainstFakeAPI, cancel_mid_run
+from tests.executors.fake_api import fake_api_fixture
 from tests.executors.fake_vertex import FakeVertex
 
 VERTEX = ('[actions.training.vertex]\nproject = "acme"\nregion = "europe-west4"\nmachine_type = "n2-standard-8"\n'
           'service_account = "churn@acme.iam.gserviceaccount.com"\npoll_interval = 0.2\n')
 
 
-@pytest.fixture
-def fake_api(adopted, monkeypatch):
-    spec = adopted / "batchcast.toml"
-    with_table(spec, VERTEX)
-    with FakeVertex(spec, BATCHCAST) as fake:
-        monkeypatch.setenv("BATCHCAST_VERTEX_ENDPOINT", fake.endpoint)
-        yield fake
+fake_api = fake_api_fixture(FakeVertex, VERTEX, "BATCHCAST_VERTEX_ENDPOINT")
 
 
 class TestVertexContractAgainstFakeAPI(ContractAgainstFakeAPI):
