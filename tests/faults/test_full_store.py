@@ -139,3 +139,20 @@ def test_a_run_killed_between_its_stage_and_its_commit_is_settled_by_its_rows(py
     assert settled.run_id == run.run_id and not (folder / "manifest.json.staged").exists()
     assert settled.status is (RunStatus.SUCCEEDED if landed else RunStatus.FAILED)
     assert settled.intact and (settled.rows == run.rows if landed else settled.error["message"] == "killed")
+
+
+def test_a_warehouse_on_a_full_disk_says_so_and_keeps_its_rows(python_service, tmpfs):
+    """Issue 26.4: DuckDB on a full disk was reported as 'cannot rollback - no transaction is active'."""
+    db = tmpfs / "warehouse.duckdb"
+    shutil.copyfile(python_service / ".batchcast" / "warehouse.duckdb", db)
+    spec = python_service / "batchcast.toml"
+    spec.write_text(spec.read_text() + f'\n[warehouse]\nurl = "duckdb:///{db}"\n')
+    before = query(db, "SELECT count(*), max(_run_id) FROM scores")
+    fill(tmpfs)
+    out = bc("run", "application", "--date", "2026-01-03", cwd=python_service, ok=False)
+    [error] = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    [fix] = [line for line in out.stderr.splitlines() if line.startswith("fix: ")]
+    assert "rollback" not in error and "Traceback" not in out.stderr, out.stderr
+    assert "free space on the disk that holds" in fix, fix
+    (tmpfs / "filler").unlink()
+    assert query(db, "SELECT count(*), max(_run_id) FROM scores") == before
