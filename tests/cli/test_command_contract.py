@@ -181,3 +181,15 @@ def test_empty_predictions_keep_the_dates_rows_unless_allowed(adopted, churn_rep
     assert "allow_empty = true" in spec.read_text()
     bc("run", "application", "--date", "2026-01-01", "--executor", "inline", cwd=adopted)
     assert query(db, "SELECT count(*) FROM predictions") == [(0,)]
+
+
+@pytest.mark.parametrize("metrics", ["[0.9, 0.8]", '"accurate"', "NaN"])
+def test_metrics_that_are_not_an_object_are_ignored_with_a_warning(tmp_path, metrics):
+    """Issue 26.11: a metrics.json holding a list was a traceback (a bare NaN is read as the float nan)."""
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    task = svc / "prediction" / "task.py"
+    task.write_text(task.read_text().replace('json.dumps({"accuracy": accuracy})', repr(metrics)))
+    out = bc("run", "training", "--executor", "inline", cwd=svc)
+    assert "metrics.json holds a" in out.stderr and "metrics ignored" in out.stderr, out.stderr
+    assert bc_json("models", cwd=svc)[0]["metrics"] == {}

@@ -118,6 +118,10 @@ def _metrics(path: Path) -> dict[str, float]:
     except ValueError:
         log.warning("%s is not JSON; metrics ignored", path.name)
         return {}
+    if not isinstance(data, dict):
+        log.warning("%s holds a %s, not an object of metrics by name; metrics ignored", path.name,
+                    type(data).__name__)
+        return {}
     return {k: float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
