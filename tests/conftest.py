@@ -49,6 +49,45 @@ def query(db: Path, sql: str):
         con.close()
 
 
+# The fixtures that start a real server, an engine or Airflow: a test that asks for one is slow (pyproject.toml's
+# marker), so that `make test-fast`, which installs none of them, never reaches one.
+SERVICE_FIXTURES = {"postgres_url", "s3_endpoint", "gcs_endpoint", "bigquery_endpoint", "podman", "airflow_env"}
+
+
+# Under pytest-xdist (`make test` passes --dist loadfile) a worker runs whole modules, so a module-scoped fixture
+# (a trained service) is built once; and every podman test runs on one worker, since each session empties the
+# tests' store of what another worker's test built or runs, and a test checks that no container is left.
+PODMAN_MODULES = {"tests/executors/test_container.py", "tests/executors/test_in_podman.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [f"{item.nodeid} ({', '.join(sorted(SERVICE_FIXTURES & set(item.fixturenames)))})" for item in items
+                if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")]
+    if unmarked:
+        raise pytest.UsageError("these tests start a real service: mark them slow (pytest.mark.slow):\n  "
+                                + "\n  ".join(unmarked))
+    elsewhere = sorted({item.nodeid.split("::")[0] for item in items if "podman" in getattr(item, "fixturenames", ())}
+                       - PODMAN_MODULES)
+    if elsewhere:
+        raise pytest.UsageError(f"add {', '.join(elsewhere)} to PODMAN_MODULES in tests/conftest.py: "
+                                "podman tests must share one pytest-xdist worker")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, with the podman modules as one unit (xdist's loadgroup ignores marks under pytest 9.2)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class PodmanTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return "podman" if module in PODMAN_MODULES else module
+
+    return PodmanTogether(config, log)
+
+
 @pytest.fixture(autouse=True)
 def _today_is_today(request):
     """A module's TODAY (and YESTERDAY) is the date when each test starts, not when the module was imported.
@@ -206,12 +245,21 @@ def bigquery_endpoint(tmp_path_factory):
             yield endpoint
 
 
-# Podman with runc and vfs (ENVIRONMENT.md) in a store of the tests' own, and the base image
+def _container_driver() -> str:
+    """The kernel's overlay where it has one, else vfs (a whole copy of the image per layer and container)."""
+    try:
+        return "overlay" if "overlay" in Path("/proc/filesystems").read_text().split() else "vfs"
+    except OSError:
+        return "vfs"
+
+
+# Podman with runc (ENVIRONMENT.md) in a store of the tests' own, and the base image
 # `make container-base` imports there; the Makefile passes the same arguments.
+_DRIVER = _container_driver()
 CONTAINER_ARGS = os.environ.get("BATCHCAST_TEST_CONTAINER_ARGS") or (
-    f"--root {Path.home()}/.cache/batchcast/containers "
-    f"--runroot {os.environ.get('XDG_RUNTIME_DIR', '/run')}/batchcast-containers "
-    "--storage-driver vfs --events-backend none --runtime runc")
+    f"--root {Path.home()}/.cache/batchcast/containers-{_DRIVER} "
+    f"--runroot {os.environ.get('XDG_RUNTIME_DIR', '/run')}/batchcast-containers-{_DRIVER} "
+    f"--storage-driver {_DRIVER} --events-backend none --runtime runc")
 BASE_IMAGE = "localhost/batchcast-base:bookworm"
 CONTAINER_DISK_GIB = 8  # the peak measured under vfs was 7.1 GiB: two images and a running container
 
@@ -221,8 +269,9 @@ def podman():
     """The podman command line the container executor uses; skips (loudly) without podman or the base image.
 
     The tests' own store (``--root``) is emptied of everything but the base image before and
-    after the session: under vfs a build costs gigabytes, and a full disk fails the next run's
-    build. A store given without ``--root`` is someone's default one, and is left as it is.
+    after the session: an image costs about a gigabyte (under vfs, each of its layers does), and
+    a full disk fails the next run's build. A store given without ``--root`` is someone's default
+    one, and is left as it is.
     """
     import shutil
 

@@ -20,6 +20,7 @@ def count(url: str, table: str, day=None) -> int:
         return wh.count(table, day)
 
 
+@pytest.mark.slow  # the S3 and GCS emulators, PostgreSQL, the BigQuery emulator
 @pytest.mark.parametrize("storage, warehouse", [("s3", "postgres"), ("gs", "bigquery")])
 def test_example_service_on_remote_backends(tmp_path, request, storage, warehouse):
     request.getfixturevalue({"s3": "s3_endpoint", "gs": "gcs_endpoint"}[storage])

@@ -5,8 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from batchcast import Service
 from tests.conftest import make_features, write_python_service
+
+pytestmark = pytest.mark.slow  # moves 1M and 10M rows
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a
 # child of a large pytest process would report the parent's size.

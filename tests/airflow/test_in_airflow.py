@@ -6,10 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from batchcast.airflow.dags import render
 from batchcast.airflow.graphs import render_config
 from tests.airflow.test_render import ORIGINAL
 from tests.conftest import AIRFLOW_PY, bc, query
+
+pytestmark = pytest.mark.slow  # Apache Airflow (its own venv): db migrate, dag.test
 
 HELPER = Path(__file__).with_name("in_airflow.py")
 

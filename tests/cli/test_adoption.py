@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
+
 from tests.conftest import bc, bc_json
 
 
@@ -16,6 +18,7 @@ def tree_digest(repo) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.slow  # builds uv virtualenvs in a cache of its own
 def test_a_pin_that_cannot_install_is_a_failed_run_and_overrides_fix_it(adopted, churn_repo, tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHCAST_CACHE_DIR", str(tmp_path / "cache"))  # this test's builds are its own
     requirements = churn_repo / "requirements.txt"

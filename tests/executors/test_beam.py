@@ -26,6 +26,8 @@ from batchcast.spec import load_spec
 from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
 from tests.services import free_port, wait_for_port
 
+pytestmark = pytest.mark.slow  # Apache Beam in an environment of its own, a job service and its workers
+
 DAY = "2026-01-02"
 
 

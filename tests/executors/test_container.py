@@ -17,6 +17,8 @@ from batchcast.spec import ServiceSpec, load_spec
 from batchcast.testing.executors import ExecutorContract
 from tests.conftest import BASE_IMAGE, BATCHCAST, bc, query
 
+pytestmark = pytest.mark.slow  # podman: image builds and containers
+
 SLOW_SENTINEL = "SLOW"  # a file in the artifact store that makes the example's application sleep
 ADOPTED_PROJECT = "adopted"  # the adopted repository's images get a tag of their own, beside the example's
 

@@ -31,6 +31,8 @@ from tests.executors.fake_vertex import FakeVertex
 from tests.executors.in_podman import kube_play, podman_run
 from tests.executors.test_container import build_if_changed
 
+pytestmark = pytest.mark.slow  # podman, the GCS emulator, PostgreSQL and Airflow
+
 IMAGE = "europe-docker.pkg.dev/acme/models/churn:1"
 CREDENTIALS = "cloud-credentials"  # the Secret a cluster would hold; here the emulator's address
 PLATFORMS = '''

@@ -22,6 +22,7 @@ class TestLocal(ExecutorContract):
         assert prefix != sys.prefix and prefix.startswith(str(cache_dir() / "venvs"))
 
 
+@pytest.mark.slow  # builds uv virtualenvs
 def test_venv_is_cached_by_requirements(adopted, churn_repo):
     spec = load_spec(adopted / "batchcast.toml")
     first = ensure_venv(spec, with_runtime=False)
@@ -32,6 +33,7 @@ def test_venv_is_cached_by_requirements(adopted, churn_repo):
     assert not list(first.glob("lib/python3*/site-packages/duckdb"))
 
 
+@pytest.mark.slow  # builds two uv virtualenvs, one for a fresh checkout every time
 def test_an_environment_links_the_batchcast_that_asked_for_it(tmp_path, monkeypatch):
     """Another checkout (a deleted worktree) gets its own environment, not one linking to this one's source."""
     spec = load_spec(write_python_service(tmp_path, rows=10))

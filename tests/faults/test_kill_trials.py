@@ -25,6 +25,8 @@ from batchcast import Service
 from tests.conftest import BATCHCAST, bc, query, write_python_service
 from tests.faults.service import holders_of
 
+pytestmark = pytest.mark.slow  # kill trials
+
 TRIALS = int(os.environ.get("BATCHCAST_FAULT_TRIALS", "20"))
 SEED = int(os.environ.get("BATCHCAST_FAULT_SEED", "13"))
 DAY = "2026-01-01"

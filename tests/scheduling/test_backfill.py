@@ -37,6 +37,7 @@ def test_upcoming_is_strictly_after():
         "2026-01-02T06:00:00+00:00", "2026-01-03T06:00:00+00:00"]
 
 
+@pytest.mark.slow  # ten dates, run twice: about 30 s
 def test_backfill_now_runs_ten_dates_idempotently(tmp_path):
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     svc = tmp_path / "svc"

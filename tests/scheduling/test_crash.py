@@ -10,9 +10,13 @@ import subprocess
 import time
 from collections import Counter
 
+import pytest
+
 from batchcast import Service
 from tests.conftest import BATCHCAST, query
 from tests.scheduling.test_scheduler import TODAY, scheduled, scheduler
+
+pytestmark = pytest.mark.slow  # kill trials (of the scheduler)
 
 KILLS = 20
 SEED = int(os.environ.get("BATCHCAST_CRASH_SEED", "20261122"))

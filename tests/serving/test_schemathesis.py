@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import bc, write_python_service
 from tests.serving.servers import call, start, stop
+
+pytestmark = pytest.mark.slow  # schemathesis: a server and generated requests, about 20 s
 
 ST = Path(sys.executable).with_name("st")
 

@@ -15,6 +15,8 @@ import pytest
 from batchcast.runs.store import ArtifactStore
 from batchcast.testing.store import StoreContract, commit_with_file, manifest
 
+pytestmark = pytest.mark.slow  # the S3 and GCS emulators
+
 
 def fresh_store(scheme: str) -> ArtifactStore:
     bucket = f"bc-{uuid.uuid4().hex[:12]}"

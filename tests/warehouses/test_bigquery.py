@@ -5,6 +5,8 @@ import pytest
 
 from batchcast.testing.warehouses import DAY1, WarehouseContract, batches, publish
 
+pytestmark = pytest.mark.slow  # the BigQuery emulator
+
 
 class TestBigQuery(WarehouseContract):
     @pytest.fixture

@@ -2,6 +2,8 @@ import pytest
 
 from batchcast.testing.warehouses import WarehouseContract
 
+pytestmark = pytest.mark.slow  # PostgreSQL
+
 
 class TestPostgres(WarehouseContract):
     @pytest.fixture
