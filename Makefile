@@ -10,7 +10,7 @@ PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-core-$(PYPROJECT)
 DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install install-dev services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam clean
+.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 install-dev: $(DEV_STAMP)
+
+# A wheel to install batchcast where there is no clone (it is on no package index); see the README's "Installing".
+dist: | $(BIN)/python
+	rm -rf dist && $(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	@echo "built $$(ls dist/*.whl); export PIP_FIND_LINKS=$(CURDIR)/dist to pip install 'batchcast[...]' from it"
 
 # The example churn service, end to end on the embedded defaults.
 demo: install
