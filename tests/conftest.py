@@ -18,6 +18,11 @@ from tests.services import Unavailable, bigquery_emulator, gcs_emulator, moto_s3
 # gcsfs probes for hierarchical namespaces on every call, which the GCS emulator
 # answers only after a 60 s timeout (ENVIRONMENT.md); must precede importing gcsfs.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 where the controller had neither; uv wraps its
+# messages at COLUMNS, and a test that reads uv's conclusion from one line then saw half of it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
 # The contract suites live in the package; pytest rewrites their asserts only if told before they are imported.
 pytest.register_assert_rewrite("batchcast.testing")
 
