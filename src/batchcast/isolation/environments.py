@@ -212,11 +212,23 @@ def _uv(*args: str, requirements: Path | None, pins: list[str] = ()) -> None:
         raise error
 
 
+def _cause(stderr: str) -> str | None:
+    """uv's ``cause:`` paragraph as one line: uv wraps it to the terminal's width (COLUMNS), even in a pipe."""
+    found: list[str] = []
+    for line in stderr.splitlines():
+        text = line.strip()
+        if found and (not text or text.startswith(("hint:", "error:"))):
+            break
+        if found or text.startswith("cause:"):
+            found.append(text.removeprefix("cause:").strip())
+    return " ".join(found) or None
+
+
 def _install_error(step: str, stderr: str, requirements: Path | None, pins: list[str]) -> ExecutorError:
     """uv's conclusion, the file and the requirement it is about, and the fix that applies."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    conclusion = next((line.removeprefix("cause: ") for line in lines if "we can conclude" in line
-                       or line.startswith("cause:")), lines[-1] if lines else f"uv {step} failed")
+    conclusion = _cause(stderr) or next((line for line in lines if "we can conclude" in line),
+                                        lines[-1] if lines else f"uv {step} failed")
     source = f"{requirements}" if requirements else "batchcast's runtime"
     culprit = re.search(r"you require ([A-Za-z0-9_.\-]+)", conclusion) or re.search(r"`([A-Za-z0-9_.\-]+)", stderr)
     package = re.split(r"[=<>!~\[ ]", culprit.group(1))[0] if culprit else "PACKAGE"
