@@ -20,7 +20,7 @@ from batchcast.actions.context import PythonEnv, RunContext, log
 from batchcast.errors import BatchcastError, Cancelled, RunExists, RunNotFound, RunTimeout, StoreError
 from batchcast.isolation.scratch import scratch_dir
 from batchcast.runs import promotion
-from batchcast.runs.commit import Outcome, commit_manifest, now
+from batchcast.runs.commit import Outcome, commit_manifest, now, settle_staged
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ServiceSpec, load_spec
@@ -90,7 +90,11 @@ def _finish(ctx: RunContext, outcome: Outcome, started: dt.datetime, status: Run
     if ctx.staged is not None:
         if status is RunStatus.SUCCEEDED:
             return ctx.store.commit_staged(ctx.run_id)
-        ctx.store.unstage(ctx.run_id)  # staged, then the warehouse refused its commit: the rows are not there
+        # Staged, then it failed or was stopped: before the warehouse committed (no rows, the stage goes), or
+        # after it (a Ctrl-C in the last moments: the rows are there, and so must the run be).
+        settled = settle_staged(ctx.spec, ctx.store, ctx.run_id)
+        if settled is not None:
+            return settled
     try:
         return _commit(ctx, outcome, started, status, error)
     except StoreError as exc:
