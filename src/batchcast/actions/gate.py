@@ -6,10 +6,8 @@ import dataclasses
 
 from batchcast.actions.context import RunContext, log
 from batchcast.actions.training import labels, read_table
-from batchcast.model import files
-from batchcast.model.loading import load_run
+from batchcast.model.loading import from_folder, load_run
 from batchcast.model.metrics import metrics
-from batchcast.model.scoring import Scorer
 from batchcast.runs import promotion
 from batchcast.runs.commit import Outcome
 from batchcast.runs.manifest import Manifest
@@ -37,7 +35,7 @@ def _scored_alike(ctx: RunContext, action: str, champion: Manifest) -> tuple[dic
     seen = Outcome()
     table = read_table(evaluation, seen)
     y = labels(table, ctx.spec.model.label, evaluation.where)
-    candidate = Scorer.of(*files.load(ctx.workdir / "output", ctx.spec.model_path))  # this run's, not yet stored
+    candidate, _ = from_folder(ctx.workdir / "output", ctx.spec.model_path)  # this run's own, not yet stored
     held = load_run(ctx.store, champion, ctx.workdir / "champion", ctx.spec).scorer
     scores = [metrics(scorer, table, y) for scorer in (candidate, held)]
     basis = (f"both scored on [actions.{action}] input for {ctx.request.logical_date}: {seen.inputs['data']} "

@@ -44,9 +44,19 @@ def load_run(store: ArtifactStore, run: str | Manifest, dest: Path, spec: Servic
     """Fetch ``run``'s output into ``dest`` (seal and every sha256 verified), then load its model."""
     manifest = store.fetch_run(run, dest)
     if spec.model.contract == "python":
-        model, meta = files.load(dest, spec.model_path)
-        return Loaded(manifest, dest, Scorer.of(model, meta, manifest.run_id), meta)
+        scorer, meta = from_folder(dest, spec.model_path, manifest.run_id)
+        return Loaded(manifest, dest, scorer, meta)
     return Loaded(manifest, dest, _command(dest, spec, manifest.run_id), {})
+
+
+def from_folder(folder: Path, model_path: Path, run_id: str | None = None) -> tuple[Scorer, dict[str, Any]]:
+    """The Scorer of a Python-contract model in ``folder``, whose files the caller verified (or just wrote).
+
+    ``load_run`` calls it after fetching; the gate for the run's own unstored output, a Beam worker for the
+    folder ``load_run`` fetched on this machine or a cluster worker after ``fetch_run``.
+    """
+    model, meta = files.load(folder, model_path)
+    return Scorer.of(model, meta, run_id), meta
 
 
 def _command(folder: Path, spec: ServiceSpec, run_id: str) -> Scorer:

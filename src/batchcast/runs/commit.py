@@ -100,7 +100,7 @@ def settle_staged(spec: ServiceSpec, store: ArtifactStore, run_id: str) -> Manif
 
     table = staged.outputs.get("table")
     with open_warehouse(spec.warehouse_url) as warehouse:
-        landed = warehouse.count_run(table, run_id) if table else 0
+        landed = warehouse.count(table, run_id=run_id) if table and warehouse.columns(table) is not None else 0
     if landed == staged.rows.get("written"):
         return store.commit_staged(run_id)
     store.unstage(run_id)

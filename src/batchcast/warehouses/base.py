@@ -168,18 +168,13 @@ class Warehouse(abc.ABC):
         bucket = self.bucket_sql.format(key=" || '|' || ".join(texts), parts=int(parts))
         return f"SELECT * FROM (\n{query.strip().rstrip(';')}\n) AS q WHERE {bucket} = {int(index)}"
 
-    def count_run(self, table: str, run_id: str) -> int:
-        """Rows of ``table`` that run ``run_id`` published (0 if the table does not exist)."""
-        if self.columns(table) is None:
-            return 0
-        quoted = run_id.replace("'", "''")
-        with self.read(f"SELECT count(*) AS n FROM {self.quote(table)} WHERE _run_id = '{quoted}'") as reader:
-            return reader.read_all()["n"][0].as_py()
-
-    def count(self, table: str, logical_date: dt.date | None = None) -> int:
-        """Rows in ``table``, or in one logical date of it."""
-        where = f" WHERE _logical_date = DATE '{logical_date.isoformat()}'" if logical_date else ""
-        with self.read(f"SELECT count(*) AS n FROM {self.quote(table)}{where}") as reader:
+    def count(self, table: str, logical_date: dt.date | None = None, *, run_id: str | None = None) -> int:
+        """Rows in ``table``, or in one logical date of it, or those one run published."""
+        where = [f"_logical_date = DATE '{logical_date.isoformat()}'"] if logical_date else []
+        if run_id is not None:
+            where.append("_run_id = '" + run_id.replace("'", "''") + "'")
+        sql = f"SELECT count(*) AS n FROM {self.quote(table)}" + (f" WHERE {' AND '.join(where)}" if where else "")
+        with self.read(sql) as reader:
             return reader.read_all()["n"][0].as_py()
 
     def preview(self, table: str, limit: int = 10) -> pa.Table:

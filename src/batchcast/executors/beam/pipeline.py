@@ -46,12 +46,11 @@ class Score(beam.DoFn):
             store = ArtifactStore(model["store"])
             store.fetch_run(model["run"], Path(self._fetched.name))
             folder = self._fetched.name
-        from batchcast.model import files
-        from batchcast.model.scoring import Scorer
+        from batchcast.model.loading import from_folder
 
         # A worker on this machine reads the folder the run fetched and verified (load_run); a cluster's worker
         # has just fetched and verified it from the store.
-        self.scorer = Scorer.of(*files.load(Path(folder), Path(self.job["model_path"])))
+        self.scorer, _ = from_folder(Path(folder), Path(self.job["model_path"]), model.get("run"))
 
     def teardown(self):
         if getattr(self, "_fetched", None) is not None:
