@@ -13,7 +13,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.services import Unavailable, bigquery_emulator, gcs_emulator, moto_s3, postgres
+from tests.services import (
+    Unavailable,
+    bigquery_emulator,
+    gcs_emulator,
+    moto_s3,
+    noida_kafka,
+    postgres,
+    pubsub_emulator as start_pubsub_emulator,
+    tansu_kafka,
+)
 
 # gcsfs probes for hierarchical namespaces on every call, which the GCS emulator
 # answers only after a 60 s timeout (ENVIRONMENT.md); must precede importing gcsfs.
@@ -56,7 +65,8 @@ def query(db: Path, sql: str):
 
 # The fixtures that start a real server, an engine or Airflow: a test that asks for one is slow (pyproject.toml's
 # marker), so that `make test-fast`, which installs none of them, never reaches one.
-SERVICE_FIXTURES = {"postgres_url", "s3_endpoint", "gcs_endpoint", "bigquery_endpoint", "podman", "airflow_env"}
+SERVICE_FIXTURES = {"postgres_url", "s3_endpoint", "gcs_endpoint", "bigquery_endpoint", "podman", "airflow_env",
+                    "kafka_broker", "tansu_broker", "pubsub_emulator"}
 
 
 # Under pytest-xdist (`make test` passes --dist loadfile) a worker runs whole modules, so a module-scoped fixture
@@ -248,6 +258,28 @@ def bigquery_endpoint(tmp_path_factory):
     with _service("BigQuery emulator", bigquery_emulator(tmp_path_factory.mktemp("bq"))) as endpoint:
         with _environment(BATCHCAST_BIGQUERY_ENDPOINT=endpoint):
             yield endpoint
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory):
+    """noida-db's Kafka service (persistent, transactions work): a tests.services.NoidaBroker."""
+    with _service("Kafka broker (noida-db)", noida_kafka(tmp_path_factory.mktemp("noida") / "data")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def tansu_broker():
+    """Tansu in memory (at-least-once only: no real transactions): a tests.services.KafkaBroker."""
+    with _service("Kafka broker (Tansu)", tansu_kafka()) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator():
+    """Google's Pub/Sub emulator, with PUBSUB_EMULATOR_HOST set for the session: a tests.services.PubSubEmulator."""
+    with _service("Pub/Sub emulator", start_pubsub_emulator()) as emulator:
+        with _environment(PUBSUB_EMULATOR_HOST=emulator.host):
+            yield emulator
 
 
 def _container_driver() -> str:
