@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "batchcast"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"redaction", "registry", "scheduling"},
-    {"data"},
+    {"data", "brokers"},
     {"spec", "warehouses"},
     {"alerts"},
     {"runs"},

@@ -25,6 +25,8 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     ├── SchedulerError         the scheduler cannot start (another one holds the service)
     ├── ServeError             a server cannot listen, or has no model it can serve
     ├── RequestError           an online request or record is refused (its body, a column, a value)
+    ├── BrokerError            a message broker refused an operation (Kafka, Pub/Sub)
+    │   └── BrokerUnavailable  (transient) it could not be reached, or a transaction must be retried
     └── MissingExtra           an optional backend's package is not installed
 """
 
@@ -110,6 +112,16 @@ class QueryError(WarehouseError):
 
 class WarehouseUnavailable(WarehouseError):
     """Raised when the warehouse cannot be reached; worth retrying."""
+
+    transient = True
+
+
+class BrokerError(BatchcastError):
+    """Raised by a broker backend (``batchcast stream``'s source and topics), translated from its client's error."""
+
+
+class BrokerUnavailable(BrokerError):
+    """Raised when the broker cannot be reached, or a transaction was aborted and may be retried."""
 
     transient = True
 

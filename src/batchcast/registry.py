@@ -60,10 +60,17 @@ WAREHOUSES: dict[str, Backend] = {b.name: b for b in (
     Backend("bigquery", "batchcast.warehouses.bigquery:BigQueryWarehouse", "bigquery"),
 )}
 
+# Message brokers, keyed by URL scheme: batchcast stream's sources and topics ("module:BROKER").
+BROKERS: dict[str, Backend] = {b.name: b for b in (
+    Backend("kafka", "batchcast.brokers.kafka:BROKER", "stream"),
+    Backend("pubsub", "batchcast.brokers.pubsub:BROKER", "pubsub"),
+)}
+
 # What the service starts above itself (a server, a consumer), by command: the service sits below them in
 # the layers and is imported by them, so it finds their entry point ("module:function") here, on use.
 SURFACES: dict[str, Backend] = {b.name: b for b in (
     Backend("serve", "batchcast.serving.isolated:serve", "serve"),
+    Backend("stream", "batchcast.streaming.isolated:stream", "stream"),
 )}
 
 # [actions.X.<name>] tables that are not an executor's: features that read an action's settings.
@@ -86,6 +93,18 @@ def warehouse(url: str) -> Backend:
         raise SpecError(f"warehouse url '{scheme}://...' has an unknown scheme",
                         f"use one of {', '.join(s + '://' for s in WAREHOUSES)}")
     return WAREHOUSES[scheme]
+
+
+def broker(url: str, where: str):
+    """The broker module's :class:`~batchcast.brokers.base.Broker` for ``url``'s scheme, the URL checked;
+    SpecError naming ``where`` and the known schemes otherwise."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in BROKERS:
+        raise SpecError(f"{where} = '{url}' has an unknown scheme",
+                        f"use one of {', '.join(s + '://' for s in BROKERS)}")
+    found = attribute(BROKERS[scheme].target)
+    found.check(url, where)
+    return found
 
 
 def action_tables() -> dict[str, type]:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from batchcast.errors import RequestError
-from batchcast.online.features import Features
-from batchcast.serving.requests import decode, mlflow_table, v2_table
+from batchcast.online.features import Features, decode
+from batchcast.serving.requests import mlflow_table, v2_table
 
 FEATURES = Features(("tenure", "spend", "premium", "country"),
                     {"tenure": "number", "spend": "number", "premium": "bool", "country": "string"})

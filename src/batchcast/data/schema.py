@@ -115,6 +115,9 @@ def _parse_column(part: str, text: str) -> Column:
 
 
 STAMPS = Schema.parse("_logical_date:DATE,_run_id:STRING,_model_run:STRING,_predicted_at:TIMESTAMP")
+# A streamed prediction's: the model, when, and where its event came from (the source's coordinates).
+STREAM_STAMPS = Schema.parse("_model_run:STRING,_predicted_at:TIMESTAMP,_received_at:TIMESTAMP,_source:STRING,"
+                             "_partition:INT64,_offset:INT64,_message_id:STRING")
 
 
 def conform(batch: pa.RecordBatch, schema: Schema, source: str) -> pa.RecordBatch:

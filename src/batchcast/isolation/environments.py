@@ -245,3 +245,14 @@ def _uv_version() -> str:
         return version("uv")
     except PackageNotFoundError:
         return ""
+
+
+def exec_module(spec: ServiceSpec, extra: tuple[str, ...], module: str, argv: list[str]) -> None:
+    """Build (or reuse) the environment with ``extra`` and replace this process with ``python -m module``
+    there (``serve``, ``stream``): the process that gets the signals is the one working. Never returns."""
+    environment = ensure_environment(spec, True, extra)
+    python = str(environment.path / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["VIRTUAL_ENV"] = str(environment.path)
+    os.execve(python, [python, "-m", module, str(spec.file.resolve()), *argv], env)
+

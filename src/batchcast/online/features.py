@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,28 @@ class Features:
     def of(cls, meta: dict, profile: dict | None, ids: tuple[str, ...] = ()) -> Features:
         kinds = {name: found["kind"] for name, found in ((profile or {}).get("features") or {}).items()}
         return cls(tuple(meta["features"]), kinds, ids)
+
+
+def decode(body: bytes, what: str = "the request body") -> Any:
+    """A JSON document (a request's body, a message); RequestError naming ``what`` if it is not one."""
+    if not body.strip():
+        raise RequestError(f"{what} is empty", "send a JSON object, e.g. "
+                           '{"dataframe_records": [{"feature": 1.0}]}')
+    try:
+        return json.loads(body, parse_constant=_not_finite)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError(f"{what} is not JSON: {exc}", "send application/json") from None
+    except RecursionError:
+        raise RequestError(f"{what} is nested too deeply", "send rows as flat objects or lists") from None
+    except ValueError:  # json's only other refusal: an integer past Python's limit on converting digits
+        digits = sys.get_int_max_str_digits()
+        raise RequestError(f"{what} holds an integer of more than {digits} digits",
+                           f"send numbers of at most {digits} digits (features are read as 64-bit floats)") from None
+
+
+def _not_finite(word: str):
+    """JSON has no NaN or Infinity (Python's json accepts them): a value the model cannot be asked about."""
+    raise RequestError(f"the JSON holds {word}, which is not a JSON number", "send null for a missing value")
 
 
 def records(value: Any, key: str) -> dict[str, list]:

@@ -20,11 +20,12 @@ from starlette.routing import Route
 
 from batchcast.errors import BatchcastError, RequestError
 from batchcast.online.batching import Batcher
+from batchcast.online.features import decode
 from batchcast.online.loading import Served
 from batchcast.online.slot import Slot
 from batchcast.serving.observe import Observe
 from batchcast.serving.openapi import document
-from batchcast.serving.requests import decode, mlflow_table, v2_table
+from batchcast.serving.requests import mlflow_table, v2_table
 
 HEADER = "X-Batchcast-Model-Run"
 V2_DATATYPES = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64"}

@@ -9,11 +9,10 @@ that got the signals (SIGTERM, SIGHUP) is the one serving.
 
 from __future__ import annotations
 
-import os
 from importlib.util import find_spec
 
 from batchcast.errors import MissingExtra
-from batchcast.isolation.environments import SERVE, ensure_environment
+from batchcast.isolation.environments import SERVE, exec_module
 
 
 def serve(service, host: str, port: int, ref: str | None, poll: float | None, workers: int | None, *,
@@ -33,8 +32,4 @@ def serve(service, host: str, port: int, ref: str | None, poll: float | None, wo
 
 def exec_server(spec, argv: list[str]) -> None:
     """Build (or reuse) the environment and run ``python -m batchcast.serving`` there; never returns."""
-    environment = ensure_environment(spec, True, SERVE)
-    python = str(environment.path / "bin" / "python")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["VIRTUAL_ENV"] = str(environment.path)
-    os.execve(python, [python, "-m", "batchcast.serving", str(spec.file.resolve()), *argv], env)
+    exec_module(spec, SERVE, "batchcast.serving", argv)

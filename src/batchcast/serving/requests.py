@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from typing import Any
 
 import pyarrow as pa
@@ -29,27 +28,6 @@ from batchcast.online.features import Features, records, table
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 V2_TYPES = {"BOOL": "bool", "BYTES": "string", **{t: "number" for t in (
     "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64", "FP16", "FP32", "FP64")}}
-
-
-def decode(body: bytes) -> Any:
-    if not body.strip():
-        raise RequestError("the request body is empty", "send a JSON object, e.g. "
-                           '{"dataframe_records": [{"feature": 1.0}]}')
-    try:
-        return json.loads(body, parse_constant=_not_finite)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(f"the request body is not JSON: {exc}", "send application/json") from None
-    except RecursionError:
-        raise RequestError("the request body is nested too deeply", "send rows as flat objects or lists") from None
-    except ValueError:  # json's only other refusal: an integer past Python's limit on converting digits
-        digits = sys.get_int_max_str_digits()
-        raise RequestError(f"the request holds an integer of more than {digits} digits",
-                           f"send numbers of at most {digits} digits (features are read as 64-bit floats)") from None
-
-
-def _not_finite(word: str):
-    """JSON has no NaN or Infinity (Python's json accepts them): a value the model cannot be asked about."""
-    raise RequestError(f"the request holds {word}, which is not a JSON number", "send null for a missing value")
 
 
 def mlflow_table(document: Any, features: Features) -> pa.Table:

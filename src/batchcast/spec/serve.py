@@ -11,7 +11,49 @@ from batchcast.data.schema import is_identifier
 from batchcast.spec.base import Section, fail, inside, table_name
 
 
-class ServeSection(Section):
+class Deployed(Section):
+    """How a long-running surface (``serve``, ``stream``) is deployed on Kubernetes: replicas, resources, Secrets."""
+
+    min_replicas: int = Field(1, ge=1, description="Kubernetes: the fewest replicas the autoscaler keeps.")
+    max_replicas: int = Field(4, ge=1, description="Kubernetes: the most replicas the autoscaler starts.")
+    cpu_target: int = Field(70, ge=1, le=100, description="Kubernetes: average CPU utilisation (%) to scale at.")
+    cpu: str = Field("500m", description="Kubernetes: the container's CPU request (and limit: 2x).")
+    memory: str = Field("512Mi", description="Kubernetes: the container's memory request and limit.")
+    service_account: str | None = Field(None, description="Kubernetes: the pods' service account.")
+    secrets: list[str] = Field(default_factory=list, description="Kubernetes: Secrets whose keys become the "
+                                                                 "container's environment (store credentials).")
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        if not re.fullmatch(r"([0-9]+m|[0-9]+(\.[0-9]{1,3})?)", value):
+            raise fail(f"cpu = '{value}' is not a Kubernetes CPU quantity", "write e.g. 500m, 1 or 1.5")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?", value):
+            raise fail(f"memory = '{value}' is not a Kubernetes memory quantity", "write e.g. 512Mi or 2Gi")
+        return value
+
+    @field_validator("secrets", "service_account")
+    @classmethod
+    def _names(cls, value):
+        for name in value if isinstance(value, list) else [value] if value else []:
+            if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
+                raise fail(f"'{name}' is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.'")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas(self) -> Deployed:
+        if self.min_replicas > self.max_replicas:
+            raise fail(f"min_replicas = {self.min_replicas} is above max_replicas = {self.max_replicas}",
+                       "lower min_replicas or raise max_replicas")
+        return self
+
+
+class ServeSection(Deployed):
     """Online predictions: the model file (command contract), batching, limits, and the Kubernetes Deployment."""
 
     model_file: str | None = Field(
@@ -39,15 +81,6 @@ class ServeSection(Section):
     log_every: float = Field(5.0, gt=0, description="Seconds between appends to log_table.")
     log_max_rows: int = Field(100_000, ge=1, description="Rows waiting for log_table past which the oldest are "
                                                          "dropped (the warehouse being down).")
-    min_replicas: int = Field(1, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's minimum.")
-    max_replicas: int = Field(4, ge=1, description="Kubernetes: the HorizontalPodAutoscaler's maximum.")
-    cpu_target: int = Field(70, ge=1, le=100, description="Kubernetes: average CPU utilisation (%) to scale at.")
-    cpu: str = Field("500m", description="Kubernetes: the container's CPU request (and limit: 2x).")
-    memory: str = Field("512Mi", description="Kubernetes: the container's memory request and limit.")
-    service_account: str | None = Field(None, description="Kubernetes: the pods' service account.")
-    secrets: list[str] = Field(default_factory=list, description="Kubernetes: Secrets whose keys become the "
-                                                                 "container's environment (store credentials).")
-
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
@@ -64,32 +97,3 @@ class ServeSection(Section):
     @classmethod
     def _table(cls, value: str | None) -> str | None:
         return value if value is None else table_name(value)
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu(cls, value: str) -> str:
-        if not re.fullmatch(r"([0-9]+m|[0-9]+(\.[0-9]{1,3})?)", value):
-            raise fail(f"cpu = '{value}' is not a Kubernetes CPU quantity", "write e.g. 500m, 1 or 1.5")
-        return value
-
-    @field_validator("memory")
-    @classmethod
-    def _memory(cls, value: str) -> str:
-        if not re.fullmatch(r"[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?", value):
-            raise fail(f"memory = '{value}' is not a Kubernetes memory quantity", "write e.g. 512Mi or 2Gi")
-        return value
-
-    @field_validator("secrets", "service_account")
-    @classmethod
-    def _names(cls, value):
-        for name in value if isinstance(value, list) else [value] if value else []:
-            if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name):
-                raise fail(f"'{name}' is not a Kubernetes object name", "use lower-case letters, digits, '-' and '.'")
-        return value
-
-    @model_validator(mode="after")
-    def _replicas(self) -> ServeSection:
-        if self.min_replicas > self.max_replicas:
-            raise fail(f"min_replicas = {self.min_replicas} is above max_replicas = {self.max_replicas}",
-                       "lower min_replicas or raise max_replicas")
-        return self

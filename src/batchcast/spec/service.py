@@ -24,6 +24,7 @@ from batchcast.spec.sections import (
     WarehouseSection,
 )
 from batchcast.spec.serve import ServeSection
+from batchcast.spec.stream import StreamSection
 
 SPEC_FILE = "batchcast.toml"
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
@@ -37,6 +38,7 @@ class ServiceSpec(Section):
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     image: ImageSection = Field(default_factory=ImageSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    stream: StreamSection | None = None
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -73,6 +75,17 @@ class ServiceSpec(Section):
         if self.model.contract == "python" and (self.serve.model_file or self.serve.features):
             raise fail("[serve] model_file and features are for the command contract; the Python contract serves "
                        "its trained model with the features it was trained on", "remove them from [serve]")
+        return self
+
+    @model_validator(mode="after")
+    def _stream(self) -> ServiceSpec:
+        if self.stream is None or self.stream.schema_ is not None:
+            return self
+        application = next((a for a in self.actions.values() if a.kind == "application" and a.output), None)
+        if application is None:
+            raise fail("[stream] has no schema, and no application action declares one",
+                       "set [stream] schema = \"id:STRING,score:FLOAT64\" (the ids, then the predictions)")
+        self.stream.schema_ = application.output.schema_
         return self
 
     def _compare_on(self, name: str, target: str) -> None:

@@ -17,9 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from batchcast.data.ahead import Ahead
-from batchcast.data.schema import STAMPS, Schema, conform, is_identifier
+from batchcast.data.schema import STAMPS, STREAM_STAMPS, Schema, conform, is_identifier
 from batchcast.errors import InputError, SchemaError, SpecError
 from batchcast.redaction import redact
+
+Positions = dict[tuple[str, int], int]  # (topic, partition) -> the offset of the next message to read
+POSITIONS = "_batchcast_stream_positions"  # the table where stream deliveries keep their positions
 
 
 class Warehouse(abc.ABC):
@@ -72,6 +75,16 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def _deliver(self, table: str, schema: Schema, rows: pa.Table, consumer: str, positions: Positions | None) -> int:
+        """In one transaction: create the tables if needed, insert the rows not yet in ``table``, store the
+        positions; the rows inserted. See :meth:`deliver`. A backend that cannot says so."""
+        raise SpecError(f"batchcast stream cannot deliver into a {type(self).__name__} table exactly once",
+                        "stream into DuckDB or PostgreSQL, or into a topic the warehouse loads")
+
+    def _positions(self, consumer: str, partitions: list[tuple[str, int]]) -> Positions:
+        """The stored positions of ``consumer`` for ``partitions``; see :meth:`positions`."""
+        return {}
 
     # -- derived ----------------------------------------------------------
 
@@ -150,6 +163,57 @@ class Warehouse(abc.ABC):
             produced.close()  # before anyone closes the cursor it reads from
         return stream.rows
 
+    def deliver(self, table: str, schema: Schema, rows: pa.Table, *, consumer: str,
+                positions: Positions | None) -> int:
+        """Append a stream's scored ``rows`` (``schema`` + STREAM_STAMPS) exactly once; the rows added.
+
+        In one transaction with the rows, ``positions`` (Kafka's: where each
+        partition resumes) are stored for ``consumer`` in :data:`POSITIONS`,
+        and rows from before a partition's stored position are skipped: a batch
+        delivered again (a crash before the broker heard of it, a zombie
+        consumer) adds nothing. Without positions (Pub/Sub) a row whose
+        ``_message_id`` the table holds already is skipped instead.
+        """
+        self.quote(table)
+        full = schema + STREAM_STAMPS
+        self._check_columns(table, full)
+        return self._deliver(table, full, rows.select(full.names).cast(full.to_arrow()), consumer, positions)
+
+    def positions(self, consumer: str, partitions: list[tuple[str, int]]) -> Positions:
+        """Where ``consumer`` resumes each of ``partitions`` (topic, partition), as its deliveries stored it."""
+        return self._positions(consumer, partitions)
+
+    def _delivery(self, table: str, full: Schema, staged: str, consumer: str,
+                  positions: Positions | None) -> tuple[list[str], str, list[str]]:
+        """The SQL of a delivery, for the backends' ``_deliver``: the tables to create, the insert of the rows
+        not yet delivered from the table ``staged``, and the statements that store the positions."""
+        quoted, stored = self.quote(table), self.quote(POSITIONS)
+        columns = ", ".join(self.quote_ident(c) for c in full.names)
+        text = self.text_type
+        create = [f"CREATE TABLE IF NOT EXISTS {stored} (consumer {text}, source {text}, part BIGINT, "
+                  "next_offset BIGINT, PRIMARY KEY (consumer, source, part))"]
+        if positions is None:  # Pub/Sub: a redelivered message is known by its id
+            where = (f"NOT EXISTS (SELECT 1 FROM {quoted} AS t WHERE t._message_id = r._message_id "
+                     "AND t._source = r._source)")
+            join = ""
+        else:
+            join = (f" LEFT JOIN {stored} AS p ON p.consumer = {_literal(consumer)} AND p.source = r._source "
+                    "AND p.part = r._partition")
+            where = "p.next_offset IS NULL OR r._offset >= p.next_offset"
+        picked = ", ".join(f"r.{self.quote_ident(c)}" for c in full.names)
+        insert = f"INSERT INTO {quoted} ({columns}) SELECT {picked} FROM {staged} AS r{join} WHERE {where}"
+        values = ", ".join(f"({_literal(consumer)}, {_literal(topic)}, {int(part)}, {int(offset)})"
+                           for (topic, part), offset in sorted((positions or {}).items()))
+        store = [f"INSERT INTO {stored} (consumer, source, part, next_offset) VALUES {values} "
+                 "ON CONFLICT (consumer, source, part) DO UPDATE SET "
+                 f"next_offset = greatest({stored}.next_offset, excluded.next_offset)"] if values else []
+        return create, insert, store
+
+    def _positions_sql(self, consumer: str, partitions: list[tuple[str, int]]) -> str:
+        pairs = " OR ".join(f"(source = {_literal(t)} AND part = {int(p)})" for t, p in partitions) or "false"
+        return (f"SELECT source, part, next_offset FROM {self.quote(POSITIONS)} "
+                f"WHERE consumer = {_literal(consumer)} AND ({pairs})")
+
     def _check_columns(self, table: str, schema: Schema) -> None:
         existing = self.columns(table)
         declared = {c.name: c.type for c in schema}
@@ -206,6 +270,11 @@ class _Stream:
         except BaseException as exc:  # a KeyboardInterrupt too: drivers wrap it as a failed read
             self.error = exc
             raise
+
+
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal (a consumer group or a topic name, both checked before)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _fmt(columns: dict[str, str]) -> str:

@@ -125,10 +125,7 @@ class DuckDBWarehouse(Warehouse):
         cur = self.con
         try:
             cur.execute("BEGIN TRANSACTION")
-            if "." in table:
-                cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(table.split('.')[0])}")
-            cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
+            self._create(cur, table, schema)
             if logical_date is not None:  # None appends
                 cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
             # One INSERT over a stream: DuckDB writes large inserts straight to
@@ -138,16 +135,53 @@ class DuckDBWarehouse(Warehouse):
             cur.unregister("_batchcast_stream")
             cur.execute("COMMIT")
         except BaseException as exc:
-            try:
-                cur.execute("ROLLBACK")
-            except duckdb.Error:  # a COMMIT that failed (a full disk) has rolled back already: its error counts
-                pass
-            if _interrupted(exc):  # DuckDB saw the Ctrl-C before Python did
-                raise KeyboardInterrupt from exc
-            if isinstance(exc, duckdb.Error):
-                raise WarehouseError(f"writing {table} in {self.path} failed: {first_line(exc)}",
-                                     _write_fix(exc, self.path)) from None
+            self._failed(cur, exc, table)
             raise
+
+    def _create(self, cur, table: str, schema: Schema) -> None:
+        if "." in table:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(table.split('.')[0])}")
+        cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.quote(table)} ({cols})")
+
+    def _failed(self, cur, exc: BaseException, table: str) -> None:
+        """Roll back a failed write, and raise its error as the port's (the caller re-raises anything else)."""
+        try:
+            cur.execute("ROLLBACK")
+        except duckdb.Error:  # a COMMIT that failed (a full disk) has rolled back already: its error counts
+            pass
+        if _interrupted(exc):  # DuckDB saw the Ctrl-C before Python did
+            raise KeyboardInterrupt from exc
+        if isinstance(exc, duckdb.Error):
+            raise WarehouseError(f"writing {table} in {self.path} failed: {first_line(exc)}",
+                                 _write_fix(exc, self.path)) from None
+
+    def _deliver(self, table, schema, rows, consumer, positions) -> int:
+        create, insert, store = self._delivery(table, schema, "_batchcast_rows", consumer, positions)
+        cur = self.con
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            self._create(cur, table, schema)
+            for sql in create:
+                cur.execute(sql)
+            cur.register("_batchcast_rows", rows)
+            added = cur.execute(insert).fetchone()[0]
+            cur.unregister("_batchcast_rows")
+            for sql in store:
+                cur.execute(sql)
+            cur.execute("COMMIT")
+            return added
+        except BaseException as exc:
+            self._failed(cur, exc, table)
+            raise
+
+    def _positions(self, consumer, partitions):
+        from batchcast.warehouses.base import POSITIONS
+
+        if self.columns(POSITIONS) is None:
+            return {}
+        rows = self.con.execute(self._positions_sql(consumer, partitions)).fetchall()
+        return {(source, part): offset for source, part, offset in rows}
 
     def close(self) -> None:
         for reader, cursor in self._readers:

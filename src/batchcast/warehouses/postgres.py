@@ -98,30 +98,69 @@ class PostgresWarehouse(Warehouse):
     def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
                       stream: pa.RecordBatchReader) -> None:
         db_schema, name = self._qualified(table)
-        quoted = self.quote(table)
         cur = self.conn.cursor()
         try:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(db_schema)}")
-            cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {quoted} ({cols})")
+            self._create(cur, table, schema)
             if logical_date is not None:  # None appends
-                cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = $1", (logical_date,))
+                cur.execute(f"DELETE FROM {self.quote(table)} WHERE _logical_date = $1", (logical_date,))
             cur.adbc_ingest(name, stream, mode="append", db_schema_name=db_schema)
             self.conn.commit()
         except BaseException as exc:
-            connected = self._rollback()
-            if isinstance(exc, adbc_driver_manager.Error) and not connected:
-                # The server died or dropped the connection mid-write: what it had is rolled back by the
-                # server itself, and the failed ROLLBACK's own message says nothing about why.
-                raise WarehouseUnavailable(f"writing {table} in {self.shown}: the connection was lost "
-                                           f"({first_line(exc)}); nothing was committed",
-                                           "run it again when the server is back (the scheduler retries)") from None
-            if isinstance(exc, adbc_driver_manager.Error):
-                raise WarehouseError(f"writing {table} in {self.shown} failed: {first_line(exc)}",
-                                     "see the message; nothing was written") from None
+            self._failed(exc, table)
             raise
         finally:
             _close_quietly(cur)
+
+    def _deliver(self, table, schema, rows, consumer, positions) -> int:
+        create, insert, store = self._delivery(table, schema, "_batchcast_rows", consumer, positions)
+        cur = self.conn.cursor()
+        try:
+            self._create(cur, table, schema)
+            for sql in create:
+                cur.execute(sql)
+            # COPY into a temporary table, then one INSERT of the rows not delivered yet.
+            cur.adbc_ingest("_batchcast_rows", rows, mode="replace", temporary=True)
+            cur.execute(insert)
+            added = cur.rowcount
+            for sql in store:
+                cur.execute(sql)
+            cur.execute("DROP TABLE _batchcast_rows")
+            self.conn.commit()
+            return added
+        except BaseException as exc:
+            self._failed(exc, table)
+            raise
+        finally:
+            _close_quietly(cur)
+
+    def _positions(self, consumer, partitions):
+        from batchcast.warehouses.base import POSITIONS
+
+        if self.columns(POSITIONS) is None:
+            return {}
+        with self.conn.cursor() as cur:
+            cur.execute(self._positions_sql(consumer, partitions))
+            rows = cur.fetchall()
+        self.conn.rollback()
+        return {(source, part): offset for source, part, offset in rows}
+
+    def _create(self, cur, table: str, schema: Schema) -> None:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote_ident(self._qualified(table)[0])}")
+        cols = ", ".join(f"{self.quote_ident(c.name)} {SQL_TYPES[c.type]}" for c in schema)
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {self.quote(table)} ({cols})")
+
+    def _failed(self, exc: BaseException, table: str) -> None:
+        """Roll back a failed write, and raise its error as the port's (the caller re-raises anything else)."""
+        connected = self._rollback()
+        if isinstance(exc, adbc_driver_manager.Error) and not connected:
+            # The server died or dropped the connection mid-write: what it had is rolled back by the
+            # server itself, and the failed ROLLBACK's own message says nothing about why.
+            raise WarehouseUnavailable(f"writing {table} in {self.shown}: the connection was lost "
+                                       f"({first_line(exc)}); nothing was committed",
+                                       "run it again when the server is back (the scheduler retries)") from None
+        if isinstance(exc, adbc_driver_manager.Error):
+            raise WarehouseError(f"writing {table} in {self.shown} failed: {first_line(exc)}",
+                                 "see the message; nothing was written") from None
 
     def _rollback(self) -> bool:
         """Roll back the open transaction; False (and the connection dropped) if the connection is gone."""

@@ -1,0 +1,257 @@
+"""Kafka, through confluent-kafka (librdkafka): ``kafka://host:port[,host:port]/topic[?property=value]``.
+
+The query's properties are librdkafka's (``security.protocol=SASL_SSL``,
+``sasl.mechanism=PLAIN``); a value ``env:NAME`` is read from the environment,
+so a password never sits in ``batchcast.toml``. The consumer never commits
+by itself: a batch's offsets are committed once its outputs are delivered,
+in the output topic's transaction when there is one (Kafka to Kafka, exactly
+once), or stored with the rows in a warehouse's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from batchcast.brokers.base import Broker, Message, Positions, Source, Topic, next_positions
+from batchcast.errors import BrokerError, BrokerUnavailable, MissingExtra, SpecError
+
+TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+HOST = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
+PROPERTY = re.compile(r"[a-z][a-z0-9._]*")
+# librdkafka's fetch queue: the memory a backlog may take before the consumer stops fetching.
+QUEUE_KB = 16384
+
+
+@dataclass(frozen=True)
+class KafkaUrl:
+    bootstrap: str
+    topic: str
+    properties: dict[str, str]
+
+    @classmethod
+    def parse(cls, url: str, where: str) -> KafkaUrl:
+        parts = urlsplit(url)
+        topic = parts.path.lstrip("/")
+        hosts = parts.netloc.split(",") if parts.netloc else []
+        if not hosts or not all(HOST.fullmatch(h) for h in hosts):
+            raise SpecError(f"{where} = '{url}' names no broker as host:port",
+                            "write kafka://host:9092/topic (several brokers: kafka://h1:9092,h2:9092/topic)")
+        if not TOPIC.fullmatch(topic):
+            raise SpecError(f"{where} = '{url}': '{topic}' is not a Kafka topic name",
+                            "use 1 to 249 letters, digits, '.', '_' or '-' after the broker")
+        properties = dict(parse_qsl(parts.query, keep_blank_values=True))
+        bad = next((k for k in properties if not PROPERTY.fullmatch(k)), None)
+        if bad is not None:
+            raise SpecError(f"{where}: '{bad}' is not a librdkafka property name",
+                            "use names such as security.protocol or sasl.mechanism")
+        return cls(",".join(hosts), topic, properties)
+
+    def config(self) -> dict[str, str]:
+        """The client configuration: the brokers and the URL's properties, ``env:NAME`` values read."""
+        config = {"bootstrap.servers": self.bootstrap}
+        for key, value in self.properties.items():
+            if value.startswith("env:"):
+                name = value[4:]
+                if name not in os.environ:
+                    raise SpecError(f"Kafka property {key} = env:{name}, but {name} is not set",
+                                    f"export {name}, or give the value in the URL")
+                value = os.environ[name]
+            config[key] = value
+        return config
+
+
+def _client():
+    try:
+        import confluent_kafka
+    except ImportError:
+        raise MissingExtra("batchcast stream with Kafka", "stream") from None
+    return confluent_kafka
+
+
+def _translate(exc: Exception, doing: str) -> Exception:
+    """A client error as a BrokerError: BrokerUnavailable where retrying can succeed."""
+    ck = _client()
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], ck.KafkaError) else None
+    text = error.str() if error is not None else str(exc)
+    if error is not None and error.fatal():
+        return BrokerError(f"{doing}: {text}", "another instance with the same group and instance name took over "
+                                               "(fenced); this one stops, and its open work is not committed")
+    return BrokerUnavailable(f"{doing}: {text}", "check that the brokers are up; the batch is retried")
+
+
+class KafkaSource(Source):
+    positioned = True
+
+    def __init__(self, url: str, group: str):
+        self.url = KafkaUrl.parse(url, "[stream] source")
+        self.group = group
+        self._consumer = None
+        self._assigned: list = []
+
+    def start(self, stored=None) -> None:
+        ck = _client()
+        config = {**self.url.config(), "group.id": self.group, "enable.auto.commit": False,
+                  "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+                  "isolation.level": "read_committed", "queued.max.messages.kbytes": QUEUE_KB}
+        self._consumer = ck.Consumer(config)
+
+        def assigned(consumer, partitions):
+            kept = stored([(p.topic, p.partition) for p in partitions]) if stored else {}
+            for p in partitions:
+                if (p.topic, p.partition) in kept:
+                    p.offset = kept[(p.topic, p.partition)]
+            consumer.assign(partitions)
+            self._assigned = list(partitions)
+
+        def revoked(consumer, partitions):
+            self._assigned = []
+
+        self._consumer.subscribe([self.url.topic], on_assign=assigned, on_revoke=revoked)
+
+    def poll(self, max_messages: int, timeout: float) -> list[Message]:
+        now = dt.datetime.now(dt.UTC)
+        try:
+            polled = self._consumer.consume(max_messages, timeout)
+        except Exception as exc:
+            raise _translate(exc, f"reading {self.url.topic}") from None
+        messages = []
+        for m in polled:
+            if m.error():
+                if m.error().fatal():
+                    raise BrokerError(f"reading {self.url.topic}: {m.error().str()}", "see the broker's log")
+                continue  # librdkafka retries transient fetch errors itself
+            messages.append(Message(m.value(), m.key(), m.topic(), m.partition(), m.offset(),
+                                    f"{m.topic()}/{m.partition()}/{m.offset()}", now))
+        return messages
+
+    def _partitions(self, positions: Positions) -> list:
+        ck = _client()
+        return [ck.TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+
+    def done(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        try:
+            self._consumer.commit(offsets=self._partitions(next_positions(messages)), asynchronous=False)
+        except Exception as exc:
+            raise _translate(exc, f"committing the offsets of {self.url.topic}") from None
+
+    def rewind(self, messages: list[Message]) -> None:
+        first: Positions = {}
+        for m in messages:
+            first[(m.source, m.partition)] = min(first.get((m.source, m.partition), m.offset), m.offset)
+        held = {(p.topic, p.partition) for p in self._assigned}
+        for tp in self._partitions({k: v for k, v in first.items() if k in held}):  # a revoked one: its new owner's
+            try:
+                self._consumer.seek(tp)
+            except Exception:  # noqa: BLE001 - not fetching yet: resume there instead
+                self._consumer.assign([tp])
+
+    def pause(self) -> None:
+        if self._assigned:
+            self._consumer.pause(self._assigned)
+
+    def resume(self) -> None:
+        if self._assigned:
+            self._consumer.resume(self._assigned)
+
+    def keepalive(self) -> None:
+        # Paused, so the group keeps us as a member without our taking more work. A message fetched before
+        # the pause may still come back: it is put back, or the batch after the retries would skip it.
+        m = self._consumer.poll(0)
+        if m is not None and not m.error():
+            self._consumer.seek(_client().TopicPartition(m.topic(), m.partition(), m.offset()))
+
+    def lag(self) -> dict[str, int]:
+        lags = {}
+        for tp in self._consumer.position(self._assigned) if self._assigned else []:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high >= 0 and tp.offset >= 0:
+                lags[f"{tp.topic}/{tp.partition}"] = max(high - tp.offset, 0)
+        return lags
+
+    def group_metadata(self):
+        return self._consumer.consumer_group_metadata()
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()  # leaves the group: a member that vanishes blocks it until its session ends
+            self._consumer = None
+
+
+class KafkaTopic(Topic):
+    """A topic records go to; ``transactional_id`` makes its sends transactions (exactly once)."""
+
+    transactions = True
+
+    def __init__(self, url: str, transactional_id: str | None = None, where: str = "[stream] topic"):
+        self.url = url
+        self.parsed = KafkaUrl.parse(url, where)
+        self.transactional = transactional_id is not None
+        config = {**self.parsed.config(), "linger.ms": 5, "enable.idempotence": True}
+        if transactional_id:
+            config["transactional.id"] = transactional_id
+        self._producer = _client().Producer(config)
+        self._failed: list[str] = []
+        if transactional_id:
+            try:
+                self._producer.init_transactions(30)  # fences any earlier instance with the same id
+            except Exception as exc:
+                raise _translate(exc, f"starting transactions on {self.parsed.topic}") from None
+
+    def joins(self, other: Topic) -> bool:
+        return isinstance(other, KafkaTopic) and other.parsed.bootstrap == self.parsed.bootstrap
+
+    def _produce(self, topic: str, records) -> None:
+        def delivered(err, msg):
+            if err is not None:
+                self._failed.append(err.str())
+
+        for key, value in records:
+            while True:
+                try:
+                    self._producer.produce(topic, value, key, on_delivery=delivered)
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def send(self, records) -> None:
+        self._produce(self.parsed.topic, records)
+        left = self._producer.flush(60)
+        failed, self._failed = self._failed, []
+        if left or failed:
+            raise BrokerUnavailable(f"sending to {self.parsed.topic}: {failed[0] if failed else f'{left} records'} "
+                                    "not delivered", "check that the brokers are up; the batch is retried")
+
+    def send_with_position(self, records, positions, source, also=()) -> None:
+        ck = _client()
+        p = self._producer
+        try:
+            p.begin_transaction()
+            self._produce(self.parsed.topic, records)
+            for topic, extra in also:
+                self._produce(topic.parsed.topic, extra)
+            offsets = [ck.TopicPartition(t, part, off) for (t, part), off in positions.items()]
+            if offsets:
+                p.send_offsets_to_transaction(offsets, source.group_metadata(), 30)
+            p.commit_transaction(60)
+            self._failed = []
+        except Exception as exc:
+            error = _translate(exc, f"the transaction on {self.parsed.topic}")
+            if error.transient:  # a fenced producer cannot abort, and must not try
+                try:
+                    p.abort_transaction(30)
+                except Exception:  # noqa: BLE001 - the commit's own error is the one to report
+                    pass
+            raise error from None
+
+    def close(self) -> None:
+        self._producer.flush(10)
+
+
+BROKER = Broker(KafkaSource, KafkaTopic, KafkaUrl.parse)

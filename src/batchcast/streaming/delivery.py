@@ -1,0 +1,115 @@
+"""The stream's sinks, and the order a batch is written to them in, which is what keeps each guarantee.
+
+1. Sends that no transaction holds, at least once: the dead letters (unless
+   they can join the topic's transaction) and an at-least-once topic.
+2. The table: the rows and the source's position in one warehouse
+   transaction (:meth:`batchcast.warehouses.base.Warehouse.deliver`), so a
+   batch delivered twice adds its rows once.
+3. A transactional topic (Kafka to Kafka, exactly once): the records, the
+   dead letters on the same cluster and the consumed offsets, in one
+   transaction; a read_committed reader sees each input once.
+4. The source is told (Kafka's commit, Pub/Sub's ack) unless step 3 committed it.
+
+A crash anywhere repeats the batch from the last position the source
+resumes at, and every step above either holds it once already or is the
+at-least-once kind. Where the table keeps positions and no topic
+transaction does, the source resumes at the table's (:meth:`Delivery.stored`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from batchcast import registry
+from batchcast.brokers.base import Positions, Source, Topic, next_positions
+from batchcast.streaming.outputs import Record
+
+log = logging.getLogger("batchcast")
+
+
+@dataclass
+class Outputs:
+    """What one batch delivers."""
+
+    rows: pa.Table | None = None  # for the table
+    records: list[Record] = field(default_factory=list)  # for the topic
+    dead: list[Record] = field(default_factory=list)  # for the dead-letter topic
+    positions: Positions = field(default_factory=dict)  # where the source resumes after the batch
+
+
+class Delivery:
+    """The sinks of ``spec``'s ``[stream]``, opened once and written per batch."""
+
+    def __init__(self, spec, group: str, instance: str, source: Source):
+        stream = spec.stream
+        self.spec, self.group, self.source = spec, group, source
+        self.table = stream.table
+        self.schema = stream.schema_.requiring(spec.model.ids)
+        self._warehouse = None
+        self.topic: Topic | None = None
+        if stream.topic:
+            kind = registry.broker(stream.topic, "[stream] topic").topic
+            exactly = stream.guarantee == "exactly-once" and kind.transactions and source.positioned
+            self.topic = kind(stream.topic, f"{group}-{instance}" if exactly else None)
+        self.dead: Topic | None = None
+        if stream.dead_letter:
+            self.dead = registry.broker(stream.dead_letter, "[stream] dead_letter").topic(
+                stream.dead_letter, None, "[stream] dead_letter")
+        self.joined = bool(self.topic and self.dead and self.topic.transactional and self.topic.joins(self.dead))
+
+    @property
+    def warehouse(self):
+        if self._warehouse is None:
+            from batchcast.warehouses.lookup import open_warehouse
+
+            self._warehouse = open_warehouse(self.spec.warehouse_url)
+        return self._warehouse
+
+    def stored(self, partitions: list[tuple[str, int]]) -> Positions:
+        """Where the table says each partition resumes, when the table is what holds the position."""
+        if not self.table or (self.topic is not None and self.topic.transactional):
+            return {}
+        return self.warehouse.positions(self.group, partitions)
+
+    def deliver(self, out: Outputs, messages) -> int:
+        """Write one batch everywhere, in the order of the module's docstring; the rows the table added."""
+        if out.dead and self.dead is not None and not self.joined:
+            self.dead.send(out.dead)
+        if self.topic is not None and not self.topic.transactional and out.records:
+            self.topic.send(out.records)
+        added = 0
+        if self.table and (out.rows is not None or out.positions):
+            rows = out.rows if out.rows is not None else _empty(self.schema)
+            added = self.warehouse.deliver(self.table, self.schema, rows, consumer=self.group,
+                                           positions=out.positions if self.source.positioned else None)
+        if self.topic is not None and self.topic.transactional:
+            also = [(self.dead, out.dead)] if self.joined and out.dead else []
+            self.topic.send_with_position(out.records, out.positions, self.source, also)
+        else:
+            self.source.done(messages)
+        return added
+
+    def idle(self) -> None:
+        """Nothing is arriving: let go of the warehouse (a DuckDB file takes one writer at a time)."""
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
+
+    def close(self) -> None:
+        self.idle()
+        for topic in (self.topic, self.dead):
+            if topic is not None:
+                topic.close()
+
+
+def positions_of(messages) -> Positions:
+    return next_positions(messages)
+
+
+def _empty(schema) -> pa.Table:
+    from batchcast.data.schema import STREAM_STAMPS
+
+    return (schema + STREAM_STAMPS).to_arrow().empty_table()
