@@ -1,11 +1,11 @@
 import pytest
 
 from batchcast.errors import WarehouseError
-from batchcast.testing.warehouses import DAY1, WarehouseContract, batches, publish
+from batchcast.testing.warehouses import DAY1, DeliveryContract, WarehouseContract, batches, publish
 from batchcast.warehouses import open_warehouse
 
 
-class TestDuckDB(WarehouseContract):
+class TestDuckDB(WarehouseContract, DeliveryContract):
     @pytest.fixture
     def warehouse(self, tmp_path):
         with open_warehouse(f"duckdb:///{tmp_path}/w.duckdb") as wh:

@@ -1,11 +1,11 @@
 import pytest
 
-from batchcast.testing.warehouses import WarehouseContract
+from batchcast.testing.warehouses import DeliveryContract, WarehouseContract
 
 pytestmark = pytest.mark.slow  # PostgreSQL
 
 
-class TestPostgres(WarehouseContract):
+class TestPostgres(WarehouseContract, DeliveryContract):
     @pytest.fixture
     def warehouse(self, postgres_url, request):
         from batchcast.warehouses import open_warehouse

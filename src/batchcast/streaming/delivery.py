@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from batchcast import registry
 from batchcast.brokers.base import Positions, Source, Topic, next_positions
+from batchcast.errors import SpecError
 from batchcast.streaming.outputs import Record
 
 log = logging.getLogger("batchcast")
@@ -47,6 +48,10 @@ class Delivery:
         stream = spec.stream
         self.spec, self.group, self.source = spec, group, source
         self.table = stream.table
+        if self.table and not registry.warehouse(spec.warehouse_url).load("batchcast stream").streams:
+            raise SpecError(f"[stream] table: the warehouse {registry.warehouse(spec.warehouse_url).name}:// cannot "
+                            "take a stream's rows exactly once", "stream into DuckDB or PostgreSQL, or into a topic "
+                            "the warehouse loads from")
         self.schema = stream.schema_.requiring(spec.model.ids)
         self._warehouse = None
         self.topic: Topic | None = None

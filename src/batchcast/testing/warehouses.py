@@ -126,3 +126,54 @@ class WarehouseContract:
         assert min(part.num_rows for part in parts) > 500  # hashed, not one part holding everything
         with pytest.raises(SpecError, match="not a valid"):
             warehouse.slice(query, ["player_id; DROP TABLE preds"], 4, 0)
+
+
+STREAMED = Schema.parse("player_id:STRING,score:FLOAT64")
+
+
+def streamed(offsets, partition: int = 0, source: str = "events", score=None) -> pa.Table:
+    """A stream's scored rows for Kafka ``offsets`` of one partition, stamped as ``batchcast stream`` stamps them."""
+    now = dt.datetime.now(dt.UTC)
+    n = len(offsets)
+    return pa.table({
+        "player_id": [f"p{o}" for o in offsets], "score": score if score is not None else [o / 10 for o in offsets],
+        "_model_run": ["svc/1/training/0"] * n, "_predicted_at": [now] * n, "_received_at": [now] * n,
+        "_source": [source] * n, "_partition": [partition] * n, "_offset": list(offsets),
+        "_message_id": [f"{source}/{partition}/{o}" for o in offsets]})
+
+
+class DeliveryContract:
+    """``Warehouse.deliver``: a stream's rows and its positions in one transaction, each input once."""
+
+    def test_a_batch_delivered_again_adds_only_what_is_new(self, warehouse):
+        first = warehouse.deliver("preds", STREAMED, streamed(range(10)), consumer="g", positions={("events", 0): 10})
+        assert first == 10
+        again = warehouse.deliver("preds", STREAMED, streamed(range(5, 15)), consumer="g",
+                                  positions={("events", 0): 15})
+        assert again == 5 and warehouse.count("preds") == 15
+        assert warehouse.positions("g", [("events", 0), ("events", 1)]) == {("events", 0): 15}
+
+    def test_a_zombie_behind_the_stored_position_adds_nothing_and_moves_nothing(self, warehouse):
+        warehouse.deliver("preds", STREAMED, streamed(range(20)), consumer="g", positions={("events", 0): 20})
+        assert warehouse.deliver("preds", STREAMED, streamed(range(5)), consumer="g", positions={("events", 0): 5}) == 0
+        assert warehouse.positions("g", [("events", 0)]) == {("events", 0): 20}
+        other = warehouse.deliver("preds", STREAMED, streamed(range(5)), consumer="other",
+                                  positions={("events", 0): 5})
+        assert other == 5  # another consumer group's positions are its own
+
+    def test_without_positions_a_message_id_is_delivered_once(self, warehouse):
+        assert warehouse.deliver("preds", STREAMED, streamed(range(8)), consumer="sub", positions=None) == 8
+        assert warehouse.deliver("preds", STREAMED, streamed(range(4, 12)), consumer="sub", positions=None) == 4
+        ids = warehouse.read("SELECT count(DISTINCT _message_id) AS n FROM preds").read_all()["n"][0].as_py()
+        assert ids == 12 == warehouse.count("preds")
+
+    def test_a_refused_delivery_writes_neither_rows_nor_positions(self, warehouse):
+        warehouse.deliver("preds", STREAMED, streamed(range(3)), consumer="g", positions={("events", 0): 3})
+        with pytest.raises(SchemaError, match="score"):
+            warehouse.deliver("preds", STREAMED, streamed(range(3, 6), score=["x", "y", "z"]), consumer="g",
+                              positions={("events", 0): 6})
+        assert warehouse.count("preds") == 3
+        assert warehouse.positions("g", [("events", 0)]) == {("events", 0): 3}
+
+    def test_positions_before_any_delivery_are_empty(self, warehouse):
+        assert warehouse.positions("g", [("events", 0)]) == {}

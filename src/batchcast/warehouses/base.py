@@ -32,6 +32,8 @@ class Warehouse(abc.ABC):
     # How one part of a query split by a hash of its id columns is selected (``slice``):
     # the type ids are cast to, and a bucket in 0..parts-1 of the text ``key``.
     text_type = "VARCHAR"
+    # Whether :meth:`deliver` works here (a stream's rows and positions in one transaction).
+    streams = False
     bucket_sql = "hash({key}) % {parts}"
 
     def __init__(self, url: str):
@@ -177,7 +179,12 @@ class Warehouse(abc.ABC):
         self.quote(table)
         full = schema + STREAM_STAMPS
         self._check_columns(table, full)
-        return self._deliver(table, full, rows.select(full.names).cast(full.to_arrow()), consumer, positions)
+        try:
+            rows = rows.select(full.names).cast(full.to_arrow())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, KeyError) as exc:
+            raise SchemaError(f"the stream's rows for {table} do not fit its schema {full}: {exc}",
+                              "check [stream] schema against the model's output") from None
+        return self._deliver(table, full, rows, consumer, positions)
 
     def positions(self, consumer: str, partitions: list[tuple[str, int]]) -> Positions:
         """Where ``consumer`` resumes each of ``partitions`` (topic, partition), as its deliveries stored it."""

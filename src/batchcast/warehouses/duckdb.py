@@ -41,6 +41,8 @@ class DuckDBWarehouse(Warehouse):
     ``lock_wait``: seconds to wait for another process's lock on the file.
     """
 
+    streams = True
+
     def __init__(self, url: str):
         super().__init__(url)
         location, _, query = url[len(PREFIX):].partition("?")

@@ -32,6 +32,7 @@ log = logging.getLogger("batchcast")
 
 class PostgresWarehouse(Warehouse):
     text_type = "TEXT"
+    streams = True
     bucket_sql = "abs(hashtext({key})::bigint) % {parts}"  # hashtext is an int4: abs of its minimum overflows
 
     def __init__(self, url: str):
