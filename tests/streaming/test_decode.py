@@ -1,0 +1,62 @@
+"""Messages into the model's features: a bad message is refused alone, with one line naming what is wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+
+from batchcast.brokers.base import Message, next_positions
+from batchcast.data.schema import Schema
+from batchcast.errors import RequestError
+from batchcast.online.features import Features
+from batchcast.streaming import outputs
+from batchcast.streaming.decode import Reader
+
+FEATURES = Features(("f1", "f2"), {"f1": "number", "f2": "number"})
+SCHEMA = Schema.parse("player_id:STRING,label:BOOL")
+AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def message(value, offset: int, key: bytes | None = None) -> Message:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return Message(raw, key, "events", 0, offset, f"events/0/{offset}", AT)
+
+
+def test_good_messages_become_one_table_and_each_bad_one_is_refused_alone():
+    batch = [message({"player_id": "a", "f1": 1, "f2": 2.5}, 0), message(b"{oops", 1),
+             message({"player_id": "b", "f1": 1}, 2), message({"player_id": 7, "f1": 3.0, "f2": 4}, 3),
+             message({"player_id": "c", "f1": "x", "f2": 1}, 4), message([1, 2], 5)]
+    decoded = Reader(SCHEMA, ("player_id",)).read(batch, FEATURES)
+    assert decoded.table.to_pylist() == [{"player_id": "a", "f1": 1.0, "f2": 2.5},
+                                         {"player_id": "7", "f1": 3.0, "f2": 4.0}]  # a number id, as its text
+    assert [m.offset for m in decoded.messages] == [0, 3]
+    refused = {m.offset: e.message for m, e in decoded.bad}
+    assert refused == {1: refused[1], 2: "column 'f2' is missing", 4: "column 'f1' row 0: \"x\" is not a number",
+                       5: "the message is a JSON list, not an object"}
+    assert refused[1].startswith("the message is not JSON")
+    assert next_positions(batch) == {("events", 0): 6}  # refused messages are passed too
+
+
+def test_records_messages_hold_many_rows_and_the_key_fills_the_id():
+    batch = [message({"dataframe_records": [{"f1": 1, "f2": 2}, {"f1": 3, "f2": 4}]}, 0, b"k0"),
+             message([{"f1": 5, "f2": 6, "player_id": "own"}], 1, b"k1")]
+    decoded = Reader(SCHEMA, ("player_id",), "records", key_field="player_id").read(batch, FEATURES)
+    assert decoded.table.column("player_id").to_pylist() == ["k0", "k0", "own"]  # a row's own id wins
+    assert [m.offset for m in decoded.messages] == [0, 0, 1] and not decoded.bad
+
+
+def test_outputs_carry_the_model_run_and_the_coordinates():
+    batch = [message({"player_id": "a", "f1": 1, "f2": 2}, 41, b"a")]
+    scored = pa.table({"player_id": ["a"], "label": [True]})
+    [(key, value)] = outputs.records(scored, batch, "svc/1/training/x", AT)
+    assert key == b"a" and json.loads(value) == {
+        "player_id": "a", "label": True, "_key": "a", "_model_run": "svc/1/training/x",
+        "_predicted_at": "2026-01-01T00:00:00+00:00", "_source": "events", "_partition": 0, "_offset": 41,
+        "_message_id": "events/0/41"}
+    row = outputs.rows(scored, batch, "svc/1/training/x", AT).to_pylist()[0]
+    assert row["_offset"] == 41 and row["_message_id"] == "events/0/41" and row["_received_at"] == AT
+    letter = json.loads(outputs.dead_letter(message(b"\xff\xfe", 3), RequestError("bad", "fix it"), None)[1])
+    assert letter["encoding"] == "base64" and letter["payload"] == "//4=" and letter["error"] == "bad"
+
