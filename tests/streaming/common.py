@@ -70,15 +70,17 @@ def events(root: Path, limit: int | None = None) -> tuple[list[bytes], list[byte
 
 
 class Consumer:
-    """``batchcast stream --inline`` in ``root``, as a process; its log in ``root/stream-N.log``."""
+    """``batchcast stream --inline`` (or in the model's environment) in ``root``, as a process; its log in
+    ``root/stream-N.log``."""
 
     started = 0
 
-    def __init__(self, root: Path, *args: str, env: dict | None = None):
+    def __init__(self, root: Path, *args: str, env: dict | None = None, inline: bool = True):
         Consumer.started += 1
         self.log = root / f"stream-{Consumer.started}.log"
         self._file = open(self.log, "w")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen([BATCHCAST, "stream", "--inline", *args], cwd=root, stdout=self._file,
+        command = [BATCHCAST, "stream", *(["--inline"] if inline else []), *args]
+        self.proc = subprocess.Popen(command, cwd=root, stdout=self._file,
                                      stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def signal(self, sig: int = signals.SIGTERM) -> None:
@@ -99,7 +101,8 @@ class Consumer:
         return self.wait(timeout)
 
     def text(self) -> str:
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
         return self.log.read_text()
 
     def __enter__(self):

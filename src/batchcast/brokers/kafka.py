@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from batchcast.brokers.base import Broker, Message, Positions, Source, Topic, next_positions
-from batchcast.errors import BrokerError, BrokerUnavailable, MissingExtra, SpecError
+from batchcast.errors import BatchcastError, BrokerError, BrokerUnavailable, MissingExtra, SpecError
 
 TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 HOST = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
@@ -86,11 +86,13 @@ def _translate(exc: Exception, doing: str) -> Exception:
 class KafkaSource(Source):
     positioned = True
 
-    def __init__(self, url: str, group: str):
+    def __init__(self, url: str, group: str, partitions: str | list[int] = "group"):
         self.url = KafkaUrl.parse(url, "[stream] source")
         self.group = group
+        self.partitions = partitions  # "group": the group assigns them; "all" or a list: this consumer takes them
         self._consumer = None
         self._assigned: list = []
+        self._metadata = None
 
     def start(self, stored=None) -> None:
         ck = _client()
@@ -106,16 +108,54 @@ class KafkaSource(Source):
                     p.offset = kept[(p.topic, p.partition)]
             consumer.assign(partitions)
             self._assigned = list(partitions)
+            self._metadata = None  # a new generation of the group
 
         def revoked(consumer, partitions):
             self._assigned = []
+            self._metadata = None
 
-        self._consumer.subscribe([self.url.topic], on_assign=assigned, on_revoke=revoked)
+        if self.partitions == "group":
+            self._consumer.subscribe([self.url.topic], on_assign=assigned, on_revoke=revoked)
+            return
+        # Assigned by us, not by the group: no membership to lose when the process is killed (some brokers keep a
+        # dead member's partitions for good), and positions are the group's committed ones, or the table's.
+        ck = _client()
+        chosen = [ck.TopicPartition(self.url.topic, p) for p in self._chosen()]
+        committed = {(p.topic, p.partition): p.offset for p in self._committed(chosen)}
+        for p in chosen:
+            found = committed.get((p.topic, p.partition), -1)
+            p.offset = found if found >= 0 else ck.OFFSET_BEGINNING
+        assigned(self._consumer, chosen)
+
+    def _chosen(self) -> list[int]:
+        try:
+            found = self._consumer.list_topics(self.url.topic, timeout=30).topics[self.url.topic]
+        except Exception as exc:
+            raise _translate(exc, f"reading the partitions of {self.url.topic}") from None
+        if found.error is not None:
+            raise BrokerError(f"[stream] source: topic {self.url.topic}: {found.error.str()}",
+                              "create the topic, or correct its name in [stream] source")
+        known = sorted(found.partitions)
+        if self.partitions == "all":
+            return known
+        missing = [p for p in self.partitions if p not in known]
+        if missing:
+            raise SpecError(f"[stream] partitions: {self.url.topic} has no partition {missing[0]} "
+                            f"(it has {len(known)})", f"list partitions among 0..{len(known) - 1}, or write \"all\"")
+        return list(self.partitions)
+
+    def _committed(self, partitions: list) -> list:
+        try:
+            return self._consumer.committed(partitions, timeout=30)
+        except Exception as exc:
+            raise _translate(exc, f"reading the committed offsets of {self.group}") from None
 
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
         now = dt.datetime.now(dt.UTC)
         try:
             polled = self._consumer.consume(max_messages, timeout)
+        except BatchcastError:  # raised by ``stored`` in a rebalance: the warehouse's own error
+            raise
         except Exception as exc:
             raise _translate(exc, f"reading {self.url.topic}") from None
         messages = []
@@ -175,7 +215,9 @@ class KafkaSource(Source):
         return lags
 
     def group_metadata(self):
-        return self._consumer.consumer_group_metadata()
+        if self._metadata is None:  # asked for at every transaction, and it costs milliseconds
+            self._metadata = self._consumer.consumer_group_metadata()
+        return self._metadata
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -194,7 +236,9 @@ class KafkaTopic(Topic):
         self.transactional = transactional_id is not None
         config = {**self.parsed.config(), "linger.ms": 5, "enable.idempotence": True}
         if transactional_id:
-            config["transactional.id"] = transactional_id
+            # A killed instance's open transaction holds read_committed readers back until it times out, unless
+            # its successor (the same id) aborts it at once: 15 s, not Kafka's 60, for the ids that change.
+            config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 15000})
         self._producer = _client().Producer(config)
         self._failed: list[str] = []
         if transactional_id:
@@ -251,7 +295,10 @@ class KafkaTopic(Topic):
             raise error from None
 
     def close(self) -> None:
-        self._producer.flush(10)
+        try:
+            self._producer.flush(10)
+        except Exception:  # noqa: BLE001 - a fenced producer cannot flush; what stopped it was reported already
+            pass
 
 
 BROKER = Broker(KafkaSource, KafkaTopic, KafkaUrl.parse)

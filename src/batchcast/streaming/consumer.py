@@ -67,12 +67,12 @@ class Stream:
         """Consume until :meth:`stop`; a final error propagates, its batch uncommitted."""
         watcher = threading.Thread(target=self._watch, name="batchcast-watch", daemon=True)
         watcher.start()
-        self.source.start(self.delivery.stored)
+        self.source.start(self._stored)
         self.started = True
         try:
             while not self.stopping.is_set():
                 self.metrics.turned = time.monotonic()
-                messages = self.source.poll(self.pace.max_batch, self.pace.max_wait)
+                messages = self._poll()
                 if not messages:
                     self.delivery.idle()
                     self.metrics.set_lag(self.source.lag())
@@ -90,6 +90,32 @@ class Stream:
             self.wake.set()
             self.delivery.close()
             self.source.close()
+
+    def _poll(self) -> list[Message]:
+        """The next batch; none while the source cannot be read (a transient error is waited out, not fatal)."""
+        try:
+            return self.source.poll(self.pace.max_batch, self.pace.max_wait)
+        except BatchcastError as exc:
+            if not exc.transient:
+                raise
+            log.warning("reading the source failed, trying again in %g s: %s", BACKOFF[1], exc)
+            self.stopping.wait(BACKOFF[1])
+            return []
+
+    def _stored(self, partitions: list[tuple[str, int]]):
+        """The positions the table holds, read when partitions are assigned; a warehouse away is waited for."""
+        attempt = 0
+        while True:
+            try:
+                return self.delivery.stored(partitions)
+            except BatchcastError as exc:
+                if not exc.transient or self.stopping.is_set():
+                    raise
+                attempt += 1
+                delay = BACKOFF[min(attempt, len(BACKOFF)) - 1]
+                log.warning("reading the stored positions failed (attempt %d), retrying in %g s: %s", attempt,
+                            delay, exc)
+                self.stopping.wait(delay)
 
     def score(self, messages: list[Message]) -> Outputs:
         """The batch's outputs, every row scored by the one model the slot holds now."""
@@ -154,6 +180,7 @@ class Stream:
                             len(messages), attempt, delay, exc)
                 if attempt == 3:
                     self._alert(exc)
+                self.metrics.set_lag(self.source.lag())  # the backlog grows in the broker meanwhile
                 if not self._paused_for(delay):
                     self.source.rewind(messages)
                     return False

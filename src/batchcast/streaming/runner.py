@@ -39,6 +39,17 @@ class JsonLines(logging.Formatter):
         return json.dumps(line)
 
 
+def _instance(partitions) -> str:
+    """This consumer's default name: the host's (a pod's), and in a group also the process's.
+
+    Its Kafka transactional id is GROUP-NAME. With static partitions that id is what fences a zombie, so it
+    must outlive a restart: the host name. In a group, the group's generation fences zombies (KIP-447), and
+    two consumers of one host must not fence each other: the process id is added.
+    """
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "stream"
+    return host if partitions != "group" else f"{host}-{os.getpid()}"
+
+
 def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None):
     """The :class:`Stream` of ``service``'s ``[stream]``, and its probes (None when the port is 0)."""
     spec = service.spec
@@ -46,9 +57,9 @@ def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | 
     if stream is None:
         raise SpecError(f"{spec.file} has no [stream] table", "add [stream] with source and topic or table")
     group = stream.group or f"batchcast-{service.name}-{service.version}"
-    instance = stream.instance or re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:60] or "stream"
+    instance = stream.instance or _instance(stream.partitions)
     slot = Slot(load(service, ref), StreamMetrics())
-    source = registry.broker(stream.source, "[stream] source").source(stream.source, group)
+    source = registry.broker(stream.source, "[stream] source").source(stream.source, group, stream.partitions)
     delivery = Delivery(spec, group, instance, source)
     reader = Reader(delivery.schema, tuple(spec.model.ids), stream.format, stream.key_field)
     runner = Stream(service, ref, slot, reader, source, delivery,

@@ -39,6 +39,7 @@ class Warehouse(abc.ABC):
     def __init__(self, url: str):
         self.url = url
         self.shown = redact(url)  # what messages and logs may say of the URL: its secrets masked
+        self._streamed: set[str] = set()  # tables whose columns deliver() has checked
 
     @classmethod
     def resolve_url(cls, url: str, root: Path) -> str:
@@ -178,7 +179,9 @@ class Warehouse(abc.ABC):
         """
         self.quote(table)
         full = schema + STREAM_STAMPS
-        self._check_columns(table, full)
+        if table not in self._streamed:  # once per table and connection: a stream delivers many small batches
+            self._check_columns(table, full)
+            self._streamed.add(table)
         try:
             rows = rows.select(full.names).cast(full.to_arrow())
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, KeyError) as exc:
