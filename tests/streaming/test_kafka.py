@@ -243,3 +243,65 @@ def test_sigterm_under_load_loses_nothing_and_repeats_nothing(service, kafka_bro
     ids = [r["_message_id"] for r in outputs(kafka_broker, t["predictions"])]
     assert len(ids) == ROWS == len(set(ids))
     assert rows(service, "SELECT count(DISTINCT _message_id) AS n FROM stream_terminated") == [{"n": ROWS}]
+
+
+def test_stream_serve_and_application_give_the_same_predictions(service, kafka_broker):
+    """One scorer for every path: the same rows streamed, served over HTTP and applied as a batch agree."""
+    from tests.serving.servers import call, start, stop
+
+    t = topics(kafka_broker, "events", partitions=1)
+    set_stream(service, f'''
+        source = "{kafka_broker.url(t['events'])}"
+        table = "stream_same"
+        port = 0
+        ''')
+    values, keys = events(service, 500)
+    kafka_broker.produce(t["events"], values, keys)
+    with Consumer(service) as consumer:
+        until(lambda: count(service, "stream_same") == 500, 60, "500 rows", consumer)
+        consumer.stop()
+    port, server = start(service, "--inline")
+    try:
+        records = [json.loads(v) for v in values]
+        status, _, answer = call(port, "/invocations", {"dataframe_records": records})
+    finally:
+        stop(server)
+    assert status == 200
+    served = {r["player_id"]: bool(p) for r, p in zip(records, answer["predictions"], strict=True)}
+    streamed = {r["player_id"]: r["label"] for r in rows(service, "SELECT player_id, label FROM stream_same")}
+    applied = {r["player_id"]: r["label"] for r in rows(
+        service, "SELECT player_id, label FROM scores WHERE player_id IN (SELECT player_id FROM stream_same)")}
+    assert served == streamed == applied and len(served) == 500
+
+
+def test_a_new_champion_that_fails_verification_is_refused_alerted_and_the_old_one_streams_on(
+        service, kafka_broker, webhook):
+    url, received = webhook
+    t = topics(kafka_broker, "events", "predictions", partitions=1)
+    set_stream(service, f'''
+        source = "{kafka_broker.url(t['events'])}"
+        topic = "{kafka_broker.url(t['predictions'])}"
+        poll = 60
+        port = 0
+
+        [alerts]
+        webhook = "{url}"
+        ''')
+    old = bc("run", "training", cwd=service).stdout.split()[0]
+    bc("promote", old, cwd=service)
+    values, keys = events(service, 400)
+    with Consumer(service) as consumer:
+        kafka_broker.produce(t["events"], values[:200], keys[:200])
+        until(lambda: len(kafka_broker.read(t["predictions"], timeout=0.5)) >= 200, 60, "the first 200", consumer)
+        new = bc("run", "training", cwd=service).stdout.split()[0]
+        bc("promote", new, cwd=service)
+        stored = service / ".batchcast" / "artifacts" / new / "output" / "model.joblib"
+        stored.write_bytes(stored.read_bytes()[:-10])  # truncated after it was sealed and promoted
+        consumer.signal(signal.SIGHUP)
+        until(lambda: received, 30, "the alert", consumer)
+        kafka_broker.produce(t["events"], values[200:], keys[200:])
+        until(lambda: len(kafka_broker.read(t["predictions"], timeout=0.5)) >= 400, 60, "the rest", consumer)
+        consumer.stop()
+    assert f"model {new} not swapped in, still serving {old}" in consumer.text()
+    assert {r["_model_run"] for r in outputs(kafka_broker, t["predictions"])} == {old}
+    assert len(received) == 1 and received[0]["batchcast"]["run_id"] == new
