@@ -266,15 +266,15 @@ class Service:
         start = registry.SURFACES["serve"].load("batchcast serve")
         start(self, host, port, ref, poll, workers, inline=inline)
 
-    def stream(self, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None, *,
-               inline: bool = False) -> None:
+    def stream(self, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+               guarantee: str | None = None, *, inline: bool = False) -> None:
         """Score ``[stream]``'s events until stopped: in the model's environment, or here with ``inline``.
 
         ``ref`` is the run id or alias used (default the champion, else the latest training); without
         ``inline`` this process is replaced by the consumer. MissingExtra without batchcast[stream].
         """
         start = registry.SURFACES["stream"].load("batchcast stream")
-        start(self, ref, host, port, inline=inline)
+        start(self, ref, host, port, guarantee, inline=inline)
 
     def preview(self, action: str = "application", limit: int = 10):
         """The newest rows of ``action``'s output table, as an Arrow table."""

@@ -173,9 +173,10 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_partition_moves_on(ser
                 mixed.append(payload)
                 mixed_keys.append(b"bad")
     kafka_broker.produce(t["events"], mixed, mixed_keys)
-    with Consumer(service) as consumer:
+    with Consumer(service, "--guarantee", "at-least-once") as consumer:  # plain sends: dead letters the same
         until(lambda: len(kafka_broker.read(t["predictions"], timeout=1)) >= 300, 60, "300 predictions", consumer)
         consumer.stop()
+    assert "(at-least-once)" in consumer.text()
     assert len(outputs(kafka_broker, t["predictions"])) == 300  # every good message, once
     letters = outputs(kafka_broker, t["dead"])
     assert len(letters) == rounds * len(bad)

@@ -119,9 +119,11 @@ class KafkaSource(Source):
             return
         # Assigned by us, not by the group: no membership to lose when the process is killed (some brokers keep a
         # dead member's partitions for good), and positions are the group's committed ones, or the table's.
-        ck = _client()
         chosen = [ck.TopicPartition(self.url.topic, p) for p in self._chosen()]
-        committed = {(p.topic, p.partition): p.offset for p in self._committed(chosen)}
+        try:
+            committed = {(p.topic, p.partition): p.offset for p in self._consumer.committed(chosen, timeout=30)}
+        except Exception as exc:
+            raise _translate(exc, f"reading the committed offsets of {self.group}") from None
         for p in chosen:
             found = committed.get((p.topic, p.partition), -1)
             p.offset = found if found >= 0 else ck.OFFSET_BEGINNING
@@ -143,12 +145,6 @@ class KafkaSource(Source):
             raise SpecError(f"[stream] partitions: {self.url.topic} has no partition {missing[0]} "
                             f"(it has {len(known)})", f"list partitions among 0..{len(known) - 1}, or write \"all\"")
         return list(self.partitions)
-
-    def _committed(self, partitions: list) -> list:
-        try:
-            return self._consumer.committed(partitions, timeout=30)
-        except Exception as exc:
-            raise _translate(exc, f"reading the committed offsets of {self.group}") from None
 
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
         now = dt.datetime.now(dt.UTC)

@@ -186,12 +186,15 @@ def serve(ctx: click.Context, host: str, port: int, ref: str | None, poll: float
 @click.option("--model", "ref", help="A run id or alias (default: the champion, else the latest training).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address of /metrics and the probes.")
 @click.option("--port", type=int, help="Their port (default [stream] port; 0: none).")
+@click.option("--guarantee", type=click.Choice(["exactly-once", "at-least-once"]),
+              help="Overrides [stream] guarantee (at-least-once: no Kafka transactions, faster, may repeat).")
 @click.option("--inline", is_flag=True, help="Run in batchcast's own environment, not the model's (as in the "
                                              "image, whose environment is the model's).")
 @click.pass_context
-def stream(ctx: click.Context, ref: str | None, host: str, port: int | None, inline: bool) -> None:
+def stream(ctx: click.Context, ref: str | None, host: str, port: int | None, guarantee: str | None,
+           inline: bool) -> None:
     """Score the events of [stream] source into its topic and/or table until stopped (SIGTERM, Ctrl-C)."""
-    service_for(ctx).stream(ref, host, port, inline=inline)
+    service_for(ctx).stream(ref, host, port, guarantee, inline=inline)
 
 
 @main.command()

@@ -18,11 +18,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--guarantee", choices=["exactly-once", "at-least-once"])
     args = parser.parse_args(argv)
     try:
         from batchcast.streaming.runner import run
 
-        run(args.spec, args.model, args.host, args.port)
+        run(args.spec, args.model, args.host, args.port, args.guarantee)
     except BatchcastError as exc:  # one line and its fix, as the CLI prints them; no traceback
         sys.exit(f"error: {exc}")
 

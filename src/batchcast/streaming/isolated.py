@@ -27,8 +27,8 @@ def libraries(spec) -> tuple[str, ...]:
     return LIBRARIES[""] + tuple(p for s in sorted(schemes) for p in LIBRARIES[s])
 
 
-def stream(service, ref: str | None, host: str = "127.0.0.1", port: int | None = None, *,
-           inline: bool = False) -> None:
+def stream(service, ref: str | None, host: str = "127.0.0.1", port: int | None = None,
+           guarantee: str | None = None, *, inline: bool = False) -> None:
     """``batchcast stream``: here with ``inline``, else in the model's environment (never returning)."""
     spec = service.spec
     if spec.stream is None:
@@ -44,8 +44,9 @@ def stream(service, ref: str | None, host: str = "127.0.0.1", port: int | None =
     if inline:
         from batchcast.streaming.runner import run
 
-        run(str(spec.file.resolve()), ref, host, port)
+        run(str(spec.file.resolve()), ref, host, port, guarantee)
         return
     service.model_for(ref)  # no model to stream with: say so now, not after building an environment
-    argv = ["--host", host] + (["--port", str(port)] if port is not None else []) + (["--model", ref] if ref else [])
+    options = (("--port", port), ("--model", ref), ("--guarantee", guarantee))
+    argv = ["--host", host] + [part for flag, value in options if value is not None for part in (flag, str(value))]
     exec_module(spec, libraries(spec), "batchcast.streaming", argv)

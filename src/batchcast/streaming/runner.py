@@ -50,12 +50,15 @@ def _instance(partitions) -> str:
     return host if partitions != "group" else f"{host}-{os.getpid()}"
 
 
-def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None):
+def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+          guarantee: str | None = None):
     """The :class:`Stream` of ``service``'s ``[stream]``, and its probes (None when the port is 0)."""
     spec = service.spec
     stream = spec.stream
     if stream is None:
         raise SpecError(f"{spec.file} has no [stream] table", "add [stream] with source and topic or table")
+    if guarantee is not None:  # batchcast stream --guarantee
+        stream.guarantee = guarantee
     group = stream.group or f"batchcast-{service.name}-{service.version}"
     instance = stream.instance or _instance(stream.partitions)
     slot = Slot(load(service, ref), StreamMetrics())
@@ -69,7 +72,8 @@ def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | 
     return runner, probes
 
 
-def run(spec_file: str, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None) -> None:
+def run(spec_file: str, ref: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+        guarantee: str | None = None) -> None:
     """``batchcast stream`` in this process, until SIGTERM or Ctrl-C (then exit by that signal)."""
     from batchcast.service import Service
 
@@ -79,7 +83,7 @@ def run(spec_file: str, ref: str | None = None, host: str = "127.0.0.1", port: i
     log.setLevel(logging.INFO)
     log.propagate = False
     service = Service(spec_file)
-    runner, probes = build(service, ref, host, port)
+    runner, probes = build(service, ref, host, port, guarantee)
     got: list[int] = []
 
     def stop(signum, frame):
@@ -93,8 +97,8 @@ def run(spec_file: str, ref: str | None = None, host: str = "127.0.0.1", port: i
     if probes is not None:
         probes.start()
     s = service.spec.stream
-    log.info("streaming %s -> %s with %s of %s/%s", s.source, ", ".join(filter(None, (s.topic, s.table))),
-             runner.slot.served.run_id, service.name, service.version)
+    log.info("streaming %s -> %s with %s of %s/%s (%s)", s.source, ", ".join(filter(None, (s.topic, s.table))),
+             runner.slot.served.run_id, service.name, service.version, s.guarantee)
     try:
         runner.run()
     finally:
