@@ -102,8 +102,9 @@ def test_a_rebalance_hands_partitions_over_and_nothing_is_delivered_twice(servic
         {"n": ROWS, "rows": ROWS}]
 
 
-def test_a_fenced_zombie_never_commits(service, kafka_broker):
+def test_a_fenced_zombie_never_commits(service, kafka_broker, webhook):
     """Two consumers with one instance name: the newer fences the older, whose open batch never commits."""
+    url, received = webhook
     t = topics(kafka_broker, "events", "predictions")
     set_stream(service, f'''
         source = "{kafka_broker.url(t['events'])}"
@@ -112,6 +113,9 @@ def test_a_fenced_zombie_never_commits(service, kafka_broker):
         instance = "pod-0"
         max_batch = 5
         port = 0
+
+        [alerts]
+        webhook = "{url}"
         ''')
     values, keys = events(service)
     kafka_broker.produce(t["events"], values, keys)  # small batches: work in hand when its successor starts
@@ -120,6 +124,7 @@ def test_a_fenced_zombie_never_commits(service, kafka_broker):
     with Consumer(service) as successor:
         assert zombie.wait(60) == 1, zombie.text()  # fenced: it stops, with one line saying why
         assert "fenced" in zombie.text()
+        assert [a["batchcast"]["status"] for a in received] == ["stopped"] and "fenced" in received[0]["text"]
         until(lambda: len(kafka_broker.read(t["predictions"], timeout=0.5)) >= ROWS, 90, "every input", successor)
         successor.stop()
     ids = [r["_message_id"] for r in outputs(kafka_broker, t["predictions"])]

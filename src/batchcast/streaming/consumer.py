@@ -179,7 +179,7 @@ class Stream:
                 log.warning("delivering a batch of %d messages failed (attempt %d), retrying in %g s: %s",
                             len(messages), attempt, delay, exc)
                 if attempt == 3:
-                    self._alert(exc)
+                    self.alert(exc, "retrying")
                 self.metrics.set_lag(self.source.lag())  # the backlog grows in the broker meanwhile
                 if not self._paused_for(delay):
                     self.source.rewind(messages)
@@ -221,12 +221,13 @@ class Stream:
             except Exception:  # noqa: BLE001 - an alert or a metric that fails must not stop the swaps
                 log.exception("checking for a new model failed; checking again in %s s", self.pace.poll)
 
-    def _alert(self, exc: BatchcastError) -> None:
+    def alert(self, exc: BatchcastError, status: str) -> None:
+        """Tell ``[alerts]`` the stream is ``status`` (retrying a delivery, stopped) because of ``exc``."""
         from batchcast import alerts
 
         try:
             alerts.send(self.service.spec.alerts, alerts.Alert(
                 "failure", self.service.name, self.service.version, "stream", dt.date.today().isoformat(),
-                "retrying", self.slot.served.run_id, f"batchcast stream cannot deliver: {exc.message}", exc.fix))
+                status, self.slot.served.run_id, f"batchcast stream is {status}: {exc.message}", exc.fix))
         except Exception:  # noqa: BLE001 - an alert that fails must not stop the retries
             log.exception("the alert could not be sent")

@@ -16,7 +16,7 @@ import socket
 import sys
 
 from batchcast import registry
-from batchcast.errors import SpecError
+from batchcast.errors import BatchcastError, SpecError
 from batchcast.online.loading import load
 from batchcast.online.slot import Slot
 from batchcast.online.watcher import settle_memory
@@ -101,6 +101,9 @@ def run(spec_file: str, ref: str | None = None, host: str = "127.0.0.1", port: i
              runner.slot.served.run_id, service.name, service.version, s.guarantee)
     try:
         runner.run()
+    except BatchcastError as exc:  # a final error stops the stream: someone must hear of it
+        runner.alert(exc, "stopped")
+        raise
     finally:
         if probes is not None:
             probes.stop()
