@@ -60,3 +60,12 @@ def test_outputs_carry_the_model_run_and_the_coordinates():
     letter = json.loads(outputs.dead_letter(message(b"\xff\xfe", 3), RequestError("bad", "fix it"), None)[1])
     assert letter["encoding"] == "base64" and letter["payload"] == "//4=" and letter["error"] == "bad"
 
+
+
+def test_records_hold_json_values_only():
+    batch = [message({}, o) for o in range(3)]
+    scored = pa.table({"score": [0.5, float("nan"), float("inf")], "day": pa.array([AT.date()] * 3),
+                       "n": pa.array([1, None, 3], pa.int64())})
+    values = [json.loads(v) for _, v in outputs.records(scored, batch, "r", AT)]
+    assert [v["score"] for v in values] == [0.5, None, None] and values[0]["day"] == "2026-01-01"
+    assert [v["n"] for v in values] == [1, None, 3] and values[2]["_offset"] == 2 and values[2]["_key"] is None

@@ -45,7 +45,9 @@ def decode(body: bytes, what: str = "the request body") -> Any:
         raise RequestError(f"{what} is empty", "send a JSON object, e.g. "
                            '{"dataframe_records": [{"feature": 1.0}]}')
     try:
-        return json.loads(body, parse_constant=_not_finite)
+        if b"NaN" in body or b"Infinity" in body:  # json.loads with a hook builds a decoder per call: 1.7x slower
+            return json.loads(body, parse_constant=_not_finite)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RequestError(f"{what} is not JSON: {exc}", "send application/json") from None
     except RecursionError:
