@@ -139,5 +139,5 @@ def count(root: Path, table: str) -> int:
     """Rows in ``table`` of the service's DuckDB warehouse (0 while it does not exist)."""
     try:
         return rows(root, f"SELECT count(*) AS n FROM {table}")[0]["n"]
-    except Exception:  # noqa: BLE001 - not created yet, or locked by the consumer for a moment
+    except duckdb.Error:  # not created yet, or locked by the consumer for a moment
         return 0

@@ -116,9 +116,15 @@ class PostgresWarehouse(Warehouse):
         create, insert, store = self._delivery(table, schema, "_batchcast_rows", consumer, positions)
         cur = self.conn.cursor()
         try:
+            # One delivery into a table at a time: two replicas (or a zombie and its successor) reading the same
+            # positions or message ids under READ COMMITTED could otherwise both insert. Released at COMMIT.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (f"batchcast-stream:{self.quote(table)}",))
             self._create(cur, table, schema)
             for sql in create:
                 cur.execute(sql)
+            if positions is None:  # Pub/Sub's message ids are looked up per batch: an index, not a scan
+                index = self.quote_ident(f"{self._qualified(table)[1]}_message_ids"[:63])
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.quote(table)} (_message_id, _source)")
             # COPY into a temporary table, then one INSERT of the rows not delivered yet.
             cur.adbc_ingest("_batchcast_rows", rows, mode="replace", temporary=True)
             cur.execute(insert)
