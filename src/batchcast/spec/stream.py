@@ -30,6 +30,9 @@ class StreamSection(Deployed):
     source: str = Field(description="Where events come from: kafka://host:port/topic (read in the consumer group "
                                     "`group`) or pubsub://project/subscription.")
     group: str | None = Field(None, description="Kafka consumer group; default batchcast-NAME-VERSION.")
+    partitions: Literal["group", "all"] | list[int] = Field(
+        "group", description="Kafka: group (the consumer group shares the partitions out), all (this consumer "
+                             "reads every partition, no group membership), or a list of partition numbers.")
     format: Literal["json", "records"] = Field(
         "json", description="json: one JSON object per message; records: a list of objects (or MLflow's "
                             "{\"dataframe_records\": [...]}) per message.")
@@ -47,7 +50,8 @@ class StreamSection(Deployed):
         "exactly-once", description="exactly-once: Kafka transactions, and positions stored with the rows; "
                                     "at-least-once: plain commits after delivery (faster, may repeat).")
     max_batch: int = Field(500, ge=1, le=100_000, description="Messages scored and delivered together.")
-    max_wait_ms: float = Field(100.0, ge=0, le=60_000, description="How long a batch waits to fill.")
+    max_wait_ms: float = Field(20.0, ge=0, le=60_000, description="How long a batch waits to fill (a backlog "
+                               "fills it at once; a trickle waits this long: the latency it adds).")
     poll: float = Field(10.0, gt=0, description="Seconds between checks of the alias for a new model.")
     port: int = Field(9464, ge=0, le=65535, description="The port of /metrics and the health routes (0: none).")
     instance: str | None = Field(None, description="This consumer's name, stable across its restarts (Kafka's "
@@ -97,7 +101,10 @@ class StreamSection(Deployed):
         if not self.topic and not self.table:
             raise fail("[stream] delivers nowhere", "set topic = \"kafka://host:9092/predictions\", "
                                                     "table = \"predictions_stream\", or both")
-        if self.source.startswith("pubsub://") and self.group:
-            raise fail("[stream] group is Kafka's consumer group; a Pub/Sub subscription is its own group",
-                       "remove group")
+        if isinstance(self.partitions, list) and (not self.partitions or min(self.partitions) < 0):
+            raise fail(f"[stream] partitions = {self.partitions} lists no partition", "list partition numbers "
+                                                                                      "from 0, or write \"all\"")
+        if self.source.startswith("pubsub://") and (self.group or self.partitions != "group"):
+            raise fail("[stream] group and partitions are Kafka's; a Pub/Sub subscription shares its messages out",
+                       "remove them")
         return self
