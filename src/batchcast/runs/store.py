@@ -8,6 +8,7 @@ Layout::
     {root}/{name}/{version}/_aliases/history/{alias}/{ts}.json   every move, never rewritten
     {root}/{name}/{version}/{action}/{run_ts}/manifest.json.staged   a publishing run's commit-to-be
     {root}/{name}/{version}/_scheduler/lease.json             which scheduler runs the service (runs/lease.py)
+    {root}/{name}/{version}/_latest/{kind}.json               where ``latest`` is, claimed at commit (runs/latest.py)
 
 A folder without a manifest is invisible to every reader. Manifests are
 created exclusively, so a committed run is never overwritten.
@@ -26,6 +27,7 @@ from batchcast.errors import IntegrityError, MissingExtra, RunExists, RunNotFoun
 from batchcast.redaction import redact
 from batchcast.runs import atomic
 from batchcast.runs.aliases import ALIASES, Aliases, is_alias
+from batchcast.runs.latest import Latest
 from batchcast.runs.manifest import MANIFEST, FileEntry, Manifest, is_run_id
 from batchcast.runs.translate import translated
 
@@ -51,8 +53,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class ArtifactStore(Aliases):
-    """Runs, manifests and aliases (:class:`Aliases`) under one fsspec URL."""
+class ArtifactStore(Aliases, Latest):
+    """Runs, manifests, aliases (:class:`Aliases`) and ``latest`` (:class:`Latest`) under one fsspec URL."""
 
     def __init__(self, url: str, **storage_options):
         self.url = url
@@ -122,8 +124,10 @@ class ArtifactStore(Aliases):
         """Write the manifest, sealed, which makes the run exist; RunExists if it already does."""
         manifest = manifest.sealed()
         data = manifest.model_dump_json(indent=2).encode()
+        node = self._claim(manifest)
         if not atomic.create_exclusive(self.fs, self._path(manifest.run_id, MANIFEST), data):
             raise _exists(manifest.run_id)
+        self._claimed(manifest, node)
         return manifest
 
     # A run that publishes rows commits in two steps around the warehouse's own commit (actions/execution.py):
@@ -140,10 +144,13 @@ class ArtifactStore(Aliases):
     @translated
     def commit_staged(self, run_id: str) -> Manifest:
         """Make the staged manifest the commit (no new bytes on a local folder); RunExists if it was committed."""
+        staged = self.staged(run_id)
+        node = self._claim(staged) if staged else None  # without one, the link below fails as it always did
         if not atomic.link_exclusive(self.fs, self._path(run_id, STAGED), self._path(run_id, MANIFEST)):
             raise _exists(run_id)
+        self._claimed(staged, node)
         self.unstage(run_id)
-        return self.manifest(run_id)
+        return staged  # the very bytes now committed
 
     @translated
     def staged(self, run_id: str) -> Manifest | None:
@@ -200,11 +207,6 @@ class ArtifactStore(Aliases):
             except IntegrityError as exc:  # a listing must never depend on one bad run
                 log.warning("%s; left out of the listing", exc.message)
         return sorted(runs, key=lambda m: (m.run_ts, m.action))
-
-    def latest(self, name: str, version: str, kind: str = "training") -> Manifest | None:
-        """The newest committed successful run of that kind, or None."""
-        done = [m for m in self.list_runs(name, version) if m.kind == kind and m.succeeded]
-        return done[-1] if done else None
 
     @translated
     def resolve(self, name: str, version: str, ref: str) -> Manifest:

@@ -1,18 +1,20 @@
 """The artifact-store contract: a backend's test module supplies the fixture ``store`` and inherits ``StoreContract``.
 
 ``store`` is an empty ``ArtifactStore`` (a fresh bucket or folder per test);
-the suite also asks for pytest's ``tmp_path``. ``manifest`` and
+the suite also asks for pytest's ``tmp_path`` and ``monkeypatch``. ``manifest`` and
 ``commit_with_file`` are there for a backend's own tests beside the suite.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 
 import pytest
 
 from batchcast.errors import IntegrityError, RunExists, RunNotFound, StoreError
+from batchcast.runs import latest
 from batchcast.runs.manifest import Manifest, RunStatus, new_run_ts, run_id
 
 
@@ -62,6 +64,68 @@ class StoreContract:
         assert store.resolve("svc", "1", "latest").run_id == first.run_id
         assert store.resolve("svc", "1", first.run_ts).run_id == first.run_id
 
+    def test_latest_comes_from_its_index_not_a_listing(self, store, tmp_path, monkeypatch):
+        ts = [f"20260101T0000000000{i:02d}Z" for i in range(6)]
+        for i in (1, 3, 2):  # committed out of order: the newest stays latest
+            commit_with_file(store, tmp_path, ts=ts[i])
+        commit_with_file(store, tmp_path, ts=ts[4], status=RunStatus.FAILED)
+        commit_with_file(store, tmp_path, ts=ts[0], action="application")
+        staged = store.stage(manifest(store, action="application", ts=ts[5]))
+        store.commit_staged(staged.run_id)
+        assert store.latest("svc", "1", "evaluation") is None  # never committed: listed once, then recorded
+        for reader in (store, type(store)(store.url)):  # this process, and another one's view of the store
+            monkeypatch.setattr(reader, "list_runs", _no_listing)
+            assert reader.latest("svc", "1", "training").run_ts == ts[3]
+            assert reader.resolve("svc", "1", "latest").run_ts == ts[3]
+            assert reader.latest("svc", "1", "application").run_id == staged.run_id
+            assert reader.latest("svc", "1", "evaluation") is None
+
+    def test_latest_holds_when_commits_race(self, store, tmp_path, monkeypatch):
+        stamps = [f"20260101T000000{i:06d}Z" for i in range(24)]
+        random.Random(7).shuffle(stamps)
+        start = threading.Barrier(6)
+
+        def commit(mine):
+            start.wait()
+            for ts in mine:
+                store.commit(manifest(store, ts=ts))
+
+        threads = [threading.Thread(target=commit, args=(stamps[i::6],)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(store.list_runs("svc", "1")) == 24
+        monkeypatch.setattr(store, "list_runs", _no_listing)
+        assert store.latest("svc", "1", "training").run_ts == max(stamps)
+
+    def test_latest_is_rebuilt_when_its_index_is_missing_or_stale(self, store, tmp_path, monkeypatch):
+        ts = [f"20260101T0000000000{i:02d}Z" for i in range(5)]
+        for i in (0, 2, 1):
+            commit_with_file(store, tmp_path, ts=ts[i])
+        store.fs.rm(store._path("svc", "1", latest.LATEST), recursive=True)  # a store from before the index
+        assert store.latest("svc", "1", "training").run_ts == ts[2]
+        newest = store.latest("svc", "1", "training")
+        store.fs.rm(store._path(newest.run_id), recursive=True)  # its run deleted: the index must not name it
+        assert store.latest("svc", "1", "training").run_ts == ts[1]
+        commit_with_file(store, tmp_path, ts=ts[3])
+        with monkeypatch.context() as patched:  # rebuilt: no listing needed any more
+            patched.setattr(store, "list_runs", _no_listing)
+            assert store.latest("svc", "1", "training").run_ts == ts[3]
+
+    def test_latest_survives_a_run_that_claimed_and_died(self, store, tmp_path, monkeypatch):
+        ts = [f"20260101T0000000000{i:02d}Z" for i in range(4)]
+        commit_with_file(store, tmp_path, ts=ts[0])
+        store.claim_latest(manifest(store, ts=ts[2]).sealed())  # killed between its claim and its commit
+        with monkeypatch.context() as patched:
+            patched.setattr(store, "list_runs", _no_listing)
+            assert store.latest("svc", "1", "training").run_ts == ts[0]  # in flight: not committed yet
+        monkeypatch.setattr(latest, "GRACE_S", 0.0)  # long after: it never will be
+        commit_with_file(store, tmp_path, ts=ts[1])
+        assert store.latest("svc", "1", "training").run_ts == ts[1]
+        monkeypatch.setattr(store, "list_runs", _no_listing)
+        assert store.latest("svc", "1", "training").run_ts == ts[1]
+
     def test_alias_moves_and_keeps_history(self, store, tmp_path):
         a, b = commit_with_file(store, tmp_path), commit_with_file(store, tmp_path)
         store.set_alias("svc", "1", "champion", a.run_id)
@@ -109,3 +173,7 @@ class StoreContract:
     def test_unknown_reference_is_a_clear_error(self, store):
         with pytest.raises(RunNotFound, match="'nope' names no alias and no single run"):
             store.resolve("svc", "1", "nope")
+
+
+def _no_listing(*args, **kwargs):
+    raise AssertionError("listed every manifest to find latest")
