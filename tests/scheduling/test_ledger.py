@@ -27,3 +27,21 @@ def test_entries_are_typed_and_rows_stay_text(tmp_path):
     row = ledger.rows(*KEY, "application")[1]
     assert (row["logical_date"], row["next_at"]) == ("2026-03-09", retry_at.isoformat())
     assert isinstance(second, Entry)
+
+
+def test_oldest_reads_one_actions_dates_in_some_states_page_by_page(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.db")
+    days = [D1 + dt.timedelta(days=k) for k in range(40)]
+    ledger.add(*KEY, "application", days, "queued")
+    ledger.add(*KEY, "training", days, "queued")
+    for day in days[::3]:
+        ledger.set(*KEY, "application", day, "succeeded")
+    ledger.set(*KEY, "application", days[4], "retrying")
+    wanted = [d for i, d in enumerate(days) if i % 3]
+    assert [e.logical_date for e in ledger.oldest(*KEY, "application", ("queued", "retrying"), page=7)] == wanted
+    assert [e.state for e in ledger.oldest(*KEY, "application", ("retrying",))] == ["retrying"]
+    assert list(ledger.oldest(*KEY, "application", ("waiting",))) == []
+    assert [e.logical_date for e in ledger.entries(*KEY, "application", states=("succeeded",))] == days[::3]
+    assert ledger.actions_in(*KEY, ("retrying",)) == {"application"}
+    assert ledger.actions_in(*KEY, ("queued",)) == {"application", "training"}
+    assert ledger.actions_in(*KEY, ("skipped",)) == set()

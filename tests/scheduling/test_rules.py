@@ -143,6 +143,35 @@ def test_models_are_looked_up_only_for_the_dates_the_pass_reaches():
     assert started(rules.dispatch(rows[2:], [Running(2, "x", DUCKDB)], 2, asked, NOW)) == []
 
 
+
+def _stream(read: list, service: int, action: str, days: list[dt.date], **options):
+    for day in days:
+        read.append((service, action, day))
+        yield Ready(service, action, day, action, **options)
+
+
+def test_a_stream_blocked_at_a_date_is_read_no_further():
+    read, backlog = [], [D1 + dt.timedelta(days=k) for k in range(1000)]
+    streams = [_stream(read, 0, "application", backlog), _stream(read, 0, "training", [D2]),
+               _stream(read, 1, "application", backlog)]
+    decisions = rules.dispatch_streams(streams, [Running(0, "application")], 3, {}, NOW)
+    assert started(decisions) == [(1, "application", D1), (0, "training", D2)]
+    assert sorted(read) == [(0, "application", D1), (0, "training", D2), (1, "application", D1),
+                            (1, "application", D2)]
+
+
+def test_streams_decide_as_the_flat_list_does():
+    days = [D1, D2, D3]
+    groups = [[Ready(0, "application", d, "application", needs_model=True, wait_limit=60) for d in days],
+              [Ready(0, "training", d, "training", slot=DUCKDB) for d in days[1:]],
+              [Ready(1, "application", d, "application", max_active_runs=2, slot=DUCKDB) for d in days],
+              [Ready(1, "custom", d, "custom", max_active_runs=3) for d in days]]
+    flat = [r for group in groups for r in group]
+    for running in ([], [Running(1, "application", DUCKDB)], [Running(0, "custom")]):
+        for parallelism in (1, 2, 4, 8):
+            assert rules.dispatch_streams(groups, running, parallelism, {(0, None): NO_MODEL}, NOW) == \
+                rules.dispatch(flat[::-1], running, parallelism, {(0, None): NO_MODEL}, NOW)
+
 # -- after a failure -------------------------------------------------------------
 
 def test_transient_failures_retry_with_doubling_delays_then_give_up():

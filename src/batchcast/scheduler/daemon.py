@@ -19,6 +19,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -91,8 +92,7 @@ class Scheduler:
         if self.active:
             return False
         for tracked in self.tracked:
-            paused = tracked.ledger.paused(*tracked.key)
-            if any(e.action not in paused for e in tracked.ledger.entries(*tracked.key, states=rules.READY)):
+            if tracked.ledger.actions_in(*tracked.key, rules.READY) - tracked.ledger.paused(*tracked.key):
                 return False
         return True
 
@@ -113,26 +113,33 @@ class Scheduler:
             log.info("queued %s/%s %s %s", *tracked.key, name, day)
 
     def dispatch(self, now: dt.datetime) -> None:
-        running = [rules.Running(self.tracked.index(a.tracked), a.action, a.tracked.slot)
+        slots = {id(t): t.slot for t in self.tracked}  # a service's warehouse file, worked out once a pass
+        running = [rules.Running(self.tracked.index(a.tracked), a.action, slots[id(a.tracked)])
                    for a in self.active.values()]
         missing = _MissingModels(self.tracked)
-        for decision in rules.dispatch(self._ready(now), running, self.parallelism, missing, now):
+        for decision in rules.dispatch_streams(self._ready(now, slots), running, self.parallelism, missing, now):
             self._carry_out(decision)
 
-    def _ready(self, now: dt.datetime) -> list[rules.Ready]:
-        """The ledger's dates that may start now, of actions that are in the spec and not paused."""
-        ready = []
+    def _ready(self, now: dt.datetime, slots: dict[int, Path | None]) -> list[Iterator[rules.Ready]]:
+        """Per action in the spec and not paused: its ledger dates that may start now, read as the rules ask.
+
+        Within a service the streams go by action name, the order the ledger gives a date's rows.
+        """
+        streams = []
         for index, tracked in enumerate(self.tracked):
             paused = tracked.ledger.paused(*tracked.key)
-            for entry in tracked.ledger.entries(*tracked.key, states=rules.READY):
-                action = tracked.service.spec.actions.get(entry.action)
-                if action is None or entry.action in paused or not rules.startable(entry.state, entry.next_at, now):
-                    continue
-                ready.append(rules.Ready(
-                    index, entry.action, entry.logical_date, action.kind, entry.state, action.max_active_runs,
-                    tracked.slot, action.kind in APPLIES_MODEL, action.model, entry.waiting_since,
-                    action.wait_for_training))
-        return ready
+            streams += [self._dates(index, tracked, name, slots[id(tracked)], now)
+                        for name in sorted(tracked.service.spec.actions) if name not in paused]
+        return streams
+
+    def _dates(self, index: int, tracked: Tracked, name: str, slot: Path | None,
+               now: dt.datetime) -> Iterator[rules.Ready]:
+        action = tracked.service.spec.actions[name]
+        for entry in tracked.ledger.oldest(*tracked.key, name, rules.READY):
+            if rules.startable(entry.state, entry.next_at, now):
+                yield rules.Ready(index, name, entry.logical_date, action.kind, entry.state, action.max_active_runs,
+                                  slot, action.kind in APPLIES_MODEL, action.model, entry.waiting_since,
+                                  action.wait_for_training)
 
     def _carry_out(self, decision: rules.Decision) -> None:
         ready, tracked = decision.ready, self.tracked[decision.ready.service]

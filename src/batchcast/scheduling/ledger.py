@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,13 +126,44 @@ class Ledger:
                 (service, version, action, day.isoformat())).fetchone()
         return Entry.from_row(found) if found else None
 
+    def oldest(self, service: str, version: str, action: str, states: tuple[str, ...],
+               page: int = 16) -> Iterator[Entry]:
+        """``action``'s rows in ``states``, oldest date first, read ``page`` rows at a time as they are asked for.
+
+        What the scheduler's pass reads: it stops at the first dates of an action that cannot start, so a
+        backlog of thousands costs it a page. No connection stays open between pages.
+        """
+        after = ""
+        while True:
+            found = self._query(
+                "SELECT * FROM runs WHERE service = ? AND version = ? AND action = ? AND logical_date > ? "
+                f"AND state IN ({_marks(states)}) ORDER BY logical_date LIMIT ?",
+                (service, version, action, after, *states, page))
+            yield from map(Entry.from_row, found)
+            if len(found) < page:
+                return
+            after = found[-1]["logical_date"]
+
+    def actions_in(self, service: str, version: str, states: tuple[str, ...]) -> set[str]:
+        """The actions that have a row in one of ``states``."""
+        found = self._query(f"SELECT DISTINCT action FROM runs WHERE service = ? AND version = ? "
+                            f"AND state IN ({_marks(states)})", (service, version, *states))
+        return {r["action"] for r in found}
+
     def _select(self, service: str, version: str, action: str | None,
                 states: tuple[str, ...] | None) -> list[sqlite3.Row]:
-        with self._connect() as con:
-            found = con.execute(
-                "SELECT * FROM runs WHERE service = ? AND version = ? AND (? IS NULL OR action = ?) "
-                "ORDER BY logical_date, action", (service, version, action, action)).fetchall()
-        return [r for r in found if states is None or r["state"] in states]
+        states_sql = "" if states is None else f"AND state IN ({_marks(states)}) "
+        return self._query(
+            f"SELECT * FROM runs WHERE service = ? AND version = ? AND (? IS NULL OR action = ?) {states_sql}"
+            "ORDER BY logical_date, action", (service, version, action, action, *(states or ())))
+
+    def _query(self, sql: str, params: tuple) -> list[sqlite3.Row]:
+        """The rows of one read, on a connection closed before they are returned."""
+        con = self._connect()
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
 
     def newest(self, service: str, version: str, action: str) -> dt.date | None:
         """The newest logical date recorded for ``action``, whatever its state."""
@@ -168,6 +200,11 @@ class Ledger:
             con.execute("INSERT INTO health VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET failing = excluded.failing",
                         (service, version, action, int(failing)))
         return bool(before["failing"] if before else False) != failing
+
+
+def _marks(values: tuple[str, ...]) -> str:
+    """SQL placeholders for ``values``: ``?, ?, ?`` (an empty tuple matches nothing)."""
+    return ", ".join("?" * len(values)) or "NULL"
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -8,7 +8,8 @@ plain data for :mod:`batchcast.scheduler` to carry out.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +93,14 @@ def startable(state: str, next_at: dt.datetime | None, now: dt.datetime) -> bool
     return not (state == "retrying" and next_at is not None and next_at > now)
 
 
-def order(ready: Iterable[Ready]) -> list[Ready]:
+def order_key(ready: Ready) -> tuple[dt.date, int, int]:
     """Oldest date first; on one date training, then evaluation, then application; then by service."""
-    return sorted(ready, key=lambda r: (r.day, KIND_ORDER.get(r.kind, len(KIND_ORDER)), r.service))
+    return ready.day, KIND_ORDER.get(ready.kind, len(KIND_ORDER)), ready.service
+
+
+def order(ready: Iterable[Ready]) -> list[Ready]:
+    """``ready`` in :func:`order_key`'s order; ties keep their order."""
+    return sorted(ready, key=order_key)
 
 
 def blocked(ready: Ready, running: Iterable[Running]) -> bool:
@@ -120,19 +126,40 @@ def dispatch(ready: Iterable[Ready], running: Iterable[Running], parallelism: in
     reaches, so the caller may look models up lazily. A date already
     ``waiting`` that may wait on gets no decision: it stays as it is.
     """
-    running, decisions = list(running), []
-    for candidate in order(ready):
-        if len(running) >= parallelism:
-            break
+    return dispatch_streams([(r,) for r in ready], running, parallelism, missing, now)
+
+
+def dispatch_streams(streams: Iterable[Iterable[Ready]], running: Iterable[Running], parallelism: int,
+                     missing: Mapping[tuple[int, str | None], str | None], now: dt.datetime) -> list[Decision]:
+    """:func:`dispatch` over ``streams``, each read only as far as the pass needs it.
+
+    A stream is one action's ready dates in :func:`order`: one service, action, slot and
+    ``max_active_runs``. Its dates are merged with the other streams' in that order (ties go to the
+    earlier stream). Runs in flight only grow during a pass, so once one date of a stream is blocked
+    every later one is: the stream is read no further, and a backlog behind a run costs one date.
+    """
+    running, decisions, heads = list(running), [], []
+    for index, stream in enumerate(streams):
+        _advance(heads, index, iter(stream))
+    while heads and len(running) < parallelism:
+        _, index, candidate, rest = heapq.heappop(heads)
         if blocked(candidate, running):
-            continue
+            continue  # and so is the rest of its stream
         reason = missing[(candidate.service, candidate.model)] if candidate.needs_model else None
         if reason is not None:
             decisions += _no_model(candidate, reason, now)
-            continue
-        decisions.append(Decision("start", candidate))
-        running.append(Running(candidate.service, candidate.action, candidate.slot))
+        else:
+            decisions.append(Decision("start", candidate))
+            running.append(Running(candidate.service, candidate.action, candidate.slot))
+        _advance(heads, index, rest)
     return decisions
+
+
+def _advance(heads: list, index: int, stream: Iterator[Ready]) -> None:
+    """Put the next date of stream ``index`` among the heads, if it has one."""
+    following = next(stream, None)
+    if following is not None:
+        heapq.heappush(heads, (order_key(following), index, following, stream))
 
 
 def _no_model(ready: Ready, reason: str, now: dt.datetime) -> list[Decision]:
