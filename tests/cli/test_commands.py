@@ -94,3 +94,27 @@ def test_unknown_action_and_bad_date(adopted):
 def test_verbose_shows_traceback(adopted):
     result = bc("--verbose", "run", "scoring", cwd=adopted, ok=False)
     assert "Traceback" in result.stderr and "error: " in result.stderr
+
+
+def test_runs_prints_a_page_and_says_how_to_see_the_rest(tmp_path):
+    import datetime as dt
+
+    from batchcast import Service
+
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    days = [dt.date(2026, 1, 1) + dt.timedelta(days=k) for k in range(60)]
+    Service(svc / "batchcast.toml").ledger.queue("churn", "1", "application", days)
+
+    def dates(out: str) -> list[str]:
+        return [d.isoformat() for d in days if d.isoformat() in out]
+
+    paged = bc("runs", cwd=svc).stdout
+    assert dates(paged) == [d.isoformat() for d in days[-50:]]  # the newest page, oldest first as ever
+    assert "10 earlier rows not shown; --limit N shows the newest N, --limit 0 all of them" in paged
+    assert dates(bc("runs", "--limit", "3", cwd=svc).stdout) == [d.isoformat() for d in days[-3:]]
+    everything = bc("runs", "--limit", "0", cwd=svc).stdout
+    assert len(dates(everything)) == 60 and "not shown" not in everything
+    assert len(bc_json("runs", cwd=svc)) == 60  # machines get every row unless they ask for fewer
+    assert [r["logical_date"] for r in bc_json("runs", "--limit", "2", cwd=svc)] == [d.isoformat() for d in days[-2:]]
+    assert "Invalid value for '--limit'" in bc("runs", "--limit", "-1", cwd=svc, ok=False).stderr

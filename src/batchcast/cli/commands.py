@@ -14,10 +14,13 @@ from batchcast.cli.airflow import airflow
 from batchcast.cli.common import Group, command_name, service_for
 from batchcast.cli.kubernetes import kubernetes
 from batchcast.cli.output import (
+    PAGE,
     backfill_line,
     emit,
+    hidden_line,
     manifest_table,
     models_table,
+    newest,
     rows_table,
     runs_table,
     setup_logging,
@@ -109,12 +112,17 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
 
 @main.command()
 @click.option("--action", help="Only this action's runs.")
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help=f"Only the newest N rows (default {PAGE} in the table, all with --json); 0 shows all.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def runs(ctx: click.Context, action: str | None, as_json: bool) -> None:
-    """List every committed run, and the ledger's queued, running or skipped dates."""
+def runs(ctx: click.Context, action: str | None, limit: int | None, as_json: bool) -> None:
+    """List committed runs, and the ledger's queued, running or skipped dates: the newest unless --limit says."""
     found = service_for(ctx).history(action)
-    emit(found, as_json, lambda: runs_table(found))
+    shown = newest(found, (0 if as_json else PAGE) if limit is None else limit)
+    emit(shown, as_json, lambda: runs_table(shown))
+    if not as_json:
+        hidden_line(len(found), len(shown))
 
 
 @main.command()

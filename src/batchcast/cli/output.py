@@ -109,6 +109,23 @@ def backfill_line(done: int, total: int, manifest) -> None:
     click.echo(f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}")
 
 
+PAGE = 50  # rows a listing prints by default: more is for --limit 0, or --json
+
+
+def newest(rows: list, limit: int) -> list:
+    """The last ``limit`` of ``rows`` (listings run oldest first), or all of them for 0."""
+    return rows[-limit:] if limit else rows
+
+
+def hidden_line(total: int, shown: int) -> None:
+    """Say how many rows a page left out, and how to see them; nothing when it left out none."""
+    import click
+
+    if total > shown:
+        click.echo(f"{total - shown:,} earlier row{'s' if total - shown != 1 else ''} not shown; "
+                   "--limit N shows the newest N, --limit 0 all of them")
+
+
 def runs_table(runs: list[dict]) -> Table:
     table = _table("run", "status", "logical date", "duration", "rows", "model")
     for r in runs:
