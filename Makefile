@@ -10,7 +10,7 @@ PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-core-$(PYPROJECT)
 DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam clean
+.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam bench-listing bench-streaming clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -162,5 +162,32 @@ BEAM_ARGS ?= --rows 10000000 --model forest
 bench-beam: install-dev
 	$(BIN)/python benchmarks/beam.py $(BEAM_ARGS)
 
+# A long history's cost (benchmarks/listing.py): batchcast run without --model at 10,000 prior runs against 1,
+# a scheduler tick behind 10,000 queued dates, batchcast runs at 10,000 ledger rows (about 10 min).
+# LISTING_ARGS="--count 2000 --rounds 3" for a quicker run; PYTHONPATH=CHECKOUT/src measures another checkout.
+LISTING_ARGS ?=
+
+bench-listing: install-dev
+	$(BIN)/python -m compileall -q src
+	$(BIN)/python benchmarks/listing.py $(LISTING_ARGS)
+
+# batchcast stream against the hand-written confluent-kafka loop and Quix Streams, on one noida-db broker
+# (benchmarks/streaming.py; about 70 min at 1M events, 2 rounds). Quix Streams lives in its own venv: it pins
+# confluent-kafka < 2.13 and an older pydantic than batchcast's. STREAM_ARGS="--events 200000 --rounds 1" for a
+# quicker run; the profile needs pyinstrument (the bench extra).
+QUIX_STAMP := .venv-quix/.installed-1
+STREAM_ARGS ?=
+
+$(QUIX_STAMP):
+	test -x .venv-quix/bin/python || $(PY) -m venv .venv-quix
+	.venv-quix/bin/python -m pip install --quiet 'quixstreams==3.28.1' \
+	  "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
+	touch $@
+
+bench-streaming: install-dev $(QUIX_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m compileall -q src
+	$(BIN)/python benchmarks/streaming.py $(STREAM_ARGS)
+
 clean:
-	rm -rf $(VENV) .venv-bq .venv-airflow .venv-mlflow demo .pytest_cache
+	rm -rf $(VENV) .venv-bq .venv-airflow .venv-mlflow .venv-quix demo .pytest_cache
