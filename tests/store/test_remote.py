@@ -6,6 +6,7 @@ AWS_ENDPOINT_URL and AWS_* for S3, STORAGE_EMULATOR_HOST for GCS.
 
 from __future__ import annotations
 
+import json
 import os
 import tracemalloc
 import uuid
@@ -36,6 +37,11 @@ class TestGCSStore(StoreContract):
     @pytest.fixture
     def store(self, gcs_endpoint):
         return fresh_store("gs")
+
+    @pytest.mark.skip(reason="the GCS emulator ignores ifGenerationMatch, so its creates are not exclusive; "
+                             "test_gcs_manifest_create_is_conditional checks that batchcast asks for them")
+    def test_latest_holds_when_commits_race(self):
+        pass
 
 
 @pytest.mark.parametrize("scheme", ["s3", "gs", "file"])
@@ -77,9 +83,20 @@ def test_gcs_manifest_create_is_conditional(gcs_endpoint, tmp_path):
         m = store.commit(m)
     finally:
         store.fs._call = original
-    uploads = [kw for method, _, kw in calls if method == "POST"]
-    assert uploads and all(kw.get("ifGenerationMatch") == "0" for kw in uploads), calls
+    uploads = {_uploaded(kw): kw.get("ifGenerationMatch") for method, _, kw in calls if method == "POST"}
+    hint = "artifacts/svc/1/_latest/training.json"  # latest's hint is replaced whole, as an alias is
+    assert uploads.pop(hint) is None, calls
+    node = "artifacts/svc/1/_latest/training/000000000001.json"
+    assert sorted(uploads) == sorted([f"artifacts/{m.run_id}/manifest.json", node])
+    assert set(uploads.values()) == {"0"}, calls  # the manifest and latest's node: created only if absent
     assert store.manifest(m.run_id).model_dump() == m.model_dump()
+
+
+def _uploaded(kw: dict) -> str:
+    """The object an upload writes: named in its JSON (a resumable upload) or its first part (a multipart one)."""
+    if "json" in kw:
+        return kw["json"]["name"]
+    return json.loads(bytes(kw["data"]).split(b"\n\n", 1)[1].split(b"\n", 1)[0])["name"]
 
 
 def test_s3_conditional_create_refuses_a_racing_writer(s3_endpoint, tmp_path):
