@@ -39,12 +39,26 @@ class InPodman:
     def __init__(self, podman: list[str], container: str, remove: Callable[[], None]):
         self.podman, self.container, self._remove = podman, container, remove
 
-    def finish(self) -> tuple[int, str]:
-        waited = subprocess.run([*self.podman, "wait", self.container], capture_output=True, text=True)
+    def finish(self, timeout: float | None = None) -> tuple[int, str]:
+        """The exit code and output; past ``timeout`` s (a pod's grace period, say) an AssertionError with them."""
+        try:
+            waited = subprocess.run([*self.podman, "wait", self.container], capture_output=True, text=True,
+                                    timeout=timeout)
+        except subprocess.TimeoutExpired:
+            logs = subprocess.run([*self.podman, "logs", self.container], capture_output=True, text=True)
+            self.stop()
+            raise AssertionError(f"{self.container} still ran after {timeout} s:\n"
+                                 f"{(logs.stdout + logs.stderr)[-3000:]}") from None
         logs = subprocess.run([*self.podman, "logs", self.container], capture_output=True, text=True)
         self.stop()
         code = waited.stdout.split()
         return (int(code[-1]) if code else 137), logs.stdout + logs.stderr  # none: removed while it ran
+
+    def signal(self, name: str = "TERM") -> None:
+        """Send the container's main process ``SIGname``, as the kubelet does to a pod it stops."""
+        sent = subprocess.run([*self.podman, "kill", "--signal", name, self.container], capture_output=True,
+                              text=True)
+        assert sent.returncode == 0, f"podman kill --signal {name} {self.container}: {sent.stderr[-1000:]}"
 
     def stop(self) -> None:
         self._remove()

@@ -2,10 +2,11 @@
 
 No cloud or cluster is reachable here; podman starts the containers they
 would start (tests/executors/in_podman.py), against the GCS emulator for the
-store and PostgreSQL for the warehouse. For the executors, the fake APIs
-(which check the request bodies) start the body's container in podman; for
-the Airflow DAGs, Airflow itself renders the task (the VM's startup script,
-the KubernetesPodOperator's pod) and the test runs what it rendered.
+store, PostgreSQL for the warehouse and noida-db's Kafka for the stream. For
+the executors, the fake APIs (which check the request bodies) start the
+body's container in podman; for the Airflow DAGs, Airflow itself renders the
+task (the VM's startup script, the KubernetesPodOperator's pod) and the test
+runs what it rendered.
 """
 
 from __future__ import annotations
@@ -312,3 +313,119 @@ def test_the_serving_deployment_runs_in_podman_kube_play(cloud, podman, gcs_endp
         assert headers["x-batchcast-model-run"] == Service(cloud / "batchcast.toml").model_for().run_id
     finally:
         started.stop()
+
+
+STREAMED = 300  # events
+
+
+@pytest.fixture(scope="module")
+def streaming(podman, gcs_endpoint, kafka_broker, tmp_path_factory):
+    """A service streaming Kafka to Kafka (noida-db), trained into the GCS emulator, its image built.
+
+    Its own image, not the cloud fixture's: the image holds the spec, and the stream's is another service's.
+    """
+    import uuid
+
+    from tests.serving.servers import free_port
+    from tests.store.test_remote import fresh_store
+    from tests.streaming.common import stream_service
+
+    root = tmp_path_factory.mktemp("streaming")
+    unique = uuid.uuid4().hex[:8]  # the broker is the session's: other modules' topics and groups are on it
+    topics = {"events": f"podman-events-{unique}", "scores": f"podman-scores-{unique}"}
+    for topic in topics.values():
+        kafka_broker.create_topic(topic, 3)
+    topics["group"] = f"podman-{unique}"
+    spec = stream_service(root, STREAMED, f'''
+        source = "{kafka_broker.url(topics["events"])}"
+        topic = "{kafka_broker.url(topics["scores"])}"
+        group = "{topics["group"]}"
+        port = {free_port()}
+        secrets = ["{CREDENTIALS}"]
+        ''', train=False)
+    head, stream = spec.read_text().split("\n[stream]\n")
+    spec.write_text(f'''{head}
+[storage]
+url = "{fresh_store("gs").url}"
+
+[image]
+base = "{BASE_IMAGE}"
+extras = ["gcs"]
+
+[stream]
+{stream}''')
+    bc("run", "training", cwd=root)
+    bc("run", "application", cwd=root)  # the batch predictions the stream's must equal
+    build_if_changed(root)
+    yield root, topics
+    subprocess.run([*podman, "rmi", "--force", load_spec(spec).image_tag], capture_output=True)
+
+
+def test_the_streaming_deployment_scores_kafka_events_in_podman_kube_play(streaming, podman, gcs_endpoint,
+                                                                          kafka_broker, tmp_path):
+    """The pod `render-streaming` wrote, played by podman on the host network: every event scored once, then
+    SIGTERM ends it as the kubelet would, after its batch, by the signal."""
+    import urllib.error
+    import urllib.request
+
+    import yaml
+
+    from tests.streaming.common import events, rows, until
+
+    root, topics = streaming
+    spec = load_spec(root / "batchcast.toml")
+    out = tmp_path / "k8s"
+    bc("kubernetes", "render-streaming", "--out", str(out), cwd=root)
+    assert sorted(p.name for p in out.iterdir()) == ["scores-2-stream-deployment.yaml",
+                                                     "scores-2-stream-scaledobject.yaml"]
+    deployment = yaml.safe_load((out / "scores-2-stream-deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    port = spec.stream.port
+    assert pod["containers"][0]["image"] == spec.image_tag
+    assert pod["containers"][0]["args"] == ["stream", "--inline", "--host", "0.0.0.0", "--port", str(port)]
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
+    # A Deployment's pods restart what exits (restartPolicy Always), but the kubelet's SIGTERM comes with the pod's
+    # deletion, which podman's kill does not stand for: the played pod is not restarted after it.
+    played = {**pod, "restartPolicy": "Never"}
+    started = kube_play(podman, tmp_path, {CREDENTIALS: {"STORAGE_EMULATOR_HOST": gcs_endpoint}})(played,
+                                                                                                 "scores-stream")
+    try:
+        try:
+            until(lambda: get("/health/ready")[0] == 200, 180, "the streaming pod's readiness")
+        except AssertionError:
+            logs = subprocess.run([*podman, "logs", started.container], capture_output=True, text=True)
+            pytest.fail(f"the streaming pod never became ready:\n{(logs.stdout + logs.stderr)[-3000:]}")
+        values, keys = events(root)
+        kafka_broker.produce(topics["events"], values, keys)
+
+        def scored():
+            found = kafka_broker.read(topics["scores"], read_committed=True, timeout=5)
+            return found if len(found) >= STREAMED else None
+
+        records = [json.loads(r.value) for r in until(scored, 120, f"{STREAMED} scores on the output topic")]
+        metrics = get("/metrics")[1]
+    except BaseException:
+        started.stop()
+        raise
+    started.signal("TERM")
+    code, log = started.finish(timeout=pod["terminationGracePeriodSeconds"])  # else the kubelet would kill it
+    assert code == 143, f"exited {code}, not by SIGTERM:\n{log[-3000:]}"
+    assert f'"stopped: {STREAMED} messages consumed"' in log, log[-3000:]
+
+    assert len(records) == STREAMED  # each event once, for a read_committed reader
+    batch = {r["player_id"]: r["label"] for r in rows(root, "SELECT player_id, label FROM scores")}
+    assert {r["player_id"]: r["label"] for r in records} == batch
+    assert {r["_model_run"] for r in records} == {Service(root / "batchcast.toml").model_for().run_id}
+    assert f"batchcast_stream_messages_total {STREAMED:.1f}" in metrics
+    # What KEDA's trigger reads: the group's committed offsets, at the end of every partition (no lag).
+    committed = kafka_broker.committed(topics["group"], topics["events"])
+    assert sum(committed.values()) == STREAMED, committed

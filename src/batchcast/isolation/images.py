@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.metadata import distribution
 from pathlib import Path
 
+from batchcast import registry
 from batchcast.errors import ExecutorError, SpecError
 from batchcast.spec import ServiceSpec
 
@@ -30,7 +31,10 @@ MODEL_DIR = "/srv/model"
 # Every platform starts the image this way: arguments, when given, are batchcast's own
 # (`docker run IMAGE run training --date D`); without them the run comes from the environment
 # (ACTION, LOGICAL_DATE, RUN_TS, MODEL_RUN), as the executors' Jobs, CustomJobs and VMs set it.
-# Then, on a gce executor's VM, the VM deletes itself whatever the run's outcome.
+# batchcast runs as the shell's child, not as the container's PID 1, which gets no signal it has no handler for
+# (a pod's SIGTERM was ignored until the SIGKILL): the shell forwards SIGTERM, SIGINT and SIGHUP, and exits with
+# batchcast's code, 143 when SIGTERM stopped it. Then, on a gce executor's VM, the VM deletes itself whatever the
+# run's outcome.
 ENTRYPOINT_SCRIPT = (
     'if [ $# -eq 0 ]; then '
     'if [ -z "$ACTION" ] || [ -z "$LOGICAL_DATE" ]; then '
@@ -38,7 +42,10 @@ ENTRYPOINT_SCRIPT = (
     'LOGICAL_DATE" >&2; exit 2; fi; '
     'set -- run "$ACTION" --date "$LOGICAL_DATE" --executor inline '
     '${RUN_TS:+--run-ts "$RUN_TS"} ${MODEL_RUN:+--model "$MODEL_RUN"}; fi; '
-    'batchcast "$@"; code=$?; '
+    'batchcast "$@" & child=$!; '
+    'for s in TERM INT HUP; do trap "got=1; kill -$s $child 2>/dev/null" $s; done; '
+    # A trap interrupts the wait (which then returns 128 + the signal): wait again, until one ends with no trap.
+    'got=1; while [ -n "$got" ]; do got=; wait $child; code=$?; done; '
     'if [ -n "$BATCHCAST_DELETE_VM" ]; then python -m batchcast.executors.gce; fi; exit $code')
 # "batchcast" is the script's $0; what the platform appends becomes "$@".
 ENTRYPOINT = ["/bin/sh", "-c", ENTRYPOINT_SCRIPT, "batchcast"]
@@ -97,8 +104,12 @@ def engine_run(engine: list[str], *args: str, timeout: float | None = None, chec
 
 
 def image_extras(spec: ServiceSpec) -> str:
-    """The image's batchcast extras: ``[image] extras`` plus serve, so every image can run ``batchcast serve``."""
-    return f"[{','.join(sorted({*spec.image.extras, 'serve'}))}]"
+    """The image's batchcast extras: ``[image] extras``, serve (every image can run ``batchcast serve``), and
+    with a ``[stream]`` table the clients of the brokers its URLs name, so the image can run ``batchcast stream``."""
+    stream = spec.stream
+    urls = (stream.source, stream.topic, stream.dead_letter) if stream is not None else ()
+    brokers = {registry.BROKERS[url.split("://")[0]].extra for url in urls if url}
+    return f"[{','.join(sorted({*spec.image.extras, 'serve', *brokers}))}]"
 
 
 def dockerfile(spec: ServiceSpec) -> str:
