@@ -49,7 +49,8 @@ class StreamSection(Deployed):
     guarantee: Literal["exactly-once", "at-least-once"] = Field(
         "exactly-once", description="exactly-once: Kafka transactions, and positions stored with the rows; "
                                     "at-least-once: plain commits after delivery (faster, may repeat).")
-    max_batch: int = Field(500, ge=1, le=100_000, description="Messages scored and delivered together.")
+    max_batch: int = Field(2000, ge=1, le=100_000, description="Messages scored and delivered together (a batch's "
+                           "fixed costs, a transaction or a flush and a commit, are shared by its messages).")
     max_wait_ms: float = Field(20.0, ge=0, le=60_000, description="How long a batch waits to fill (a backlog "
                                "fills it at once; a trickle waits this long: the latency it adds).")
     poll: float = Field(10.0, gt=0, description="Seconds between checks of the alias for a new model.")
