@@ -19,10 +19,11 @@ reads whatever the history. Claiming before committing keeps the answer
 right if a process dies in between: a node past the hint whose run has no
 manifest yet is in flight, and the node before it stands; after
 ``GRACE_S`` without one, the run is dead. What the index cannot vouch for
-(the hint's run gone, a manifest unreadable, no hint: a store from before
-the index, or a claim that failed and took the hint away) is answered by a
-listing, and the answer is appended as a node, so the next reader is fast
-again. A run committed by
+(the hint's run gone, no hint: a store from before the index, or a claim
+that failed and took the hint away) is answered by a listing, and the
+answer is appended as a node, so the next reader is fast again; a node
+whose manifest cannot be read is answered by a listing each time, as
+before the index, until the file is restored. A run committed by
 something that does not claim (an older batchcast) is not seen until the
 index is rebuilt: delete ``_latest/``.
 """
@@ -220,8 +221,8 @@ class Latest:
                 return None
             try:
                 found = self._settle(doc) if wait else self._committed(doc)
-            except IntegrityError:
-                raise _Unvouched(not stepped_over_flight) from None
+            except IntegrityError:  # listed, and not rebuilt past: restored, it is the latest again
+                raise _Unvouched(False) from None
             if found is None and (doc.get("committed") or _age(doc) > GRACE_S):  # deleted, or dead before commit
                 raise _Unvouched(not stepped_over_flight)
             if found is not None and found.succeeded:

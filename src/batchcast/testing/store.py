@@ -113,6 +113,17 @@ class StoreContract:
             patched.setattr(store, "list_runs", _no_listing)
             assert store.latest("svc", "1", "training").run_ts == ts[3]
 
+    def test_latest_lists_while_the_newest_manifest_cannot_be_read(self, store, tmp_path):
+        ts = [f"20260101T0000000000{i:02d}Z" for i in range(2)]
+        commit_with_file(store, tmp_path, ts=ts[0])
+        newest = commit_with_file(store, tmp_path, ts=ts[1])
+        path = store._path(newest.run_id, "manifest.json")
+        raw = store.fs.cat_file(path)
+        store.fs.pipe_file(path, b"{not a manifest")
+        assert store.latest("svc", "1", "training").run_ts == ts[0]  # as a listing says
+        store.fs.pipe_file(path, raw)  # restored from a backup: the newest again
+        assert store.latest("svc", "1", "training").run_ts == ts[1]
+
     def test_latest_survives_a_run_that_claimed_and_died(self, store, tmp_path, monkeypatch):
         ts = [f"20260101T0000000000{i:02d}Z" for i in range(4)]
         commit_with_file(store, tmp_path, ts=ts[0])
