@@ -193,9 +193,12 @@ def main() -> None:
         figures |= race({"runs, 1 ledger row": one.cli("runs"), f"runs, {n:,} ledger rows": ledger.cli("runs"),
                          f"runs, {2 * n + 2:,} committed runs": many.cli("runs")}, args.rounds)
     med = {name: f["median_s"] for name, f in figures.items()}
+    cpu = {name: f["cpu_median_s"] for name, f in figures.items()}
     checks = [
         (f"run without --model: {n:,} prior / 1 prior", med[f"run application, {n:,} prior"]
          / med["run application, 1 prior"], "<=", 1.05),
+        (f"run without --model, CPU: {n:,} prior / 1 prior", cpu[f"run application, {n:,} prior"]
+         / cpu["run application, 1 prior"], "<=", 1.05),
         (f"tick at {n:,} queued rows (ms)", 1000 * med[f"tick, {n:,} queued"], "<=", 15.0),
         (f"batchcast runs at {n:,} ledger rows (s)", med[f"runs, {n:,} ledger rows"], "<=", 0.5),
     ]
