@@ -1,8 +1,9 @@
 """The scheduler's rules, pure: which dates are due, which start next, when to retry, how long to wait.
 
 No I/O, no processes and no clock: the time is a parameter, the ledger's
-rows and the runs in flight arrive as plain data, and decisions leave as
-plain data for :mod:`batchcast.scheduler` to carry out.
+rows and the runs in flight arrive as plain data (the rows may come as
+streams the caller reads only as far as a pass asks), and decisions leave
+as plain data for :mod:`batchcast.scheduler` to carry out.
 """
 
 from __future__ import annotations
