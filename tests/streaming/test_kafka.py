@@ -113,7 +113,9 @@ def kill_trials(root, broker, sink: str, table: str, warehouse: str | None = Non
         part = slice(trial * share, (trial + 1) * share)
         broker.produce(t["events"], values[part], keys[part])
         consumer = Consumer(root)
-        time.sleep(draw.uniform(1.0, 2.5))
+        # From its start line, not from its launch: a loaded machine's start-up took longer than the whole window.
+        until(lambda c=consumer: "streaming" in c.text(), 60, "the consumer's start", consumer)
+        time.sleep(draw.uniform(0.1, 1.5))
         assert consumer.stop(signal.SIGKILL) == -signal.SIGKILL, consumer.text()
         seen.append((count_rows(root, table, warehouse), min(part.stop, ROWS)))
     # The last life takes what is left in batches of 500: at 5 a batch a loaded CI machine took over 120 s.
