@@ -61,6 +61,17 @@ def test_outputs_carry_the_model_run_and_the_coordinates():
     assert letter["encoding"] == "base64" and letter["payload"] == "//4=" and letter["error"] == "bad"
 
 
+def test_documents_orjson_reads_otherwise_than_json_are_read_as_json_reads_them():
+    """orjson (the fast path) reads an integer past 64 bits as a float, and refuses NaN and UTF-16."""
+    batch = [message(b'{"player_id": 123456789012345678901234567890, "f1": 1, "f2": 2}', 0),
+             message('{"player_id": "u", "f1": 1, "f2": 2}'.encode("utf-16"), 1),
+             message(b'{"player_id": "n", "f1": NaN, "f2": 2}', 2),
+             message(b'{"player_id": "d", "f1": 1e999, "f2": 2}', 3)]
+    decoded = Reader(SCHEMA, ("player_id",)).read(batch, FEATURES)
+    assert decoded.table.column("player_id").to_pylist() == ["123456789012345678901234567890", "u", "d"]
+    assert decoded.table.column("f1").to_pylist()[2] == float("inf")  # json's reading, which orjson refuses
+    assert [(m.offset, e.message) for m, e in decoded.bad] == [(2, "the JSON holds NaN, which is not a JSON number")]
+
 
 def test_records_hold_json_values_only():
     batch = [message({}, o) for o in range(3)]

@@ -30,7 +30,8 @@ from batchcast.spec import ServiceSpec
 log = logging.getLogger("batchcast")
 # skops only loads models that earlier versions saved (new ones are joblib files); it is imported for those alone.
 RUNTIME = ("pyarrow", "duckdb", "pydantic", "fsspec", "numpy", "pandas", "croniter", "joblib", "skops")
-SERVE = ("starlette", "uvicorn", "httptools", "uvloop", "prometheus_client")  # batchcast serve's, added for it
+# batchcast serve's, added for it
+SERVE = ("starlette", "uvicorn", "httptools", "uvloop", "prometheus_client", "orjson")
 DONE = ".complete"  # written last, with what the build installed: a venv without it is rebuilt
 SOURCE = Path(__file__).resolve().parents[1]  # the batchcast package a Python-contract environment links to
 

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from batchcast.errors import RequestError
 
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")  # 2**64 has 20 digits; a float's repr at most 17 in a row
 ARROW = {"number": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
 
 
@@ -40,10 +43,20 @@ class Features:
 
 
 def decode(body: bytes, what: str = "the request body") -> Any:
-    """A JSON document (a request's body, a message); RequestError naming ``what`` if it is not one."""
+    """A JSON document (a request's body, a message); RequestError naming ``what`` if it is not one.
+
+    orjson reads it at a quarter of json's cost. It refuses more than json does (NaN, a number past
+    float64, a lone surrogate, UTF-16) and reads an integer past 64 bits as a float, so those documents,
+    and any with a run of 20 digits, go to json, which reads them as before or says what is wrong.
+    """
     if not body.strip():
         raise RequestError(f"{what} is empty", "send a JSON object, e.g. "
                            '{"dataframe_records": [{"feature": 1.0}]}')
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         if b"NaN" in body or b"Infinity" in body:  # json.loads with a hook builds a decoder per call: 1.7x slower
             return json.loads(body, parse_constant=_not_finite)

@@ -14,9 +14,9 @@ from batchcast.errors import MissingExtra, SpecError
 from batchcast.isolation.environments import exec_module
 
 # The libraries batchcast stream's process imports, by the broker schemes that need them.
-LIBRARIES = {"": ("prometheus_client",), "kafka": ("confluent_kafka",),
+LIBRARIES = {"": ("prometheus_client", "orjson"), "kafka": ("confluent_kafka",),
              "pubsub": ("google-cloud-pubsub", "grpcio")}
-MODULES = {"prometheus_client": "prometheus_client", "confluent_kafka": "confluent_kafka",
+MODULES = {"prometheus_client": "prometheus_client", "orjson": "orjson", "confluent_kafka": "confluent_kafka",
            "google-cloud-pubsub": "google.cloud.pubsub_v1", "grpcio": "grpc"}
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -20,7 +21,6 @@ from batchcast.brokers.base import Message
 from batchcast.errors import BatchcastError
 
 Record = tuple[bytes | None, bytes]  # (key, value)
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def coordinates(message: Message) -> dict:
@@ -50,14 +50,14 @@ def records(scored: pa.Table, owners: list[Message], model_run: str, at: dt.date
     The stamps every record shares are encoded once per batch, and the columns are made plain for JSON
     once per column: per row, only its own values are encoded (a third of the cost of encoding it whole).
     """
-    tail = "," + _dumps({"_model_run": model_run, "_predicted_at": at.isoformat()})[1:]
+    tail = b"," + orjson.dumps({"_model_run": model_run, "_predicted_at": at.isoformat()})[1:]
     columns = {name: _plain(scored.column(name)) for name in scored.column_names}
     out = []
     for i, message in enumerate(owners):
         row = {name: values[i] for name, values in columns.items()}
         row.update(_key=_text(message.key), _source=message.source, _partition=message.partition,
                    _offset=message.offset, _message_id=message.id)
-        out.append((message.key, (_dumps(row)[:-1] + tail).encode()))
+        out.append((message.key, orjson.dumps(row)[:-1] + tail))
     return out
 
 
