@@ -31,6 +31,11 @@
 - Latency: a separate run per contender; a producer process sends at a steady
   rate (default 5,000 events/s for 20 s, each event carrying its send time),
   and the reader notes when it sees each output: p50 and p99 of seen - sent.
+- Memory: the same, with the N events sent at ``--memory-rate`` (default
+  20,000/s), RSS sampled every 0.25 s: the median while the first quarter of
+  the outputs came against the last quarter's. This is the goal's measure; the
+  race's quarters are reported beside it, and there RSS steps up whenever
+  noida-db answers a partition's fetch with its whole backlog (see below).
 - Profile: ``batchcast stream``'s loop driven in-process on ``--profile-events``
   events with each phase timed (poll, JSON decode, table build, predict,
   output JSON, produce, commit or transaction), and a pyinstrument profile;
@@ -38,8 +43,9 @@
 
 Traps of noida-db this works around or reports: a fetch is answered with a
 partition's whole backlog whatever the client's fetch limits (so every
-consumer here raises ``receive.message.max.bytes``, and every consumer's RSS
-steps up to hold that backlog once, early), and the broker itself takes about
+consumer here raises ``receive.message.max.bytes``, and every consumer's RSS,
+the hand loop's too, steps up to hold that backlog as each partition's answer
+lands), and the broker itself takes about
 1.3 of the 2 cores at 5,000 events/s with its consumers attached, which
 bounds the latency run. Other processes on the machine are measured too
 ("others' CPU s"): wall-clock rates move with them, CPU seconds far less.
@@ -48,8 +54,9 @@ Run: ``make bench-streaming`` (installs ``.venv-quix``; about 70 min at 1M
 events and 2 rounds), or ``.venv/bin/python benchmarks/streaming.py --events
 200000 --rounds 1`` for a quick run; ``--only 'batchcast at-least-once,hand
 loop' --skip latency,profile`` races a few; ``--skip race,profile`` measures
-latency alone. Results: ``benchmarks/results/streaming.json`` (``--out``),
-written after every finished measurement, and a Markdown table.
+latency alone, ``--skip race,latency,profile`` memory alone. Results:
+``benchmarks/results/streaming.json`` (``--out``), written after every
+finished measurement, and a Markdown table.
 """
 
 from __future__ import annotations
@@ -646,67 +653,91 @@ class Bench:
             {"partial": True, "events": self.args.events, "samples": self.samples, "failures": self.failures,
              **self.partial}, indent=2, default=float) + "\n")
 
-    # latency
+    # latency, and memory at a steady rate
     def latency(self) -> dict:
         contenders = {k: v for k, v in self.contenders().items()
                       if k in ("batchcast exactly-once", "batchcast at-least-once", "hand loop")}
         # The same at-least-once stream with a batch waiting 100 ms to fill (the default before 73c85e5; now 20).
         contenders["batchcast at-least-once, max_wait_ms = 100"] = {**contenders["batchcast at-least-once"],
                                                                     "max_wait_ms": 100}
+        return self.paced(contenders, self.args.latency_rate, self.args.latency_seconds, self.args.latency_rounds,
+                          "latency_samples")
+
+    def memory(self) -> dict:
+        """The million sent at a steady rate: what a consumer holds while it keeps up, not a fetched backlog."""
+        contenders = {k: v for k, v in self.contenders().items()
+                      if k in ("batchcast exactly-once", "batchcast at-least-once", "hand loop")}
+        return self.paced(contenders, self.args.memory_rate, self.args.events / self.args.memory_rate, 1,
+                          "memory_samples")
+
+    def paced(self, contenders: dict, rate: float, seconds: float, rounds: int, key: str) -> dict:
         found = collections.defaultdict(list)
-        primers = 300
-        for r in range(self.args.latency_rounds):
+        for r in range(rounds):
             order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
             for name in order:
-                print(f"... latency round {r + 1}: {name}", flush=True)
-                self.runs += 1
-                tag = f"{self.runs}"
-                source = f"lat-{tag}"
-                self.broker.create_topic(source, PARTITIONS)
-                self.broker.produce(source, [json.dumps({"player_id": f"w{i}", **dict.fromkeys(FEATURES, 0.1)})
-                                             .encode() for i in range(primers)],
-                                    [f"w{i}".encode() for i in range(primers)])
-                argv, _ = self.launch(name, contenders[name], source, tag)
-                total = int(self.args.latency_rate * self.args.latency_seconds)
-                watch = Watch(self.broker.bootstrap, f"out-{tag}", primers + total, latency=True)
-                watch.start()
-                watch.ready.wait(30)
-                log = (self.root / f"{tag}-latency.log").open("w")
-                proc = subprocess.Popen(argv, cwd=self.root, stdout=log, stderr=subprocess.STDOUT)
-                try:
-                    deadline = time.monotonic() + 120
-                    while watch.count < primers:
-                        if proc.poll() is not None or time.monotonic() > deadline:
-                            raise RuntimeError(f"{name} did not start:\n{Path(log.name).read_text()[-3000:]}")
-                        time.sleep(0.1)
-                    time.sleep(0.5)
-                    sent_file = self.root / f"{tag}-sent.json"
-                    cpu0, busy0, began = cpu_seconds(tree(proc.pid)), machine_busy_s(), time.monotonic()
-                    subprocess.run([sys.executable, __file__, "_pace", "--bootstrap", self.broker.bootstrap,
-                                    "--topic", source, "--rate", str(self.args.latency_rate),
-                                    "--seconds", str(self.args.latency_seconds), "--out", str(sent_file)], check=True)
-                    deadline = time.monotonic() + 30
-                    while watch.count < primers + total and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    cpu, machine = cpu_seconds(tree(proc.pid)) - cpu0, machine_busy_s() - busy0
-                    busy = time.monotonic() - began
-                finally:
-                    stop(proc)
-                    log.close()
-                    watch.drain()
-                sent = json.loads(sent_file.read_text())
-                ms = sorted((watch.seen[f"q{i}".encode()] - t) * 1000 for i, t in enumerate(sent["sent"])
-                            if f"q{i}".encode() in watch.seen)
-                found[name].append({"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-                                    "max_ms": ms[-1] if ms else None, "outputs": len(ms), "sent": total,
-                                    "send_rate": total / sent["seconds"], "cpu_share": cpu / busy,
-                                    "machine_busy_cores": machine / busy})
-                self.broker_delete(f"out-{tag}")
-                self.checkpoint(latency_samples=found)
+                print(f"... {key.split('_')[0]} round {r + 1}: {name} at {rate:,.0f} events/s", flush=True)
+                found[name].append(self.paced_one(name, contenders[name], rate, seconds))
+                self.checkpoint(**{key: found})
                 f = found[name][-1]
-                print(f"    p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, {f['outputs']}/{total} seen, "
-                      f"{f['cpu_share']:.0%} of a core", flush=True)
+                print(f"    p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, {f['outputs']}/{f['sent']} seen, "
+                      f"{f['cpu_share']:.0%} of a core, RSS {f['rss_q1_mib']:.0f} -> {f['rss_q4_mib']:.0f} MiB",
+                      flush=True)
         return found
+
+    def paced_one(self, name: str, c: dict, rate: float, seconds: float) -> dict:
+        """One contender fed ``rate`` events a second (after primers that show it is up): latency, CPU, RSS."""
+        primers = 300
+        self.runs += 1
+        tag = f"{self.runs}"
+        source = f"lat-{tag}"
+        self.broker.create_topic(source, PARTITIONS)
+        self.broker.produce(source, [json.dumps({"player_id": f"w{i}", **dict.fromkeys(FEATURES, 0.1)})
+                                     .encode() for i in range(primers)],
+                            [f"w{i}".encode() for i in range(primers)])
+        argv, _ = self.launch(name, c, source, tag)
+        total = int(rate * seconds)
+        watch = Watch(self.broker.bootstrap, f"out-{tag}", primers + total, latency=True)
+        watch.start()
+        watch.ready.wait(30)
+        log = (self.root / f"{tag}-paced.log").open("w")
+        proc = subprocess.Popen(argv, cwd=self.root, stdout=log, stderr=subprocess.STDOUT)
+        rss: list[tuple[float, int, int]] = []  # (seconds, RSS kB, outputs so far)
+        try:
+            deadline = time.monotonic() + 120
+            while watch.count < primers:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start:\n{Path(log.name).read_text()[-3000:]}")
+                time.sleep(0.1)
+            time.sleep(0.5)
+            sent_file = self.root / f"{tag}-sent.json"
+            cpu0, busy0, began = cpu_seconds(tree(proc.pid)), machine_busy_s(), time.monotonic()
+            sender = subprocess.Popen([sys.executable, __file__, "_pace", "--bootstrap", self.broker.bootstrap,
+                                       "--topic", source, "--rate", str(rate), "--seconds", str(seconds),
+                                       "--out", str(sent_file)])
+            while sender.poll() is None:
+                rss.append((time.monotonic() - began, status_kb(tree(proc.pid), "VmRSS"), watch.count - primers))
+                time.sleep(0.25)
+            if sender.returncode:
+                raise RuntimeError(f"the sender exited {sender.returncode}")
+            deadline = time.monotonic() + 30
+            while watch.count < primers + total and time.monotonic() < deadline:
+                time.sleep(0.1)
+            cpu, machine = cpu_seconds(tree(proc.pid)) - cpu0, machine_busy_s() - busy0
+            busy = time.monotonic() - began
+        finally:
+            stop(proc)
+            log.close()
+            watch.drain()
+        sent = json.loads(sent_file.read_text())
+        ms = sorted((watch.seen[f"q{i}".encode()] - t) * 1000 for i, t in enumerate(sent["sent"])
+                    if f"q{i}".encode() in watch.seen)
+        self.broker_delete(f"out-{tag}")
+        self.broker_delete(source)
+        step = max(1, len(rss) // 60)
+        return {"p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": ms[-1] if ms else None,
+                "outputs": len(ms), "sent": total, "send_rate": total / sent["seconds"], "cpu_share": cpu / busy,
+                "machine_busy_cores": machine / busy, **memory_quarters(rss, total),
+                "rss_series": [(round(t, 2), round(kb / 1024, 1), count) for t, kb, count in rss[::step]]}
 
     # profile
     def profile(self) -> dict:
@@ -773,7 +804,7 @@ def fmt(s: dict | None, spec: str = ",.0f", spread: bool = True) -> str:
     return f"{text} ({format(s['min'], spec)}-{format(s['max'], spec)})" if spread and s["min"] != s["max"] else text
 
 
-def report(bench: Bench, lat: dict, prof: dict, args) -> dict:
+def report(bench: Bench, lat: dict, mem: dict, prof: dict, args) -> dict:
     names = list(bench.samples)
     figures = {name: {key: summary(bench.samples[name], key) for key in
                       ("events_per_s", "steady_events_per_s", "startup_s", "cpu_s", "broker_cpu_s", "other_cpu_s",
@@ -808,6 +839,18 @@ def report(bench: Bench, lat: dict, prof: dict, args) -> dict:
             lines.append(f"| {name} | {fmt(f['p50_ms'], '.1f')} | {fmt(f['p99_ms'], '.1f')} | "
                          f"{fmt(f['max_ms'], '.0f')} | {min(f['outputs']):,} / {f['sent']:,} | "
                          f"{fmt(f['cpu_share'], '.0%')} | {fmt(f['machine_busy_cores'], '.2f')} |")
+    mem_figures = {name: {k: summary(runs, k) for k in ("rss_q1_mib", "rss_q4_mib", "rss_growth", "p99_ms",
+                                                        "cpu_share", "send_rate")}
+                   | {"outputs": [r["outputs"] for r in runs], "sent": runs[0]["sent"]} for name, runs in mem.items()}
+    if mem:
+        lines += ["", f"Memory: {args.events:,} events sent at {args.memory_rate:,} events/s, RSS while the first "
+                      "quarter of the outputs came and while the last quarter did", "",
+                  "| contender | RSS 1st quarter MiB | RSS last quarter MiB | last / first | p99 ms | seen / sent | "
+                  "CPU (share of a core) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name, f in mem_figures.items():
+            lines.append(f"| {name} | {fmt(f['rss_q1_mib'], '.0f')} | {fmt(f['rss_q4_mib'], '.0f')} | "
+                         f"{fmt(f['rss_growth'], '.3f')} | {fmt(f['p99_ms'], '.1f')} | "
+                         f"{min(f['outputs']):,} / {f['sent']:,} | {fmt(f['cpu_share'], '.0%')} |")
     for name, p in prof.items():
         if "pyinstrument" in name:
             continue
@@ -819,7 +862,7 @@ def report(bench: Bench, lat: dict, prof: dict, args) -> dict:
                          f"{p['loop_cpu_s'] * 1e6 / n:.1f} |")
         for phase, s in sorted(p["phases"].items(), key=lambda kv: -kv[1]):
             lines.append(f"| {phase} | {s:.2f} | {s * 1e6 / n:.1f} | {p['phases_cpu'][phase] * 1e6 / n:.1f} |")
-    verdicts = goals(figures, lat_figures)
+    verdicts = goals(figures, lat_figures, mem_figures)
     lines += [""] + [f"- {v['goal']}: {v['value']} -> {v['verdict']}" for v in verdicts]
     print("\n" + "\n".join(lines))
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
@@ -827,7 +870,7 @@ def report(bench: Bench, lat: dict, prof: dict, args) -> dict:
             "cores": os.cpu_count(), "model_run": bench.model_run,
             "commit": git("rev-parse", "HEAD"), "src_changed": git("status", "--porcelain", "src").splitlines(),
             "settings": {k: v for k, v in vars(args).items()}, "stream_defaults": stream_defaults(),
-            "figures": figures, "latency": lat_figures,
+            "figures": figures, "latency": lat_figures, "memory": mem_figures, "memory_samples": mem,
             "profile": prof, "verdicts": verdicts, "failures": bench.failures, "samples": bench.samples,
             "latency_samples": lat,
             "table": "\n".join(lines)}
@@ -840,7 +883,7 @@ def stream_defaults() -> dict:
     return {k: StreamSection.model_fields[k].default for k in ("max_batch", "max_wait_ms")}
 
 
-def goals(f: dict, lat: dict) -> list[dict]:
+def goals(f: dict, lat: dict, mem: dict) -> list[dict]:
     out = []
 
     def ratio(a, b, key="events_per_s"):
@@ -882,11 +925,18 @@ def goals(f: dict, lat: dict) -> list[dict]:
             p99 = lat[name]["p99_ms"]["median"]
             add(f"{name} p99 at the latency run's rate (<= {GOALS['p99_ms']:g} ms)", p99, p99 <= GOALS["p99_ms"],
                 f"{p99:.1f} ms")
-    for name, fig in f.items():
+    for name, fig in mem.items():
         if name.startswith("batchcast") and fig["rss_growth"]:
             g = fig["rss_growth"]["max"]
-            add(f"{name} memory flat: last-quarter / first-quarter RSS, worst round (<= {GOALS['rss_growth']:g})", g,
-                g <= GOALS["rss_growth"], f"{g:.3f}")
+            add(f"{name} memory flat over the million at a steady rate: last-quarter / first-quarter RSS, worst "
+                f"round (<= {GOALS['rss_growth']:g})", g, g <= GOALS["rss_growth"], f"{g:.3f}")
+    # From a backlog, noida-db answers each partition's first fetch with all of it, so RSS steps up as each
+    # partition's answer lands, whoever reads it (the hand loop too): informational.
+    for name, fig in f.items():
+        if fig["rss_growth"]:
+            g = fig["rss_growth"]["max"]
+            out.append({"goal": f"{name} RSS from the backlog, last / first quarter, worst round (informational)",
+                        "value": f"{g:.3f}", "verdict": "-", "number": g})
     return out
 
 
@@ -900,12 +950,14 @@ def main() -> None:
     parser.add_argument("--latency-rate", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument("--latency-rounds", type=int, default=2)
+    parser.add_argument("--memory-rate", type=int, default=20_000,
+                        help="The steady rate the memory run sends --events at (default 20,000/s: 50 s a million).")
     parser.add_argument("--profile-events", type=int, default=100_000)
     parser.add_argument("--no-quix", action="store_true", help="Leave Quix Streams out (no .venv-quix).")
     parser.add_argument("--only", default="", help="Comma-separated contenders of the throughput race, by name "
                                                    "(e.g. 'batchcast exactly-once,hand loop'); default all.")
     parser.add_argument("--out", default="streaming.json", help="The results file, in benchmarks/results.")
-    parser.add_argument("--skip", default="", help="Comma-separated parts to skip: race, latency, profile.")
+    parser.add_argument("--skip", default="", help="Comma-separated parts to skip: race, latency, memory, profile.")
     args = parser.parse_args()
     args.timeout = args.timeout or 120 + args.events / 2000
     args.warmup_events = min(args.warmup_events, args.events)
@@ -931,8 +983,9 @@ def main() -> None:
             if "race" not in skip:
                 bench.race(expected, warm_expected)
             lat = bench.latency() if "latency" not in skip else {}
+            mem = bench.memory() if "memory" not in skip else {}
             prof = bench.profile() if "profile" not in skip else {}
-    result = report(bench, lat, prof, args)
+    result = report(bench, lat, mem, prof, args)
     out = RESULTS / args.out
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"\n[stream] defaults used: {result['stream_defaults']}\nwritten to {out}")
