@@ -13,6 +13,8 @@ import signal as signals
 import subprocess
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -141,3 +143,18 @@ def count(root: Path, table: str) -> int:
         return rows(root, f"SELECT count(*) AS n FROM {table}")[0]["n"]
     except duckdb.Error:  # not created yet, or locked by the consumer for a moment
         return 0
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except urllib.error.URLError:  # not listening yet
+        return 0, ""
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a metric's samples (over its labels) in a /metrics page."""
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))

@@ -18,7 +18,8 @@ import uuid
 import pytest
 
 from tests.conftest import bc
-from tests.streaming.common import Consumer, count, events, rows, set_stream, stream_service, until
+from tests.services import free_port
+from tests.streaming.common import Consumer, count, events, get, metric, rows, set_stream, stream_service, until
 
 pytestmark = pytest.mark.slow  # a broker, consumers and kill trials
 ROWS = 10_000
@@ -151,6 +152,67 @@ def test_kill_trials_into_postgresql_hold_the_offsets_in_its_transaction(service
     with open_warehouse(url) as pg, pg.read(positions) as r:
         assert r.read_all().to_pylist() == [{"n": ROWS}]  # three partitions' positions: every event, once
     assert sum(0 < n < sent for n, sent in seen) >= TRIALS // 2, f"too few kills landed mid-stream: {seen}"
+
+
+def committed(broker, group: str, topic: str) -> int:
+    """The offsets ``group`` has committed on ``topic``, summed over its partitions (0 where none is)."""
+    from confluent_kafka import Consumer as Client, TopicPartition
+
+    client = Client(broker.config(**{"group.id": group}))
+    try:
+        found = client.committed([TopicPartition(topic, p) for p in broker.partitions(topic)], timeout=10)
+    finally:
+        client.close()
+    return sum(max(tp.offset, 0) for tp in found)
+
+
+def test_at_least_once_into_a_topic_alone_loses_nothing_and_commits_the_batch_in_flight(service, kafka_broker):
+    """A topic and no table is pipelined: a batch's offsets are committed once its records are held, while the
+    next batch is scored. Kills lose nothing; an idle stream commits its last batch; after SIGTERM a new start
+    has nothing to repeat."""
+    t, group, port = topics(kafka_broker, "events", "predictions"), f"alo-{uuid.uuid4().hex[:8]}", free_port()
+    set_stream(service, f'''
+        source = "{kafka_broker.url(t['events'])}"
+        topic = "{kafka_broker.url(t['predictions'])}"
+        guarantee = "at-least-once"
+        group = "{group}"
+        partitions = "all"
+        max_batch = 20
+        max_wait_ms = 5
+        port = {port}
+        ''')
+    values, keys = events(service)
+    draw, seen, share = random.Random(SEED), [], 2000
+
+    def sent() -> float:
+        return metric(get(port, "/metrics")[1], "batchcast_stream_records_produced_total")
+
+    for trial in range(4):  # kills with a batch in flight: sent, not yet committed
+        part = slice(trial * share, (trial + 1) * share)
+        kafka_broker.produce(t["events"], values[part], keys[part])
+        consumer = Consumer(service)
+        until(lambda: sent() >= 100, 60, "the consumer's first batches", consumer)  # from there, a fast one
+        time.sleep(draw.uniform(0, 0.1))
+        assert consumer.stop(signal.SIGKILL) == -signal.SIGKILL, consumer.text()
+        seen.append((len({r["_message_id"] for r in outputs(kafka_broker, t["predictions"])}), part.stop))
+    kafka_broker.produce(t["events"], values[4 * share:], keys[4 * share:])
+    with Consumer(service) as consumer:
+        # Nothing more arrives: the last batch is committed by the idle poll, not by a next batch.
+        until(lambda: committed(kafka_broker, group, t["events"]) == ROWS, 120, "every offset committed", consumer)
+        assert consumer.stop() == -signal.SIGTERM, consumer.text()
+    records = outputs(kafka_broker, t["predictions"])
+    assert {r["_message_id"] for r in records} == {f"{t['events']}/{p}/{o}" for p, o in offsets(kafka_broker,
+                                                                                               t["events"])}
+    with Consumer(service) as again:  # started after the stop: its committed offsets are the end
+        until(lambda: "streaming" in again.text(), 60, "the consumer's start", again)
+        time.sleep(2)
+        again.stop()
+    assert len(outputs(kafka_broker, t["predictions"])) == len(records)  # nothing read again
+    assert sum(0 < n < sent for n, sent in seen) >= 2, f"too few kills landed mid-stream: {seen}"
+
+
+def offsets(broker, topic: str) -> list[tuple[int, int]]:
+    return [(r.partition, r.offset) for r in broker.read(topic, timeout=5)]
 
 
 def test_bad_messages_go_to_the_dead_letter_topic_and_the_partition_moves_on(service, kafka_broker):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.request
 
 import duckdb
 import pytest
 
 from tests.services import free_port
-from tests.streaming.common import Consumer, count, events, rows, set_stream, stream_service, until
+from tests.streaming.common import Consumer, count, events, get, metric, rows, set_stream, stream_service, until
 from tests.streaming.test_kafka import outputs, topics
 
 pytestmark = pytest.mark.slow  # a broker and consumers
@@ -23,20 +22,6 @@ def service(tmp_path_factory, kafka_broker):
     root = tmp_path_factory.mktemp("operations")
     stream_service(root, ROWS, 'source = "kafka://127.0.0.1:1/unused"\ntable = "unused"\n')
     return root
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except urllib.error.URLError:  # not listening yet
-        return 0, ""
-
-
-def metric(text: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
 def test_a_slow_sink_pauses_the_source_and_the_batch_is_delivered_once_it_is_back(service, kafka_broker):

@@ -6,7 +6,8 @@ acknowledges) or must come again (:meth:`Source.rewind`). Where it came from
 is in each message (``source``, ``partition``, ``offset``, ``id``), so a
 warehouse can store the position with the rows in one transaction.
 
-A :class:`Topic` sends records and returns once the broker holds them. A
+A :class:`Topic` sends records and returns once the broker holds them
+(or, :meth:`Topic.send_later`, returns at once and is waited for later). A
 topic that can join the source's transaction (Kafka to Kafka) says so with
 :attr:`Topic.transactional`, and then sends the records and the source's
 new position in one transaction (:meth:`Topic.send_with_position`).
@@ -58,9 +59,12 @@ class Source(abc.ABC):
     positioned: bool = False
 
     @abc.abstractmethod
-    def start(self, stored: Callable[[list[tuple[str, int]]], Positions] | None = None) -> None:
+    def start(self, stored: Callable[[list[tuple[str, int]]], Positions] | None = None,
+              revoking: Callable[[], None] | None = None) -> None:
         """Connect and join. ``stored(partitions)`` gives positions kept outside the broker (a warehouse's);
-        a partition it names resumes there, the others at the broker's own committed position."""
+        a partition it names resumes there, the others at the broker's own committed position.
+        ``revoking()`` is called before the group takes partitions away, while their positions can still be
+        committed."""
 
     @abc.abstractmethod
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
@@ -108,6 +112,12 @@ class Topic(abc.ABC):
     @abc.abstractmethod
     def send(self, records: list[tuple[bytes | None, bytes]]) -> None:
         """Send ``(key, value)`` records; returns once the broker holds every one of them."""
+
+    def send_later(self, records: list[tuple[bytes | None, bytes]]) -> Callable[[float], None]:
+        """Start sending ``records`` and return ``wait(timeout)``, which returns once the broker holds every one
+        of them or raises as :meth:`send` does; meanwhile the caller goes on. Here: sent at once."""
+        self.send(records)
+        return lambda timeout: None
 
     def send_with_position(self, records: list[tuple[bytes | None, bytes]], positions: Positions, source: Source,
                            also: list[tuple[Topic, list[tuple[bytes | None, bytes]]]] = ()) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
@@ -94,7 +95,7 @@ class KafkaSource(Source):
         self._assigned: list = []
         self._metadata = None
 
-    def start(self, stored=None) -> None:
+    def start(self, stored=None, revoking=None) -> None:
         ck = _client()
         config = {**self.url.config(), "group.id": self.group, "enable.auto.commit": False,
                   "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
@@ -111,6 +112,8 @@ class KafkaSource(Source):
             self._metadata = None  # a new generation of the group
 
         def revoked(consumer, partitions):
+            if revoking is not None:
+                revoking()
             self._assigned = []
             self._metadata = None
 
@@ -246,11 +249,12 @@ class KafkaTopic(Topic):
     def joins(self, other: Topic) -> bool:
         return isinstance(other, KafkaTopic) and other.parsed.bootstrap == self.parsed.bootstrap
 
-    def _produce(self, topic: str, records) -> None:
-        def delivered(err, msg):
+    def _produce(self, topic: str, records, delivered=None) -> None:
+        def failed(err, msg):
             if err is not None:
                 self._failed.append(err.str())
 
+        delivered = delivered or failed
         for key, value in records:
             while True:
                 try:
@@ -267,6 +271,27 @@ class KafkaTopic(Topic):
         if left or failed:
             raise BrokerUnavailable(f"sending to {self.parsed.topic}: {failed[0] if failed else f'{left} records'} "
                                     "not delivered", "check that the brokers are up; the batch is retried")
+
+    def send_later(self, records):
+        left, failed = [len(records)], []
+
+        def delivered(err, msg):
+            left[0] -= 1
+            if err is not None:
+                failed.append(err.str())
+
+        self._produce(self.parsed.topic, records, delivered)
+
+        def wait(timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while left[0] > 0 and time.monotonic() < deadline:
+                self._producer.poll(min(0.1, max(deadline - time.monotonic(), 0)))
+            if left[0] > 0 or failed:
+                raise BrokerUnavailable(f"sending to {self.parsed.topic}: "
+                                        f"{failed[0] if failed else f'{left[0]} records'} not delivered",
+                                        "check that the brokers are up; the batch is retried")
+
+        return wait
 
     def send_with_position(self, records, positions, source, also=()) -> None:
         ck = _client()

@@ -80,7 +80,7 @@ class PubSubSource(Source):
         self._stopping = threading.Event()
         self._leaser: threading.Thread | None = None
 
-    def start(self, stored=None) -> None:
+    def start(self, stored=None, revoking=None) -> None:  # no partitions to revoke
         self._client = _pubsub().SubscriberClient()
         self._path = self._client.subscription_path(self.url.project, self.url.name)
         self._stopping.clear()

@@ -67,13 +67,15 @@ class Stream:
         """Consume until :meth:`stop`; a final error propagates, its batch uncommitted."""
         watcher = threading.Thread(target=self._watch, name="batchcast-watch", daemon=True)
         watcher.start()
-        self.source.start(self._stored)
+        self.source.start(self._stored, self.delivery.revoking)
         self.started = True
         try:
             while not self.stopping.is_set():
                 self.metrics.turned = time.monotonic()
                 messages = self._poll()
                 if not messages:
+                    if self.delivery.pending and not self._deliver(Outputs(), []):  # settle the batch in flight
+                        break
                     self.delivery.idle()
                     self.metrics.set_lag(self.source.lag())
                     continue

@@ -10,6 +10,12 @@
    transaction; a read_committed reader sees each input once.
 4. The source is told (Kafka's commit, Pub/Sub's ack) unless step 3 committed it.
 
+An at-least-once topic with no table is pipelined, as Kafka Streams commits
+on an interval rather than per record: a batch's records are sent and the
+loop goes on to read and score the next batch while the broker takes them;
+the next delivery (or an idle poll, a rebalance, the stop) waits for them
+and only then tells the source. One batch is in flight at most.
+
 A crash anywhere repeats the batch from the last position the source
 resumes at, and every step above either holds it once already or is the
 at-least-once kind. Where the table keeps positions and no topic
@@ -25,7 +31,7 @@ import pyarrow as pa
 
 from batchcast import registry
 from batchcast.brokers.base import Positions, Source, Topic, next_positions
-from batchcast.errors import SpecError
+from batchcast.errors import BatchcastError, SpecError
 from batchcast.streaming.outputs import Record
 
 log = logging.getLogger("batchcast")
@@ -64,6 +70,8 @@ class Delivery:
             self.dead = registry.broker(stream.dead_letter, "[stream] dead_letter").topic(
                 stream.dead_letter, None, "[stream] dead_letter")
         self.joined = bool(self.topic and self.dead and self.topic.transactional and self.topic.joins(self.dead))
+        self.pipelined = self.topic is not None and not self.topic.transactional and not self.table
+        self._pending = None  # (wait, records, messages): the batch sent and not yet told to the source
 
     @property
     def warehouse(self):
@@ -83,6 +91,11 @@ class Delivery:
         """Write one batch everywhere, in the order of the module's docstring; the rows the table added."""
         if out.dead and self.dead is not None and not self.joined:
             self.dead.send(out.dead)
+        if self.pipelined:
+            self.settle()  # the batch before this one first: a failure here sends it again, not this one
+            if messages:
+                self._pending = (self.topic.send_later(out.records), out.records, messages)
+            return 0
         if self.topic is not None and not self.topic.transactional and out.records:
             self.topic.send(out.records)
         added = 0
@@ -97,6 +110,35 @@ class Delivery:
             self.source.done(messages)
         return added
 
+    @property
+    def pending(self) -> bool:
+        """A pipelined batch is sent and its position not yet told to the source."""
+        return self._pending is not None
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait for the pipelined batch's records (sending them again if the broker lost them), then tell the
+        source; raises as :meth:`deliver` does, the batch still pending."""
+        if self._pending is None:
+            return
+        wait, records, messages = self._pending
+        if wait is not None:
+            try:
+                wait(timeout)
+            except BatchcastError:
+                self.topic.send(records)  # at least once: whatever the broker took of them comes twice
+            self._pending = (None, records, messages)
+        self.source.done(messages)
+        self._pending = None
+
+    def revoking(self) -> None:
+        """The group takes partitions away: settle now, or let the pending batch go to their next owner."""
+        try:
+            self.settle(10)
+        except BatchcastError as exc:
+            log.warning("a batch of %d messages was not committed before a rebalance; the partitions' next "
+                        "owner reads it again: %s", len(self._pending[2]), exc)
+            self._pending = None
+
     def idle(self) -> None:
         """Nothing is arriving: let go of the warehouse (a DuckDB file takes one writer at a time)."""
         if self._warehouse is not None:
@@ -104,6 +146,12 @@ class Delivery:
             self._warehouse = None
 
     def close(self) -> None:
+        """Settle the pipelined batch (briefly: a stop must not wait out a broker that is away), then close."""
+        try:
+            self.settle(10)
+        except BatchcastError as exc:
+            log.warning("the last batch of %d messages was not committed; it is read again at the next start: %s",
+                        len(self._pending[2]), exc)
         self.idle()
         for topic in (self.topic, self.dead):
             if topic is not None:

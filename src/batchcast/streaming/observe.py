@@ -39,7 +39,8 @@ class StreamMetrics(Metrics):
         self.retries = Counter("batchcast_stream_batch_retries", "Batches delivered again after a transient "
                                "failure.", registry=r)
         self.lag = Gauge("batchcast_stream_lag", "Messages not yet read, by partition.", ["partition"], registry=r)
-        self.batch = Histogram("batchcast_stream_batch_seconds", "Time from a batch's poll to its commit.",
+        self.batch = Histogram("batchcast_stream_batch_seconds",
+                               "Time from a batch's poll to its delivery (an at-least-once topic's: to its send).",
                                buckets=BATCH_BUCKETS, registry=r)
         self.turned = time.monotonic()  # the loop's last turn, for the liveness probe
 
