@@ -149,24 +149,38 @@ class Bench:
         self.model_run = trained.run_id
         self.model_dir = self.root / ".batchcast" / "artifacts" / trained.run_id / "output"
 
-    def contenders(self, table: str, url: str | None = None, local: bool = False) -> dict:
-        """batchcast (inline, and ``local``) and the script, applying the model to ``table`` into ``url``."""
+    def contenders(self, table: str, url: str | None = None, local: bool = False, model: str = "") -> dict:
+        """batchcast (inline, and ``local``) and the script, applying the model to ``table`` into ``url``;
+        ``model`` "forest" for the RandomForest service's."""
+        spec, model_run, model_dir = self.forest_model if model else (self.spec, self.model_run, self.model_dir)
         env = {"BATCHCAST__ACTIONS__APPLICATION__INPUT__QUERY": f"SELECT * FROM {table}"}
         if url:
             env["BATCHCAST__WAREHOUSE__URL"] = url
-        run = [BATCHCAST, "--spec", str(self.spec), "run", "application", "--date", DATE, "--model", self.model_run]
+        run = [BATCHCAST, "--spec", str(spec), "run", "application", "--date", DATE, "--model", model_run]
         script = [PYTHON, BASELINE, url or f"duckdb://{self.db}", f"SELECT * FROM {table}",
-                  str(self.model_dir / "model.joblib"), "scores_script", DATE, self.model_run,
+                  str(model_dir / "model.joblib"), "scores_script", DATE, model_run,
                   "--batch-size", str(ActionSpec.model_fields["batch_size"].default)]  # batchcast's default
         chosen = {"batchcast inline": ([*run, "--executor", "inline"], env), "script": (script, {})}
         if local:
             chosen["batchcast local"] = ([*run, "--executor", "local"], env)
-        return {f"{table} {k}": v for k, v in chosen.items()}
+        return {f"{table}{' ' + model if model else ''} {k}": v for k, v in chosen.items()}
 
     def duckdb(self) -> None:
         self.figures.race(self.contenders("small", local=True))
         self.figures.race(self.contenders("rows"))
         self.figures.race(self.contenders("big"))
+
+    def forest(self) -> None:
+        """A CPU-heavy model: 200 trees, whose predict releases the GIL, so batchcast's threads use both cores
+        where the script's one loop uses one."""
+        root = self.root / "forest"
+        spec = write_spec(root, "rows", name="forest", warehouse=self.db,
+                          entrypoint="sklearn.ensemble:RandomForestClassifier",
+                          params={"n_estimators": 200, "max_depth": 10, "n_jobs": 1, "random_state": 0})
+        trained = Service(spec).run("training")
+        assert trained.succeeded, trained.error
+        self.forest_model = (spec, trained.run_id, root / ".batchcast" / "artifacts" / trained.run_id / "output")
+        self.figures.race(self.contenders("rows", model="forest"))
 
     def postgres(self) -> None:
         import adbc_driver_postgresql.dbapi as pg
@@ -214,6 +228,8 @@ def verdicts(bench: Bench) -> list[dict]:
          ("rows batchcast inline", "rows script")),
         (f"DuckDB, {big:,} rows: batchcast throughput / script's", speed("big"), ">=", 1.0,
          ("big batchcast inline", "big script")),
+        (f"RandomForest (200 trees), {n:,} rows: batchcast throughput / script's (both cores / one)",
+         speed("rows forest"), ">=", 1.6, ("rows forest batchcast inline", "rows forest script")),
         (f"PostgreSQL, {n:,} rows: batchcast throughput / script's", speed("pg_rows"), ">=", 1.0,
          ("pg_rows batchcast inline", "pg_rows script")),
         ("fixed cost, 10 rows: inline - script (s)", f.median("small batchcast inline") - f.median("small script"),
@@ -250,7 +266,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="batchcast-bench-") as folder:
         bench = Bench(Path(folder), args.rows, args.big_rows, args.memory_rows, args.repeat)
         bench.setup()
-        for step in (bench.duckdb, bench.postgres, bench.model_load, bench.peak_memory):
+        for step in (bench.duckdb, bench.forest, bench.postgres, bench.model_load, bench.peak_memory):
             print(f"... {step.__name__}", flush=True)
             step()
     results = verdicts(bench)

@@ -14,7 +14,7 @@ from batchcast import alerts
 from batchcast.actions.context import RunContext, log
 from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import BatchcastError, InputError
-from batchcast.model.scoring import PREDICTIONS, Scorer, output
+from batchcast.model.scoring import PREDICTIONS, cores, in_order, output
 from batchcast.runs.commit import Outcome
 
 if TYPE_CHECKING:
@@ -62,15 +62,6 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
     log.warning("input checks: %s%s", breaches[0], more)
 
 
-def _predict_checked(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, scorer: Scorer, batch, what: str):
-    """The model's predictions; if the model fails on input the checks already find at fault, say that first."""
-    try:
-        return scorer.predict(batch, what)
-    except BatchcastError as exc:
-        _judge(ctx, outcome, monitor, failed=exc)
-        raise  # the checks found nothing: the model's own error
-
-
 def run(ctx: RunContext, outcome: Outcome) -> None:
     scorer = ctx.load_model().scorer
     monitor = _monitor(ctx, outcome)
@@ -81,7 +72,10 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     outcome.inputs["data"] = what
     outcome.rows["read"] = 0
 
-    def predicted() -> Iterator[pa.RecordBatch]:
+    threads = ctx.action.threads or cores()
+    outcome.outputs["scoring"] = {"threads": threads}
+
+    def batches() -> Iterator[pa.RecordBatch]:
         for batch in non_empty(reader, what, required=not out.allow_empty):
             outcome.rows["read"] += batch.num_rows
             if monitor is not None and not monitor.schema_checked and monitor.check_schema(batch.schema):
@@ -89,12 +83,24 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
                 # "warn": no model can predict without it.
                 if ctx.action.checks.on_breach == "fail" or monitor.missing:
                     _judge(ctx, outcome, monitor, stop=True)
-            if monitor is None:
-                yield scorer.score(batch, schema, what)
-                continue
-            monitor.add_input(batch)
-            y = _predict_checked(ctx, outcome, monitor, scorer, batch, what)
-            monitor.add_predictions(y)
+            if monitor is not None:
+                monitor.add_input(batch)
+            yield batch
+
+    def predict(batch: pa.RecordBatch):  # on a scoring thread: a model's error is returned, raised below in order
+        try:
+            return batch, scorer.predict(batch, what)
+        except BatchcastError as exc:
+            return batch, exc
+
+    def predicted() -> Iterator[pa.RecordBatch]:
+        for batch, y in in_order(predict, batches(), threads):
+            if isinstance(y, BatchcastError):
+                if monitor is not None:  # the model failed on input the checks find at fault: say that first
+                    _judge(ctx, outcome, monitor, failed=y)
+                raise y
+            if monitor is not None:
+                monitor.add_predictions(y)
             yield output(batch, y, schema, PREDICTIONS)
         if monitor is not None:  # still inside the publish transaction: a failure leaves the table as it was
             _judge(ctx, outcome, monitor)

@@ -198,6 +198,10 @@ class ActionSpec(Section):
     output: OutputSpec | None = Field(None, description="Where predictions are delivered.")
     timeout: float = Field(3600, gt=0, description="Seconds before the run's process tree is killed.")
     batch_size: int = Field(65536, gt=0, description="Rows per Arrow batch when streaming.")
+    threads: int | None = Field(
+        None, ge=1, description="Application (Python contract): batches scored at once, each on a thread; a model "
+        "that releases the GIL (numpy, scikit-learn, XGBoost, LightGBM) then uses that many cores. Default: the "
+        "cores the process may use; 1 scores in the reading thread.")
     checks: ChecksSection | None = Field(
         None, description="Application (Python contract): compare the input with the training profile.")
     promote: PromoteSection | None = Field(
