@@ -5,7 +5,9 @@
 - :mod:`~batchcast.streaming.delivery`: the sinks, written in the order that keeps each guarantee.
 - :mod:`~batchcast.streaming.consumer`: the loop: poll, decode, score, deliver, commit; swaps and stops.
 - :mod:`~batchcast.streaming.observe`: its metrics, and the small HTTP port that serves them and the probes.
+- :mod:`~batchcast.streaming.runner`: the stream in this process: model, source, sinks, probes, signals.
 - :mod:`~batchcast.streaming.isolated`: starting it in the model's environment.
+- :mod:`~batchcast.streaming.kubernetes`: ``batchcast render-streaming``, its Deployment and autoscaler.
 
 It stands on the online core (:mod:`batchcast.online`), as ``serve`` does,
 and on the brokers' port (:mod:`batchcast.brokers`).
