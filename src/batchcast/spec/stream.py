@@ -109,3 +109,7 @@ class StreamSection(Deployed):
             raise fail("[stream] group and partitions are Kafka's; a Pub/Sub subscription shares its messages out",
                        "remove them")
         return self
+
+    def consumer_group(self, name: str, version: str) -> str:
+        """The Kafka consumer group: ``group``, by default ``batchcast-NAME-VERSION`` of the service."""
+        return self.group or f"batchcast-{name}-{version}"

@@ -110,7 +110,7 @@ def _kafka(surface: Surface) -> list[dict]:
 
     spec, stream = surface.spec, surface.settings
     url = KafkaUrl.parse(stream.source, "[stream] source")
-    group = stream.group or f"batchcast-{spec.service.name}-{spec.service.version}"  # as the stream names it
+    group = stream.consumer_group(spec.service.name, spec.service.version)
     # KEDA's metadata values are strings. earliest: as the consumer starts a partition the group never committed.
     return [{"type": "kafka", "metadata": {
         "bootstrapServers": url.bootstrap, "consumerGroup": group, "topic": url.topic,

@@ -59,7 +59,7 @@ def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | 
         raise SpecError(f"{spec.file} has no [stream] table", "add [stream] with source and topic or table")
     if guarantee is not None:  # batchcast stream --guarantee
         stream.guarantee = guarantee
-    group = stream.group or f"batchcast-{service.name}-{service.version}"
+    group = stream.consumer_group(service.name, service.version)
     instance = stream.instance or _instance(stream.partitions)
     slot = Slot(load(service, ref), StreamMetrics())
     source = registry.broker(stream.source, "[stream] source").source(stream.source, group, stream.partitions)
