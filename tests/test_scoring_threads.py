@@ -8,8 +8,8 @@ import time
 import pytest
 
 from batchcast import Service
+from batchcast.data.ahead import in_order
 from batchcast.errors import ModelError
-from batchcast.model.scoring import in_order
 from tests.conftest import query, write_python_service
 
 

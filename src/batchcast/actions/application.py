@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 from batchcast import alerts
 from batchcast.actions.context import RunContext, log
+from batchcast.data.ahead import cores, in_order
 from batchcast.data.inputs import non_empty, open_input
 from batchcast.errors import BatchcastError, InputError
-from batchcast.model.scoring import PREDICTIONS, cores, in_order, output
+from batchcast.model.scoring import PREDICTIONS, output
 from batchcast.runs.commit import Outcome
 
 if TYPE_CHECKING:

@@ -1,4 +1,7 @@
-"""Produce a stream's items on a thread, a bounded number ahead of its consumer.
+"""Produce a stream's items on threads, a bounded number ahead of their consumer.
+
+:class:`Ahead` overlaps two halves of a pipeline; :func:`in_order` maps one
+step over many threads (the model's predictions over batches).
 
 A publish has two halves: reading, predicting and stamping batches (the
 producer) and the warehouse ingesting them (the driver pulling the stream).
@@ -9,12 +12,15 @@ both. ``depth`` bounds what waits in between, so memory stays flat.
 
 from __future__ import annotations
 
+import collections
+import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
-T = TypeVar("T")
+T, R = TypeVar("T"), TypeVar("R")
 _END = object()
 
 
@@ -84,3 +90,33 @@ class Ahead(Generic[T]):
             except queue.Full:
                 continue
         return False
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's cpuset, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """``work`` of each item on ``threads`` threads, yielded in the items' order.
+
+    At most ``threads`` items are taken ahead of the one yielded, so memory holds that many results; the items
+    are read on the caller's thread. A consumer that stops early (an error downstream) cancels what is left.
+    """
+    if threads <= 1:
+        yield from map(work, items)
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="batchcast-score")
+    pending: collections.deque = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -7,12 +7,8 @@ them selects features, converts the input or calls the model itself.
 
 from __future__ import annotations
 
-import collections
-import os
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,7 +21,6 @@ if TYPE_CHECKING:
     from batchcast.data.schema import Schema
 
 PREDICTIONS = "the model's predictions"
-T, R = TypeVar("T"), TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -68,36 +63,6 @@ class Scorer:
         """The output rows of ``batch`` (``where`` names it in messages): the schema's columns, predicted or
         passed through."""
         return output(batch, self.predict(batch, where), schema, PREDICTIONS)
-
-
-def cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's cpuset, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
-def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
-    """``work`` of each item on ``threads`` threads, yielded in the items' order.
-
-    At most ``threads`` items are taken ahead of the one yielded, so memory holds that many results; the items
-    are read on the caller's thread. A consumer that stops early (an error downstream) cancels what is left.
-    """
-    if threads <= 1:
-        yield from map(work, items)
-        return
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="batchcast-score")
-    pending: collections.deque = collections.deque()
-    try:
-        for item in items:
-            pending.append(pool.submit(work, item))
-            if len(pending) >= threads:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def output(batch: pa.RecordBatch, predicted: Any, schema: Schema, where: str) -> pa.RecordBatch:
