@@ -55,6 +55,23 @@ def test_the_first_failing_item_raises_first_and_nothing_after_it_is_started_bey
     assert got == [0, 1, 2, 3, 4] and max(started) <= 7  # 5, 6 and 7 in flight, none after
 
 
+def test_an_error_reading_items_comes_after_the_results_of_the_items_read_before_it():
+    def items():
+        yield from range(3)
+        raise OSError("the input broke")
+
+    def work(i):
+        if i == 1:
+            raise ModelError("item 1", "fix")
+        return i
+
+    got = []
+    with pytest.raises(ModelError, match="item 1"):  # as one thread would: item 1 fails before item 3 is read
+        for result in in_order(work, items(), 4):
+            got.append(result)
+    assert got == [0]
+
+
 def test_an_application_on_threads_writes_what_one_thread_writes(tmp_path):
     spec = write_python_service(tmp_path, rows=30_000)
     spec.write_text(spec.read_text().replace("[actions.application]\n", "[actions.application]\nbatch_size = 1000\n"))

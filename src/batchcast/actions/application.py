@@ -1,7 +1,8 @@
 """Python-contract application: stream batches from the input, through the model, into the warehouse.
 
-Memory stays flat with the number of rows: one batch is read, predicted and
-handed to the warehouse's transaction before the next is read.
+Memory stays flat with the number of rows: batches are predicted on
+``[actions.X] threads`` threads (data/ahead.in_order), at most that many read
+ahead, and handed in order to the warehouse's transaction.
 """
 
 from __future__ import annotations

@@ -113,11 +113,12 @@ class Topic(abc.ABC):
     def send(self, records: list[tuple[bytes | None, bytes]]) -> None:
         """Send ``(key, value)`` records; returns once the broker holds every one of them."""
 
-    def send_later(self, records: list[tuple[bytes | None, bytes]]) -> Callable[[float], None]:
-        """Start sending ``records`` and return ``wait(timeout)``, which returns once the broker holds every one
-        of them or raises as :meth:`send` does; meanwhile the caller goes on. Here: sent at once."""
+    def send_later(self, records: list[tuple[bytes | None, bytes]]) -> Callable[[float], bool]:
+        """Start sending ``records`` and return ``wait(timeout)``: True once the broker holds every one of them,
+        False if some are still on their way after ``timeout`` s, and it raises as :meth:`send` does if the broker
+        refused any; meanwhile the caller goes on. Here: sent at once."""
         self.send(records)
-        return lambda timeout: None
+        return lambda timeout: True
 
     def send_with_position(self, records: list[tuple[bytes | None, bytes]], positions: Positions, source: Source,
                            also: list[tuple[Topic, list[tuple[bytes | None, bytes]]]] = ()) -> None:

@@ -282,14 +282,14 @@ class KafkaTopic(Topic):
 
         self._produce(self.parsed.topic, records, delivered)
 
-        def wait(timeout: float) -> None:
+        def wait(timeout: float) -> bool:
             deadline = time.monotonic() + timeout
-            while left[0] > 0 and time.monotonic() < deadline:
+            while left[0] > 0 and not failed and time.monotonic() < deadline:
                 self._producer.poll(min(0.1, max(deadline - time.monotonic(), 0)))
-            if left[0] > 0 or failed:
-                raise BrokerUnavailable(f"sending to {self.parsed.topic}: "
-                                        f"{failed[0] if failed else f'{left[0]} records'} not delivered",
-                                        "check that the brokers are up; the batch is retried")
+            if failed:  # librdkafka gave up on them (after its own retries): they must be sent again
+                raise BrokerUnavailable(f"sending to {self.parsed.topic}: {failed[0]}; {len(failed)} records "
+                                        "not delivered", "check that the brokers are up; the batch is retried")
+            return left[0] == 0
 
         return wait
 

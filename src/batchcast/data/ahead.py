@@ -13,6 +13,7 @@ both. ``depth`` bounds what waits in between, so memory stays flat.
 from __future__ import annotations
 
 import collections
+import math
 import os
 import queue
 import threading
@@ -92,12 +93,20 @@ class Ahead(Generic[T]):
         return False
 
 
-def cores() -> int:
-    """The cores this process may run on (its CPU affinity: a container's cpuset, not the machine's count)."""
+def cores(most: int = 8) -> int:
+    """The cores this process may use: its CPU affinity (a cpuset), within its cgroup's CPU quota (a Kubernetes
+    CPU limit), and at most ``most`` (each thread holds a batch)."""
     try:
-        return len(os.sched_getaffinity(0))
+        found = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
-        return os.cpu_count() or 1
+        found = os.cpu_count() or 1
+    try:  # cgroup v2: "QUOTA PERIOD", or "max PERIOD" for none
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            found = min(found, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, min(found, most))
 
 
 def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
@@ -111,8 +120,17 @@ def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterat
         return
     pool = ThreadPoolExecutor(threads, thread_name_prefix="batchcast-score")
     pending: collections.deque = collections.deque()
+    iterator = iter(items)
     try:
-        for item in items:
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except Exception:  # reading failed: what was read before it comes first, as one thread would give it
+                while pending:
+                    yield pending.popleft().result()
+                raise
             pending.append(pool.submit(work, item))
             if len(pending) >= threads:
                 yield pending.popleft().result()

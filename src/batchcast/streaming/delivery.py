@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from batchcast import registry
 from batchcast.brokers.base import Positions, Source, Topic, next_positions
-from batchcast.errors import BatchcastError, SpecError
+from batchcast.errors import BatchcastError, BrokerError, BrokerUnavailable, SpecError
 from batchcast.streaming.outputs import Record
 
 log = logging.getLogger("batchcast")
@@ -115,29 +115,39 @@ class Delivery:
         """A pipelined batch is sent and its position not yet told to the source."""
         return self._pending is not None
 
-    def settle(self, timeout: float = 60) -> None:
-        """Wait for the pipelined batch's records (sending them again if the broker lost them), then tell the
-        source; raises as :meth:`deliver` does, the batch still pending."""
+    def settle(self, timeout: float = 60, resend: bool = True) -> None:
+        """Wait for the pipelined batch's records, then tell the source. Records the broker refused are sent again
+        (with ``resend``); records still on their way after ``timeout`` s are waited for again at the next call,
+        never queued twice. Raises BrokerUnavailable, the batch still pending, if they are not all held."""
         if self._pending is None:
             return
         wait, records, messages = self._pending
         if wait is not None:
             try:
-                wait(timeout)
+                held = wait(timeout)
             except BatchcastError:
+                if not resend:
+                    raise
                 self.topic.send(records)  # at least once: whatever the broker took of them comes twice
+                held = True
+            if not held:
+                raise BrokerUnavailable(f"sending to {self.topic.url}: records still unacknowledged after "
+                                        f"{timeout:g} s", "check that the brokers are up; the batch is retried")
             self._pending = (None, records, messages)
         self.source.done(messages)
         self._pending = None
 
     def revoking(self) -> None:
-        """The group takes partitions away: settle now, or let the pending batch go to their next owner."""
+        """The group takes partitions away: settle now. If that fails the stream stops (exit 1), uncommitted: a
+        later batch's commit would pass over this one, and the partitions' next owner reads both again."""
         try:
-            self.settle(10)
+            self.settle(10, resend=False)
         except BatchcastError as exc:
-            log.warning("a batch of %d messages was not committed before a rebalance; the partitions' next "
-                        "owner reads it again: %s", len(self._pending[2]), exc)
+            count = len(self._pending[2])
             self._pending = None
+            raise BrokerError(f"a batch of {count} messages was not delivered before a rebalance took its "
+                              f"partitions: {exc.message}", "the stream stops uncommitted and is restarted; the "
+                              "partitions' next owner reads the batch again") from None
 
     def idle(self) -> None:
         """Nothing is arriving: let go of the warehouse (a DuckDB file takes one writer at a time)."""
@@ -146,12 +156,14 @@ class Delivery:
             self._warehouse = None
 
     def close(self) -> None:
-        """Settle the pipelined batch (briefly: a stop must not wait out a broker that is away), then close."""
+        """Settle the pipelined batch (briefly, sending nothing again: a stop must not wait out a broker that is
+        away), then close."""
         try:
-            self.settle(10)
+            self.settle(10, resend=False)
         except BatchcastError as exc:
             log.warning("the last batch of %d messages was not committed; it is read again at the next start: %s",
                         len(self._pending[2]), exc)
+            self._pending = None
         self.idle()
         for topic in (self.topic, self.dead):
             if topic is not None:
