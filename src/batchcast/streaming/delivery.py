@@ -13,8 +13,9 @@
 An at-least-once topic with no table is pipelined, as Kafka Streams commits
 on an interval rather than per record: a batch's records are sent and the
 loop goes on to read and score the next batch while the broker takes them;
-the next delivery (or an idle poll, a rebalance, the stop) waits for them
-and only then tells the source. One batch is in flight at most.
+the next delivery sends its own records, then waits for the batch before
+and only then tells the source (an idle poll, a rebalance and the stop do
+too). Two batches are in flight at most.
 
 A crash anywhere repeats the batch from the last position the source
 resumes at, and every step above either holds it once already or is the
@@ -72,6 +73,7 @@ class Delivery:
         self.joined = bool(self.topic and self.dead and self.topic.transactional and self.topic.joins(self.dead))
         self.pipelined = self.topic is not None and not self.topic.transactional and not self.table
         self._pending = None  # (wait, records, messages): the batch sent and not yet told to the source
+        self._sending = None  # (outputs, wait): the batch being delivered, its records on their way already
 
     @property
     def warehouse(self):
@@ -92,9 +94,12 @@ class Delivery:
         if out.dead and self.dead is not None and not self.joined:
             self.dead.send(out.dead)
         if self.pipelined:
-            self.settle()  # the batch before this one first: a failure here sends it again, not this one
+            if self._sending is None or self._sending[0] is not out:  # a retry of this batch sends it once only
+                self._sending = (out, self.topic.send_later(out.records) if out.records else None)
+            self.settle()  # the batch before: its records have had a batch's time to arrive
             if messages:
-                self._pending = (self.topic.send_later(out.records), out.records, messages)
+                self._pending = (self._sending[1], out.records, messages)
+            self._sending = None
             return 0
         if self.topic is not None and not self.topic.transactional and out.records:
             self.topic.send(out.records)
