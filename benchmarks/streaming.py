@@ -31,6 +31,8 @@
 - Latency: a separate run per contender; a producer process sends at a steady
   rate (default 5,000 events/s for 20 s, each event carrying its send time),
   and the reader notes when it sees each output: p50 and p99 of seen - sent.
+  "broker alone" consumes nothing: the reader reads the source topic, so it
+  is the broker's own share of every contender's latency on this machine.
 - Memory: the same, with the N events sent at ``--memory-rate`` (default
   20,000/s), RSS sampled every 0.25 s: the median while the first quarter of
   the outputs came against the last quarter's. This is the goal's measure; the
@@ -246,8 +248,8 @@ def profile(a) -> None:
         base.Warehouse.deliver = timed("deliver: warehouse transaction (rows + positions)", base.Warehouse.deliver)
         start_source = kafka.KafkaSource.start
 
-        def start(self, stored=None):
-            start_source(self, stored)
+        def start(self, stored=None, revoking=None):
+            start_source(self, stored, revoking)
             self._consumer = Timed(self._consumer, {"consume": "poll: consume (librdkafka)"})
 
         kafka.KafkaSource.start = start
@@ -533,6 +535,8 @@ class Bench:
                 f'instance = "bench"\nguarantee = "{c["guarantee"]}"\n'
                 + "".join(f"{k} = {c[k]}\n" for k in ("max_wait_ms", "max_batch") if k in c) + sink))
             return [self.batchcast, "stream", "--inline"], sink
+        if c["kind"] == "broker":
+            return ["sleep", "3600"], None  # nothing consumes: the latency run reads the source topic
         if c["kind"] == "hand":
             return [sys.executable, __file__, "_hand", "--bootstrap", bootstrap, "--source", source, "--target", out,
                     "--group", group, "--model", str(self.model_file), *(["--limit", str(limit), "--phases"]
@@ -658,8 +662,12 @@ class Bench:
         contenders = {k: v for k, v in self.contenders().items()
                       if k in ("batchcast exactly-once", "batchcast at-least-once", "hand loop")}
         # The same at-least-once stream with a batch waiting 100 ms to fill (the default before 73c85e5; now 20).
-        contenders["batchcast at-least-once, max_wait_ms = 100"] = {**contenders["batchcast at-least-once"],
-                                                                    "max_wait_ms": 100}
+        # No consumer: the reader watches the source topic itself, so this is what the broker alone takes, from a
+        # send to a reader, at this rate on this machine; no contender can be faster.
+        contenders["broker alone (no consumer)"] = {"kind": "broker", "sink": "topic"}
+        if "batchcast at-least-once" in contenders:
+            contenders["batchcast at-least-once, max_wait_ms = 100"] = {**contenders["batchcast at-least-once"],
+                                                                        "max_wait_ms": 100}
         return self.paced(contenders, self.args.latency_rate, self.args.latency_seconds, self.args.latency_rounds,
                           "latency_samples")
 
@@ -696,7 +704,8 @@ class Bench:
                             [f"w{i}".encode() for i in range(primers)])
         argv, _ = self.launch(name, c, source, tag)
         total = int(rate * seconds)
-        watch = Watch(self.broker.bootstrap, f"out-{tag}", primers + total, latency=True)
+        watched = source if c["kind"] == "broker" else f"out-{tag}"
+        watch = Watch(self.broker.bootstrap, watched, primers + total, latency=True)
         watch.start()
         watch.ready.wait(30)
         log = (self.root / f"{tag}-paced.log").open("w")
@@ -954,10 +963,12 @@ def main() -> None:
                         help="The steady rate the memory run sends --events at (default 20,000/s: 50 s a million).")
     parser.add_argument("--profile-events", type=int, default=100_000)
     parser.add_argument("--no-quix", action="store_true", help="Leave Quix Streams out (no .venv-quix).")
-    parser.add_argument("--only", default="", help="Comma-separated contenders of the throughput race, by name "
-                                                   "(e.g. 'batchcast exactly-once,hand loop'); default all.")
+    parser.add_argument("--only", default="", help="Comma-separated contenders, by name (e.g. 'batchcast "
+                                                   "exactly-once,hand loop'); default all.")
     parser.add_argument("--out", default="streaming.json", help="The results file, in benchmarks/results.")
     parser.add_argument("--skip", default="", help="Comma-separated parts to skip: race, latency, memory, profile.")
+    parser.add_argument("--resume", default="", help="A results file a stopped run left (partial): its finished "
+                                                     "parts are kept and not measured again.")
     args = parser.parse_args()
     args.timeout = args.timeout or 120 + args.events / 2000
     args.warmup_events = min(args.warmup_events, args.events)
@@ -980,10 +991,14 @@ def main() -> None:
             expected = bench.produce_events("events", args.events, seed=2)
             print(f"    {args.events / (time.monotonic() - began):,.0f} events/s produced", flush=True)
             warm_expected = bench.produce_events("warmup", args.warmup_events, seed=3)
-            if "race" not in skip:
+            done = json.loads(Path(args.resume).read_text()) if args.resume else {}
+            bench.samples.update(done.get("samples", {}))
+            bench.failures.update(done.get("failures", {}))
+            bench.partial.update({k: done[k] for k in ("latency_samples", "memory_samples") if k in done})
+            if "race" not in skip and not bench.samples:
                 bench.race(expected, warm_expected)
-            lat = bench.latency() if "latency" not in skip else {}
-            mem = bench.memory() if "memory" not in skip else {}
+            lat = done.get("latency_samples") or (bench.latency() if "latency" not in skip else {})
+            mem = done.get("memory_samples") or (bench.memory() if "memory" not in skip else {})
             prof = bench.profile() if "profile" not in skip else {}
     result = report(bench, lat, mem, prof, args)
     out = RESULTS / args.out
