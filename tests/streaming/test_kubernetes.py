@@ -246,8 +246,13 @@ print("args", *sys.argv[1:], flush=True)
 time.sleep(60)
 ''')
     (tmp_path / "batchcast").chmod(0o755)
+    def as_a_kubelet_starts_it():  # no signal ignored: a shell cannot trap one it was started ignoring (nohup's)
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_DFL)
+
     shell = subprocess.Popen([*ENTRYPOINT, "stream", "--inline"], stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+                             env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+                             preexec_fn=as_a_kubelet_starts_it)
     assert shell.stdout.readline() == "args stream --inline\n"
     shell.send_signal(signal.SIGHUP)
     assert shell.stdout.readline() == "alias checked\n"

@@ -3,6 +3,7 @@
 - :mod:`~batchcast.brokers.base`: the port (:class:`~batchcast.brokers.base.Source`,
   :class:`~batchcast.brokers.base.Topic`, :class:`~batchcast.brokers.base.Message`).
 - :mod:`~batchcast.brokers.kafka`: Kafka (``kafka://host:port/topic``), with transactions.
+- :mod:`~batchcast.brokers.kafka_url`: its URL, and the client configuration the URL gives.
 - :mod:`~batchcast.brokers.pubsub`: Google Pub/Sub (``pubsub://project/subscription`` or ``/topic``).
 
 A backend is registered by URL scheme in :data:`batchcast.registry.BROKERS`; a third broker

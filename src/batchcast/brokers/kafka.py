@@ -1,68 +1,23 @@
 """Kafka, through confluent-kafka (librdkafka): ``kafka://host:port[,host:port]/topic[?property=value]``.
 
-The query's properties are librdkafka's (``security.protocol=SASL_SSL``,
-``sasl.mechanism=PLAIN``); a value ``env:NAME`` is read from the environment,
-so a password never sits in ``batchcast.toml``. The consumer never commits
-by itself: a batch's offsets are committed once its outputs are delivered,
-in the output topic's transaction when there is one (Kafka to Kafka, exactly
-once), or stored with the rows in a warehouse's transaction.
+The URL and its librdkafka properties are :mod:`~batchcast.brokers.kafka_url`'s.
+The consumer never commits by itself: a batch's offsets are committed once
+its outputs are delivered, in the output topic's transaction when there is
+one (Kafka to Kafka, exactly once), or stored with the rows in a
+warehouse's transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
 import time
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
 
 from batchcast.brokers.base import Broker, Message, Positions, Source, Topic, next_positions
+from batchcast.brokers.kafka_url import KafkaUrl
 from batchcast.errors import BatchcastError, BrokerError, BrokerUnavailable, MissingExtra, SpecError
 
-TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
-HOST = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
-PROPERTY = re.compile(r"[a-z][a-z0-9._]*")
 # librdkafka's fetch queue: the memory a backlog may take before the consumer stops fetching.
 QUEUE_KB = 16384
-
-
-@dataclass(frozen=True)
-class KafkaUrl:
-    bootstrap: str
-    topic: str
-    properties: dict[str, str]
-
-    @classmethod
-    def parse(cls, url: str, where: str) -> KafkaUrl:
-        parts = urlsplit(url)
-        topic = parts.path.lstrip("/")
-        hosts = parts.netloc.split(",") if parts.netloc else []
-        if not hosts or not all(HOST.fullmatch(h) for h in hosts):
-            raise SpecError(f"{where} = '{url}' names no broker as host:port",
-                            "write kafka://host:9092/topic (several brokers: kafka://h1:9092,h2:9092/topic)")
-        if not TOPIC.fullmatch(topic):
-            raise SpecError(f"{where} = '{url}': '{topic}' is not a Kafka topic name",
-                            "use 1 to 249 letters, digits, '.', '_' or '-' after the broker")
-        properties = dict(parse_qsl(parts.query, keep_blank_values=True))
-        bad = next((k for k in properties if not PROPERTY.fullmatch(k)), None)
-        if bad is not None:
-            raise SpecError(f"{where}: '{bad}' is not a librdkafka property name",
-                            "use names such as security.protocol or sasl.mechanism")
-        return cls(",".join(hosts), topic, properties)
-
-    def config(self) -> dict[str, str]:
-        """The client configuration: the brokers and the URL's properties, ``env:NAME`` values read."""
-        config = {"bootstrap.servers": self.bootstrap}
-        for key, value in self.properties.items():
-            if value.startswith("env:"):
-                name = value[4:]
-                if name not in os.environ:
-                    raise SpecError(f"Kafka property {key} = env:{name}, but {name} is not set",
-                                    f"export {name}, or give the value in the URL")
-                value = os.environ[name]
-            config[key] = value
-        return config
 
 
 def _client():
@@ -239,7 +194,6 @@ class KafkaTopic(Topic):
             # its successor (the same id) aborts it at once: 15 s, not Kafka's 60, for the ids that change.
             config.update({"transactional.id": transactional_id, "transaction.timeout.ms": 15000})
         self._producer = _client().Producer(config)
-        self._failed: list[str] = []
         if transactional_id:
             try:
                 self._producer.init_transactions(30)  # fences any earlier instance with the same id
@@ -250,11 +204,7 @@ class KafkaTopic(Topic):
         return isinstance(other, KafkaTopic) and other.parsed.bootstrap == self.parsed.bootstrap
 
     def _produce(self, topic: str, records, delivered=None) -> None:
-        def failed(err, msg):
-            if err is not None:
-                self._failed.append(err.str())
-
-        delivered = delivered or failed
+        """``delivered(err, msg)`` is called for each record; in a transaction, the commit reports a failure."""
         for key, value in records:
             while True:
                 try:
@@ -265,12 +215,9 @@ class KafkaTopic(Topic):
         self._producer.poll(0)
 
     def send(self, records) -> None:
-        self._produce(self.parsed.topic, records)
-        left = self._producer.flush(60)
-        failed, self._failed = self._failed, []
-        if left or failed:
-            raise BrokerUnavailable(f"sending to {self.parsed.topic}: {failed[0] if failed else f'{left} records'} "
-                                    "not delivered", "check that the brokers are up; the batch is retried")
+        if not self.send_later(records)(60):
+            raise BrokerUnavailable(f"sending to {self.parsed.topic}: records unacknowledged after 60 s",
+                                    "check that the brokers are up; the batch is retried")
 
     def send_later(self, records):
         left, failed = [len(records)], []
@@ -305,7 +252,6 @@ class KafkaTopic(Topic):
             if offsets:
                 p.send_offsets_to_transaction(offsets, source.group_metadata(), 30)
             p.commit_transaction(60)
-            self._failed = []
         except Exception as exc:
             error = _translate(exc, f"the transaction on {self.parsed.topic}")
             if error.transient:  # a fenced producer cannot abort, and must not try

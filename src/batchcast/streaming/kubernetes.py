@@ -106,7 +106,7 @@ def _keda(surface: Surface) -> list[dict]:
 
 
 def _kafka(surface: Surface) -> list[dict]:
-    from batchcast.brokers.kafka import KafkaUrl
+    from batchcast.brokers.kafka_url import KafkaUrl
 
     spec, stream = surface.spec, surface.settings
     url = KafkaUrl.parse(stream.source, "[stream] source")
