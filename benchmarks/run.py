@@ -290,7 +290,7 @@ def main() -> None:
                                "repeat": args.repeat,
                                "cores": os.cpu_count(), "peak_rss_mib": bench.memory, "figures": results},
                               indent=2) + "\n")
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    print(f"\nwritten to {out}")
     if any(r["verdict"] != "met" for r in results):
         print("some targets are NOT met: " + ", ".join(
             re.sub(r" \(s\)$", "", r["figure"]) for r in results if r["verdict"] != "met"))
