@@ -88,17 +88,22 @@ def executor(name: str) -> Backend:
 
 def warehouse(url: str) -> Backend:
     """The warehouse backend of ``url``'s scheme; SpecError listing the known schemes otherwise."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
+    scheme = scheme_of(url)
     if scheme not in WAREHOUSES:
         raise SpecError(f"warehouse url '{scheme}://...' has an unknown scheme",
                         f"use one of {', '.join(s + '://' for s in WAREHOUSES)}")
     return WAREHOUSES[scheme]
 
 
+def scheme_of(url: str) -> str:
+    """The scheme a backend is registered under: ``kafka`` of ``kafka://h:9092/t``; "" for a bare path."""
+    return url.split("://", 1)[0] if "://" in url else ""
+
+
 def broker(url: str, where: str):
     """The broker module's :class:`~batchcast.brokers.base.Broker` for ``url``'s scheme, the URL checked;
     SpecError naming ``where`` and the known schemes otherwise."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
+    scheme = scheme_of(url)
     if scheme not in BROKERS:
         raise SpecError(f"{where} = '{url}' has an unknown scheme",
                         f"use one of {', '.join(s + '://' for s in BROKERS)}")

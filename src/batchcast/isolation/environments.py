@@ -102,7 +102,7 @@ def backend_packages(spec: ServiceSpec) -> tuple[str, ...]:
     from batchcast.runs.store import EXTRAS
 
     urls = [spec.storage_url, *(a.input.path for a in spec.actions.values() if a.input and a.input.path)]
-    wanted = {registry.warehouse(spec.warehouse_url).extra} | {EXTRAS.get(u.split("://")[0], "") for u in urls}
+    wanted = {registry.warehouse(spec.warehouse_url).extra} | {EXTRAS.get(registry.scheme_of(u), "") for u in urls}
     try:
         declared = [Requirement(r) for r in requires("batchcast") or []]
     except PackageNotFoundError:  # run from a source tree: nothing to learn the extras from

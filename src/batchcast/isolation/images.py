@@ -106,9 +106,8 @@ def engine_run(engine: list[str], *args: str, timeout: float | None = None, chec
 def image_extras(spec: ServiceSpec) -> str:
     """The image's batchcast extras: ``[image] extras``, serve (every image can run ``batchcast serve``), and
     with a ``[stream]`` table the clients of the brokers its URLs name, so the image can run ``batchcast stream``."""
-    stream = spec.stream
-    urls = (stream.source, stream.topic, stream.dead_letter) if stream is not None else ()
-    brokers = {registry.BROKERS[url.split("://")[0]].extra for url in urls if url}
+    urls = spec.stream.urls if spec.stream is not None else ()
+    brokers = {registry.BROKERS[registry.scheme_of(url)].extra for url in urls}
     return f"[{','.join(sorted({*spec.image.extras, 'serve', *brokers}))}]"
 
 

@@ -110,6 +110,11 @@ class StreamSection(Deployed):
                        "remove them")
         return self
 
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The broker URLs it names: the source, and the topic and the dead-letter topic when set."""
+        return tuple(url for url in (self.source, self.topic, self.dead_letter) if url)
+
     def consumer_group(self, name: str, version: str) -> str:
         """The Kafka consumer group: ``group``, by default ``batchcast-NAME-VERSION`` of the service."""
         return self.group or f"batchcast-{name}-{version}"

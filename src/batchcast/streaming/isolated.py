@@ -22,8 +22,7 @@ MODULES = {"prometheus_client": "prometheus_client", "orjson": "orjson", "conflu
 
 def libraries(spec) -> tuple[str, ...]:
     """The packages the stream's process needs: the metrics' and every broker client the spec's URLs name."""
-    stream = spec.stream
-    schemes = {url.split("://")[0] for url in (stream.source, stream.topic, stream.dead_letter) if url}
+    schemes = {registry.scheme_of(url) for url in spec.stream.urls}
     return LIBRARIES[""] + tuple(p for s in sorted(schemes) for p in LIBRARIES[s])
 
 

@@ -92,7 +92,7 @@ def _warehouse(surface: Surface) -> dict[str, str]:
 def _keda(surface: Surface) -> list[dict]:
     """The ScaledObject on the source's backlog, and the TriggerAuthentication its trigger needs, if any."""
     stream = surface.settings
-    scheme = stream.source.split("://")[0]
+    scheme = registry.scheme_of(stream.source)
     if scheme not in TRIGGERS:
         raise SpecError(f"KEDA has no trigger here for [stream] source {stream.source}",
                         "render with --autoscaler hpa")
