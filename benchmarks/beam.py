@@ -1,4 +1,4 @@
-"""Scoring on Apache Beam: inline, beam with 1 and 2 workers, and Beam's own RunInference, one run.
+"""Scoring on Apache Beam: inline (all cores and 1 thread), beam with 1 and 2 workers, and Beam's own RunInference.
 
 - The model (``--model``): a RandomForestClassifier of 200 trees (its predict
   runs on one thread), a HistGradientBoostingClassifier of 200 iterations
@@ -7,16 +7,25 @@
   ``batchcast run training``.
 - The rows: ``--rows`` (10M) of 8 features in 8 Parquet files; every
   contender reads the same files.
-- inline / beam-1 / beam-2: ``batchcast run application`` (beam: the local
-  runner, 1 or 2 worker processes), each publishing into DuckDB.
+- inline / inline, 1 thread / beam-1 / beam-2: ``batchcast run application``
+  (inline scores batches on a thread per core, or with ``threads = 1`` in the
+  reading thread; beam: the local runner, 1 or 2 worker processes), each
+  publishing into DuckDB.
 - RunInference: Beam's ``SklearnModelHandlerNumpy`` on the same
   ``model.joblib``, fed one row per element (what RunInference takes), in the
   beam executor's environment, 2 workers; it writes nothing, so it does less
   work than the others.
-- Peak memory: the largest resident set of any one process of the contender's
-  tree (a beam worker for beam), sampled every 0.2 s.
+- Contenders are whole processes raced as ``benchmarks/rounds.py`` says: a
+  warm-up round on the same rows (dropped), then ``--rounds`` rounds, the
+  order reversed every other round. Each reports wall seconds as median (min-max),
+  CPU seconds (its tree's, Beam's workers included) and peak memory (the
+  largest single process of its tree, not a sum). Ratios are of
+  wall medians; every sample goes to ``benchmarks/results/beam-MODEL.json``.
+- ``beam-2 / inline 1 thread`` is the comparison the 1.6x goal means (two
+  workers against one scoring loop); ``beam-2 / inline`` (both on every core) is
+  reported without a goal.
 
-Run: ``.venv/bin/python benchmarks/beam.py [--rows N]``.
+Run: ``.venv/bin/python benchmarks/beam.py [--rows N] [--model M] [--rounds R]``.
 """
 
 from __future__ import annotations
@@ -28,17 +37,21 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
-import time
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).parent))
+import rounds  # noqa: E402
 from run import BATCHCAST, FEATURES, generate, write_spec  # noqa: E402
 
 DATE = "2026-01-01"
-GOALS = {"beam-2 / inline": 1.6, "beam-2 / RunInference": 10.0}
+# contender over contender (wall medians), and its goal; None: reported, not targeted
+RATIOS = {"beam-2 / inline 1 thread": ("inline, 1 thread", "beam-2", 1.6),
+          "beam-2 / inline": ("inline", "beam-2", None),
+          "beam-2 / RunInference": ("RunInference", "beam-2", 10.0)}
 RUN_INFERENCE = textwrap.dedent('''
     import sys, numpy as np, pyarrow.parquet as pq, apache_beam as beam
     from apache_beam.ml.inference.base import RunInference
@@ -59,20 +72,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--model", choices=sorted(MODELS), default="forest")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds after the warm-up round")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="batchcast-bench-beam-") as tmp:
         root = Path(tmp)
         model_file = setup(root, args.rows, args.model)
         # RunInference's workers get the share of cores batchcast's beam workers give themselves
         shares = {"RunInference": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}}
-        results = {name: measure(argv, root, shares.get(name, {}))
-                   for name, argv in contenders(root, model_file).items()}
-    report(results, args.rows, args.model)
+        samples = rounds.race({name: partial(rounds.process, argv, env=shares.get(name), cwd=root)
+                               for name, argv in contenders(root, model_file).items()}, args.rounds, show=True)
+    report(samples, args)
 
 
 MODELS = {"forest": ("sklearn.ensemble:RandomForestClassifier", {"n_estimators": 200, "max_depth": 12}),
           "logistic": ("sklearn.linear_model:LogisticRegression", {}),  # light: Beam's per-element cost shows
           "hgb": ("sklearn.ensemble:HistGradientBoostingClassifier", {"max_iter": 200, "early_stopping": False})}
+
+
+BEAM = "[actions.application.beam]\noptions = {{ direct_num_workers = {workers} }}\n"
 
 
 def setup(root: Path, rows: int, model: str) -> Path:
@@ -88,9 +105,10 @@ def setup(root: Path, rows: int, model: str) -> Path:
             con.execute(f"COPY (SELECT 'p{part}-' || i AS player_id, "
                         + ", ".join(f"random() * 4 - 2 AS {f}" for f in FEATURES)
                         + f" FROM range({rows // 8}) t(i)) TO '{root}/data/part-{part}.parquet' (FORMAT parquet)")
-    for file, workers in (("batchcast.toml", 2), ("beam1.toml", 1)):
+    for file, extra in (("batchcast.toml", BEAM.format(workers=2)), ("beam1.toml", BEAM.format(workers=1)),
+                        ("inline1.toml", "threads = 1\n")):  # still in [actions.application]
         write_spec(root, "", entrypoint=entrypoint, source='{ path = "data/*.parquet" }', params=params, file=file,
-                   extra=f"[actions.application.beam]\noptions = {{ direct_num_workers = {workers} }}\n")
+                   extra=extra)
     subprocess.run([BATCHCAST, "run", "training"], cwd=root, check=True, capture_output=True)
     run = json.loads(subprocess.run([BATCHCAST, "runs", "--json"], cwd=root, check=True, capture_output=True,
                                     text=True).stdout)[-1]["run_id"]
@@ -104,60 +122,31 @@ def contenders(root: Path, model_file: Path) -> dict[str, list[str]]:
     beam_python = BeamExecutor().environment(load_spec(root / "batchcast.toml")).path / "bin" / "python"
     run = [BATCHCAST, "run", "application", "--date", DATE]
     return {"inline": [*run, "--executor", "inline"],
+            "inline, 1 thread": [BATCHCAST, "--spec", str(root / "inline1.toml"), *run[1:], "--executor", "inline"],
             "beam-1": [BATCHCAST, "--spec", str(root / "beam1.toml"), *run[1:], "--executor", "beam"],
             "beam-2": [*run, "--executor", "beam"],
             "RunInference": [str(beam_python), "-c", RUN_INFERENCE, str(model_file), f"{root}/data/*.parquet",
                              ",".join(FEATURES)]}
 
 
-def measure(argv: list[str], root: Path, env: dict[str, str]) -> dict:
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env})
-    peak = {"rss": 0}
-    sampler = threading.Thread(target=_sample, args=(proc, peak), daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(argv[:4])} failed:\n{err[-3000:]}")
-    return {"seconds": round(seconds, 2), "peak_process_mib": round(peak["rss"] / 2**20)}
-
-
-def _sample(proc: subprocess.Popen, peak: dict) -> None:
-    while proc.poll() is None:
-        for pid in _tree(proc.pid):
-            try:
-                rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096
-            except (OSError, IndexError):
-                continue
-            peak["rss"] = max(peak["rss"], rss)
-        time.sleep(0.2)
-
-
-def _tree(root: int) -> list[int]:
-    found, frontier = [root], [root]
-    while frontier:
-        pid = frontier.pop()
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        found += map(int, children)
-        frontier += map(int, children)
-    return found
-
-
-def report(results: dict, rows: int, model: str) -> None:
-    print("| contender | seconds | rows/s | peak process MiB |\n| --- | --- | --- | --- |")
-    for name, r in results.items():
-        print(f"| {name} | {r['seconds']} | {rows / r['seconds']:,.0f} | {r['peak_process_mib']} |")
-    ratios = {"beam-2 / inline": results["inline"]["seconds"] / results["beam-2"]["seconds"],
-              "beam-2 / RunInference": results["RunInference"]["seconds"] / results["beam-2"]["seconds"]}
-    for name, ratio in ratios.items():
-        print(f"{name}: {ratio:.2f}x (goal >= {GOALS[name]}): {'met' if ratio >= GOALS[name] else 'NOT met'}")
-    out = Path(__file__).parent / "results" / f"beam-{model}.json"
-    out.write_text(json.dumps({"rows": rows, "model": model, "results": results, "ratios": ratios}, indent=2))
+def report(samples: dict[str, list[rounds.Sample]], args: argparse.Namespace) -> None:
+    """The table and the ratios, printed; the summaries, ratios and every sample to ``beam-MODEL.json``."""
+    print("| contender | wall s, median (min-max) | rows/s | CPU s | peak MiB |\n| --- | --- | --- | --- | --- |")
+    summaries = {name: rounds.summary(taken) for name, taken in samples.items()}
+    for name, s in summaries.items():
+        print(f"| {name} | {rounds.spread(s['wall_s'])} | {args.rows / s['wall_s']['median']:,.0f} | "
+              f"{s['cpu_s']['median']:.1f} | {s['peak_mib']['median']:.0f} |")
+    ratios = {}
+    for name, (slow, fast, goal) in RATIOS.items():
+        value = summaries[slow]["wall_s"]["median"] / summaries[fast]["wall_s"]["median"]
+        verdict = "reported" if goal is None else "met" if value >= goal else "NOT met"
+        ratios[name] = {"value": round(value, 3), "goal": goal, "verdict": verdict}
+        print(f"{name}: {value:.2f}x" + ("" if goal is None else f" (goal >= {goal}): {verdict}"))
+    out = Path(__file__).parent / "results" / f"beam-{args.model}.json"
+    out.write_text(json.dumps({"rows": args.rows, "model": args.model, "rounds": args.rounds, "cores": os.cpu_count(),
+                               "contenders": {name: {**summaries[name], "all": [asdict(x) for x in taken]}
+                                              for name, taken in samples.items()},
+                               "ratios": ratios}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

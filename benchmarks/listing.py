@@ -11,9 +11,10 @@ Each question is asked of a small and a big history, side by side:
 - **runs**: ``batchcast runs`` (the table, as a person sees it) at 10,000 queued ledger rows. Target: under
   0.5 s. At 20,000 committed runs it is reported, not targeted.
 
-Contenders run in rounds, one of each per round, the order reversed every other round, after one warm-up
-round that is dropped; figures are medians with min and max of wall seconds, and CPU seconds (the
-process's own for in-process contenders, the child's for whole processes). ``PYTHONPATH=CHECKOUT/src``
+Contenders are raced as ``benchmarks/rounds.py`` says: one of each per round, the order reversed every other
+round, after one warm-up round that is dropped; figures are medians with min and max of wall seconds, with
+median CPU seconds and peak memory (of the whole process and what it reaped for ``batchcast`` commands; for
+in-process calls, CPU on every thread of this process and this process's peak so far). ``PYTHONPATH=CHECKOUT/src``
 measures another checkout's batchcast with this same script (the README's "before" figures).
 """
 
@@ -23,19 +24,20 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import rounds  # noqa: E402
+from rounds import Sample  # noqa: E402
 from run import BATCHCAST, DATE, FEATURES, generate, write_spec  # noqa: E402
 
 from batchcast import Service  # noqa: E402
@@ -47,43 +49,9 @@ SCHEDULE = 'schedule = "0 6 * * *"\n'
 TODAY = dt.datetime.now(dt.UTC).date()
 
 
-def sample_process(argv: list[str], cwd: Path) -> Callable[[], tuple[float, float]]:
-    def once() -> tuple[float, float]:
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return once
-
-
-def sample_call(call: Callable[[], object]) -> Callable[[], tuple[float, float]]:
-    def once() -> tuple[float, float]:
-        cpu, start = time.process_time(), time.perf_counter()
-        call()
-        return time.perf_counter() - start, time.process_time() - cpu
-    return once
-
-
-def race(contenders: dict[str, Callable[[], tuple[float, float]]], rounds: int) -> dict[str, dict]:
-    """``rounds`` samples of each contender after a dropped warm-up round, the order reversed every other round."""
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-    names = list(contenders)
-    for round_ in range(rounds + 1):
-        for name in names if round_ % 2 == 0 else reversed(names):
-            taken = contenders[name]()
-            if round_:
-                samples[name].append(taken)
-    return {name: summary(taken) for name, taken in samples.items()}
-
-
-def summary(taken: list[tuple[float, float]]) -> dict:
-    wall, cpu = [w for w, _ in taken], [c for _, c in taken]
-    return {"median_s": statistics.median(wall), "min_s": min(wall), "max_s": max(wall),
-            "cpu_median_s": statistics.median(cpu), "samples": len(taken)}
+def race(contenders: dict[str, Callable[[], Sample]], count: int) -> dict[str, dict]:
+    """Each contender's summary after ``count`` rounds of ``rounds.race``."""
+    return {name: rounds.summary(taken) for name, taken in rounds.race(contenders, count).items()}
 
 
 class History:
@@ -122,8 +90,8 @@ class History:
         days = [TODAY - dt.timedelta(days=k) for k in range(count, 0, -1)]
         Service(self.spec).ledger.queue(self.trained.name, self.trained.version, "application", days)
 
-    def cli(self, *args: str) -> Callable[[], tuple[float, float]]:
-        return sample_process([BATCHCAST, "--spec", str(self.spec), *args], self.root)
+    def cli(self, *args: str) -> Callable[[], Sample]:
+        return partial(rounds.process, [BATCHCAST, "--spec", str(self.spec), *args], cwd=self.root)
 
 
 class Ticking:
@@ -179,21 +147,21 @@ def main() -> None:
                         f"run application --model, {n:,} prior": many.cli("run", "application", "--date", DATE,
                                                                          "--model", model)}, args.rounds)
         services = Service(one.spec), Service(many.spec)
-        figures |= race({"model_for, 1 prior": sample_call(services[0].model_for),
-                         f"model_for, {n:,} prior": sample_call(services[1].model_for)}, 5 * args.rounds)
+        figures |= race({"model_for, 1 prior": partial(rounds.call, services[0].model_for),
+                         f"model_for, {n:,} prior": partial(rounds.call, services[1].model_for)}, 5 * args.rounds)
         print("... tick", flush=True)
         ticking = Ticking(one), Ticking(ledger)
         try:
-            figures |= race({"tick, 1 queued": sample_call(ticking[0].tick),
-                             f"tick, {n:,} queued": sample_call(ticking[1].tick)}, 5 * args.rounds)
+            figures |= race({"tick, 1 queued": partial(rounds.call, ticking[0].tick),
+                             f"tick, {n:,} queued": partial(rounds.call, ticking[1].tick)}, 5 * args.rounds)
         finally:
             for t in ticking:
                 t.close()
         print("... runs", flush=True)
         figures |= race({"runs, 1 ledger row": one.cli("runs"), f"runs, {n:,} ledger rows": ledger.cli("runs"),
                          f"runs, {2 * n + 2:,} committed runs": many.cli("runs")}, args.rounds)
-    med = {name: f["median_s"] for name, f in figures.items()}
-    cpu = {name: f["cpu_median_s"] for name, f in figures.items()}
+    med = {name: f["wall_s"]["median"] for name, f in figures.items()}
+    cpu = {name: f["cpu_s"]["median"] for name, f in figures.items()}
     checks = [
         (f"run without --model: {n:,} prior / 1 prior", med[f"run application, {n:,} prior"]
          / med["run application, 1 prior"], "<=", 1.05),
@@ -204,11 +172,12 @@ def main() -> None:
     ]
     results = [{"figure": name, "value": round(value, 3), "target": f"{op} {bound:g}",
                 "verdict": verdict(value, op, bound)} for name, value, op, bound in checks]
-    lines = ["| contender | median | min - max | CPU (median) |", "| --- | --- | --- | --- |"]
+    lines = ["| contender | median | min - max | CPU (median) | peak MiB |", "| --- | --- | --- | --- | --- |"]
     for name, f in figures.items():
-        scale, unit = (1000, "ms") if f["median_s"] < 0.1 else (1, "s")
-        lines.append(f"| {name} | {f['median_s'] * scale:.3g} {unit} | {f['min_s'] * scale:.3g} - "
-                     f"{f['max_s'] * scale:.3g} {unit} | {f['cpu_median_s'] * scale:.3g} {unit} |")
+        wall, used = f["wall_s"], f["cpu_s"]["median"]
+        scale, unit = (1000, "ms") if wall["median"] < 0.1 else (1, "s")
+        lines.append(f"| {name} | {wall['median'] * scale:.3g} {unit} | {wall['min'] * scale:.3g} - "
+                     f"{wall['max'] * scale:.3g} {unit} | {used * scale:.3g} {unit} | {f['peak_mib']['median']:.0f} |")
     lines += ["", "| figure | value | target | verdict |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['figure']} | {r['value']:g} | {r['target']} | {r['verdict']} |" for r in results]
     print("\n" + "\n".join(lines))

@@ -1,14 +1,16 @@
 """``make bench``: what a user pays for batchcast, against the script they would write by hand.
 
 Every contender is a whole process (interpreter start, imports, model load,
-read, predict, write), and contenders are interleaved (A, B, A, B, ...)
-after one warm-up each, so all see the same machine. The hand-written
-contender is ``benchmarks/baseline.py``: it streams the same query, loads the
-same artifact, feeds the model the same columns, writes the same stamped rows
-and replaces the date's rows in one transaction, as a batchcast application
-does. Figures are medians with min and max; each ratio is checked against its
-target. Results go to ``benchmarks/results/latest.json``; the Markdown table
-printed at the end is the README's.
+read, predict, write), raced as ``benchmarks/rounds.py`` says: one of each per
+round, the order reversed every other round, after one warm-up round that is
+dropped, so all see the same machine. The hand-written contender is
+``benchmarks/baseline.py``: it streams the same query, loads the same
+artifact, feeds the model the same columns, writes the same stamped rows and
+replaces the date's rows in one transaction, as a batchcast application does.
+Every contender's wall seconds, CPU seconds and peak memory are medians with
+min and max; each ratio (of wall medians) is checked against its target.
+Results go to ``benchmarks/results/latest.json``; the Markdown table printed
+at the end is the README's.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
-import time
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -31,6 +33,8 @@ import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import rounds  # noqa: E402
 
 from batchcast import Service  # noqa: E402
 from batchcast.spec.sections import ActionSpec  # noqa: E402
@@ -100,29 +104,22 @@ def _version(module: str) -> str:
 
 
 class Figures:
-    """Wall-clock samples of whole processes, taken in interleaved rounds."""
+    """Samples of whole processes, taken in rounds (``rounds.race``)."""
 
     def __init__(self, repeat: int):
         self.repeat, self.samples = repeat, {}
 
     def race(self, contenders: dict[str, tuple[list[str], dict]]) -> None:
-        """Run each contender ``repeat`` times after one warm-up, one of each per round."""
-        for round_ in range(self.repeat + 1):
-            for name, (argv, env) in contenders.items():
-                start = time.perf_counter()
-                done = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True)
-                elapsed = time.perf_counter() - start
-                if done.returncode != 0:
-                    raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-                if round_:
-                    self.samples.setdefault(name, []).append(elapsed)
+        """Race ``(argv, env)`` contenders for ``repeat`` rounds after the warm-up."""
+        self.samples |= rounds.race({name: partial(rounds.process, argv, env=env)
+                                     for name, (argv, env) in contenders.items()}, self.repeat)
 
     def median(self, name: str) -> float:
-        return statistics.median(self.samples[name])
+        """The median wall seconds of ``name``."""
+        return statistics.median(s.wall_s for s in self.samples[name])
 
     def summary(self, name: str) -> dict:
-        s = self.samples[name]
-        return {"median_s": round(statistics.median(s), 4), "min_s": round(min(s), 4), "max_s": round(max(s), 4)}
+        return rounds.summary(self.samples[name])
 
 
 class Bench:
@@ -203,23 +200,24 @@ class Bench:
                                                           f"{str(self.model_dir / 'model.joblib')!r})"], {})})
 
     def peak_memory(self) -> None:
+        """batchcast's peak RSS at ``memory_rows`` and at ``rows``: one sample each (a race at 10M would take
+        minutes); the script's, at ``rows`` and ``big_rows``, come from the DuckDB races."""
         measure = textwrap.dedent("""
-            import re, sys
+            import sys
             from batchcast import Service
             m = Service(sys.argv[1], overrides={"actions": {"application": {"input": {"query": sys.argv[2]}}}}
                         ).run("application", "2026-01-01", executor="inline", model=sys.argv[3])
             assert m.succeeded, m.error
-            print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
             """)
         for table in ("rows", "huge"):
-            out = subprocess.run([PYTHON, "-c", measure, str(self.spec), f"SELECT * FROM {table}", self.model_run],
-                                 check=True, capture_output=True, text=True).stdout.split()[-1]
-            self.memory[table] = round(int(out) / 1024)
+            taken = rounds.process([PYTHON, "-c", measure, str(self.spec), f"SELECT * FROM {table}", self.model_run])
+            self.memory[table] = round(taken.peak_mib)
 
 
 def verdicts(bench: Bench) -> list[dict]:
     """Each figure against its target; a figure whose step was not run (``--steps``) is left out."""
     f, n, big, huge = bench.figures, bench.rows, bench.big_rows, bench.memory_rows
+    memory = f"peak memory: {huge:,} / {n:,} rows"
 
     def speed(table, name="batchcast inline"):  # throughput relative to the script on the same rows
         return f.median(f"{table} script") / f.median(f"{table} {name}")
@@ -241,7 +239,7 @@ def verdicts(bench: Bench) -> list[dict]:
          "<=", 0.8, ("small batchcast local", "small script")),
         ("model load: batchcast - joblib.load (s)", lambda: f.median("load batchcast") - f.median("load joblib"),
          "<=", 0.05, ("load batchcast", "load joblib")),
-        (f"peak memory: {huge:,} / {n:,} rows", lambda: bench.memory["huge"] / bench.memory["rows"], "<=", 1.3, ()),
+        (memory, lambda: bench.memory["huge"] / bench.memory["rows"], "<=", 1.3, ()),
     ]
     found = []
     for name, value, op, bound, used in rows:
@@ -252,16 +250,31 @@ def verdicts(bench: Bench) -> list[dict]:
         found.append({"figure": name, "value": round(value, 3), "target": f"{op} {bound:g}",
                       "verdict": "met" if (value >= bound if op == ">=" else value <= bound) else "NOT met",
                       "measured": {c: f.summary(c) for c in used}})
+        if name == memory:
+            found[-1]["peak_rss_mib"] = peak_rss(bench)
     return found
 
 
-def markdown(results: list[dict], memory: dict) -> str:
-    lines = ["| figure | value | target | verdict | medians (min-max), s |", "| --- | --- | --- | --- | --- |"]
+def peak_rss(bench: Bench) -> dict[str, int]:
+    """MiB: batchcast's at ``memory_rows`` and ``rows`` (``peak_memory``), then both sides' race medians at
+    ``rows`` and ``big_rows`` where the DuckDB step ran."""
+    out = {f"batchcast {bench.memory_rows:,}": bench.memory["huge"], f"batchcast {bench.rows:,}": bench.memory["rows"]}
+    for table, rows in (("rows", bench.rows), ("big", bench.big_rows)):
+        for who in ("batchcast inline", "script"):
+            if f"{table} {who}" in bench.figures.samples:
+                out[f"race: {who} {rows:,}"] = round(bench.figures.summary(f"{table} {who}")["peak_mib"]["median"])
+    return out
+
+
+def markdown(results: list[dict]) -> str:
+    """The README's table; each contender as wall seconds median (min-max), then median CPU and peak memory."""
+    lines = ["| figure | value | target | verdict | contenders: wall s median (min-max), CPU s, peak MiB |",
+             "| --- | --- | --- | --- | --- |"]
     for r in results:
-        measured = "; ".join(f"{name.split(' ', 1)[1]} {m['median_s']:.2f} ({m['min_s']:.2f}-{m['max_s']:.2f})"
-                             for name, m in r["measured"].items())
-        if not measured:
-            measured = f"peak RSS {memory['huge']} MiB / {memory['rows']} MiB"
+        measured = "; ".join(f"{name.split(' ', 1)[1]} {rounds.spread(m['wall_s'])}, CPU {m['cpu_s']['median']:.2f}, "
+                             f"{m['peak_mib']['median']:.0f} MiB" for name, m in r["measured"].items())
+        if "peak_rss_mib" in r:
+            measured = "peak RSS, MiB: " + ", ".join(f"{who} rows: {mib}" for who, mib in r["peak_rss_mib"].items())
         lines.append(f"| {r['figure']} | {r['value']:g} | {r['target']} | {r['verdict']} | {measured} |")
     return "\n".join(lines)
 
@@ -283,12 +296,14 @@ def main() -> None:
             print(f"... {step.__name__}", flush=True)
             step()
     results = verdicts(bench)
-    table = markdown(results, bench.memory)
+    table = markdown(results)
     print("\n" + table)
     out = Path(__file__).parent / "results" / args.out
     out.write_text(json.dumps({"rows": args.rows, "big_rows": args.big_rows, "memory_rows": args.memory_rows,
                                "repeat": args.repeat,
-                               "cores": os.cpu_count(), "peak_rss_mib": bench.memory, "figures": results},
+                               "cores": os.cpu_count(), "peak_rss_mib": bench.memory, "figures": results,
+                               "samples": {name: [asdict(s) for s in taken]
+                                           for name, taken in bench.figures.samples.items()}},
                               indent=2) + "\n")
     print(f"\nwritten to {out}")
     if any(r["verdict"] != "met" for r in results):
