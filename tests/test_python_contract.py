@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 from batchcast import RunStatus, Service
 from batchcast.errors import RunNotFound
+from batchcast.model.contract import as_input
 from tests.conftest import bc, query, write_python_service
 
 
@@ -196,3 +200,13 @@ def test_a_model_an_earlier_version_saved_with_skops_still_loads(tmp_path):
     loaded, meta = files.load(folder, tmp_path)
     assert meta["format"] == "skops"
     assert (loaded.predict(X) == fitted.predict(X)).all()
+
+
+def test_float_features_reach_the_model_as_the_frame_to_pandas_builds():
+    """Float columns take a faster road to pandas (one block); what the model gets must not change."""
+    table = pa.table({"a": [1.5, None], "b": [2.0, 3.0], "c": pa.array([1, 2]), "d": ["x", "y"]})
+    fast = as_input(table, ["b", "a"], "pandas")
+    pd.testing.assert_frame_equal(fast, table.select(["b", "a"]).to_pandas(), check_column_type=False)
+    assert list(fast.columns) == ["b", "a"] and np.isnan(fast["a"][1])
+    mixed = as_input(table, ["a", "c", "d"], "pandas")  # not all floats: to_pandas, types as they are
+    assert [str(t) for t in mixed.dtypes] == ["float64", "int64", str(table.select(["d"]).to_pandas()["d"].dtype)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,10 @@ import pyarrow as pa
 
 from batchcast.errors import RequestError
 
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")  # 2**64 has 20 digits; a float's repr at most 17 in a row
+# Every digit as b"0", every other byte as b" ": a run of 20 digits (2**64 has 20; a float's repr at most 17
+# in a row) is then a plain substring search. The regex [0-9]{20} cost 4x orjson's parse on a 100-row body.
+_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_TWENTY_DIGITS = b"0" * 20
 ARROW = {"number": pa.float64(), "bool": pa.bool_(), "string": pa.string()}
 
 
@@ -52,7 +54,7 @@ def decode(body: bytes, what: str = "the request body") -> Any:
     if not body.strip():
         raise RequestError(f"{what} is empty", "send a JSON object, e.g. "
                            '{"dataframe_records": [{"feature": 1.0}]}')
-    if not _LONG_DIGITS.search(body):
+    if _TWENTY_DIGITS not in body.translate(_DIGITS):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

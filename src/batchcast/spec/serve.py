@@ -71,8 +71,8 @@ class ServeSection(Deployed):
     request_timeout: float = Field(30.0, gt=0, description="Seconds a client has to send a whole request (line, "
                                    "headers, body) from connecting or from its previous response; past them the "
                                    "connection is closed, so a slow or idle client cannot hold it.")
-    max_batch: int = Field(64, ge=1, description="Rows of concurrent requests combined into one model call "
-                                                 "(1: no micro-batching).")
+    max_batch: int = Field(1024, ge=1, description="Rows of concurrent requests combined into one model call "
+                                                   "(1: no micro-batching); a larger request is one call alone.")
     max_wait_ms: float = Field(0.0, ge=0, description="How long a request waits for others to share its call "
                                "(0: it shares only with those that arrived while the model was busy).")
     workers: int = Field(1, ge=1, description="Server processes on one machine (uvicorn workers).")
