@@ -143,16 +143,23 @@ bench: install services
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/checks.py
 
-# batchcast serve against mlflow models serve (MLflow in its own venv), loaded by wrk.
-MLFLOW_STAMP := .venv-mlflow/.installed-1
+# batchcast serve against mlflow models serve and BentoML (each in its own venv), loaded by wrk (about 12 min).
+# MLflow gets uvloop and httptools, which its uvicorn then uses as batchcast's does.
+MLFLOW_STAMP := .venv-mlflow/.installed-2
+BENTOML_STAMP := .venv-bentoml/.installed-1
+SKLEARN_PIN = "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
 
 $(MLFLOW_STAMP):
 	test -x .venv-mlflow/bin/python || $(PY) -m venv .venv-mlflow
-	.venv-mlflow/bin/python -m pip install --quiet 'mlflow==3.17.2' \
-	  "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
+	.venv-mlflow/bin/python -m pip install --quiet 'mlflow==3.17.2' uvloop httptools $(SKLEARN_PIN)
 	touch $@
 
-bench-serving: install-dev $(MLFLOW_STAMP)
+$(BENTOML_STAMP):
+	test -x .venv-bentoml/bin/python || $(PY) -m venv .venv-bentoml
+	.venv-bentoml/bin/python -m pip install --quiet 'bentoml==1.4.40' pandas $(SKLEARN_PIN)
+	touch $@
+
+bench-serving: install-dev $(MLFLOW_STAMP) $(BENTOML_STAMP)
 	@command -v wrk >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python benchmarks/serving.py
@@ -192,4 +199,4 @@ bench-streaming: install-dev $(QUIX_STAMP)
 	$(BIN)/python benchmarks/streaming.py $(STREAM_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-bq .venv-airflow .venv-mlflow .venv-quix demo .pytest_cache
+	rm -rf $(VENV) .venv-bq .venv-airflow .venv-mlflow .venv-bentoml .venv-quix demo .pytest_cache
