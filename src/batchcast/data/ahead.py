@@ -112,8 +112,10 @@ def cores(most: int = 8) -> int:
 def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
     """``work`` of each item on ``threads`` threads, yielded in the items' order.
 
-    At most ``threads`` items are taken ahead of the one yielded, so memory holds that many results; the items
-    are read on the caller's thread. A consumer that stops early (an error downstream) cancels what is left.
+    At most ``threads + 1`` items are taken ahead of the one yielded, so memory holds that many results; the
+    items are read on the caller's thread. The one beyond ``threads`` waits in the pool's queue, so a thread
+    that finishes starts the next item at once instead of waiting for the caller to read it. A consumer that
+    stops early (an error downstream) cancels what is left.
     """
     if threads <= 1:
         yield from map(work, items)
@@ -132,7 +134,7 @@ def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterat
                     yield pending.popleft().result()
                 raise
             pending.append(pool.submit(work, item))
-            if len(pending) >= threads:
+            if len(pending) > threads:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from batchcast.model.loading import load_run
-from batchcast.model.scoring import Scorer
+from batchcast.model.scoring import Scorer, Slices
 from batchcast.online.features import Features
 from batchcast.service import CHAMPION
 
@@ -32,10 +32,16 @@ class Served:
     features: Features
     alias: str | None = None
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    slices: Slices = field(default_factory=lambda: Slices(1))  # set by the Slot that serves it
 
     def predict(self, table) -> np.ndarray:
         """One prediction per row of ``table`` (already checked against the features)."""
-        return self.scorer.predict_array(table)
+        parts = self.slices.map(self.scorer.predict_array, table)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def score(self, batch, schema, where: str) -> list:
+        """The output rows of ``batch``, as record batches in its order (the scorer's ``score``)."""
+        return self.slices.map(lambda part: self.scorer.score(part, schema, where), batch)
 
     def describe(self) -> dict:
         return {"name": self.name, "version": self.version, "run": self.run_id, "alias": self.alias,

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 
+from batchcast.data.ahead import cores
 from batchcast.online.batching import Batcher
 from batchcast.online.loading import load
 from batchcast.online.slot import Slot
@@ -36,7 +37,7 @@ def run(spec_file: str, host: str = "127.0.0.1", port: int = 8080, ref: str | No
 
     from batchcast.serving.protocol import GuardedProtocol
 
-    os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll})
+    os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll, "workers": workers})
     serve = _service().spec.serve
     # A partial of a module's class, not a closure: uvicorn's worker processes get the options pickled.
     http = functools.partial(GuardedProtocol, max_head=serve.max_header, deadline=serve.request_timeout)
@@ -57,9 +58,10 @@ def factory():
     config = json.loads(os.environ[CONFIG])
     service = _service()
     serve = service.spec.serve
-    slot = Slot(load(service, config["ref"]))
-    log.info("serving %s (%s) of %s/%s", slot.served.run_id, slot.served.alias or "not an alias target", service.name,
-             service.version)
+    threads = serve.threads or max(1, cores() // (config.get("workers") or serve.workers))  # each worker its share
+    slot = Slot(load(service, config["ref"]), threads=threads)
+    log.info("serving %s (%s) of %s/%s; a large batch on up to %d thread(s)", slot.served.run_id,
+             slot.served.alias or "not an alias target", service.name, service.version, threads)
     batcher = Batcher(serve.max_batch, serve.max_wait_ms / 1000)
     online = None
     if serve.log_table:

@@ -12,7 +12,8 @@ from batchcast.spec.base import Section, fail, inside, table_name
 
 
 class Deployed(Section):
-    """How a long-running surface (``serve``, ``stream``) is deployed on Kubernetes: replicas, resources, Secrets."""
+    """What the long-running surfaces (``serve``, ``stream``) share: their threads, and how they are deployed on
+    Kubernetes (replicas, resources, Secrets)."""
 
     min_replicas: int = Field(1, ge=1, description="Kubernetes: the fewest replicas the autoscaler keeps.")
     max_replicas: int = Field(4, ge=1, description="Kubernetes: the most replicas the autoscaler starts.")
@@ -20,6 +21,9 @@ class Deployed(Section):
     cpu: str = Field("500m", description="Kubernetes: the container's CPU request (and limit: 2x).")
     memory: str = Field("512Mi", description="Kubernetes: the container's memory request and limit.")
     service_account: str | None = Field(None, description="Kubernetes: the pods' service account.")
+    threads: int | None = Field(None, ge=1, le=64, description="Threads one large batch is scored on, in slices, "
+                                "when one thread would take over 5 ms on it (1: one thread, for a model that is "
+                                "not thread-safe); default the cores this process may use.")
     secrets: list[str] = Field(default_factory=list, description="Kubernetes: Secrets whose keys become the "
                                                                  "container's environment (store credentials).")
 

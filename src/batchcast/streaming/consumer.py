@@ -128,7 +128,7 @@ class Stream:
         if decoded.table is not None:
             batch = decoded.table.combine_chunks().to_batches()[0]
             try:
-                scored.append(served.scorer.score(batch, self.reader.schema, WHERE))
+                scored.extend(served.score(batch, self.reader.schema, WHERE))
                 owners = decoded.messages
             except Exception:  # noqa: BLE001 - then each message alone: only those the model refuses are refused
                 scored, owners = self._one_by_one(served, batch, decoded.messages, dead)

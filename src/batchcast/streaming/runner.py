@@ -16,6 +16,7 @@ import socket
 import sys
 
 from batchcast import registry
+from batchcast.data.ahead import cores
 from batchcast.errors import BatchcastError, SpecError
 from batchcast.online.loading import load
 from batchcast.online.slot import Slot
@@ -61,7 +62,7 @@ def build(service, ref: str | None = None, host: str = "127.0.0.1", port: int | 
         stream.guarantee = guarantee
     group = stream.consumer_group(service.name, service.version)
     instance = stream.instance or _instance(stream.partitions)
-    slot = Slot(load(service, ref), StreamMetrics())
+    slot = Slot(load(service, ref), StreamMetrics(), threads=stream.threads or cores())
     source = registry.broker(stream.source, "[stream] source").source(stream.source, group, stream.partitions)
     delivery = Delivery(spec, group, instance, source)
     reader = Reader(delivery.schema, tuple(spec.model.ids), stream.format, stream.key_field)
