@@ -48,10 +48,11 @@ import rounds  # noqa: E402
 from run import BATCHCAST, FEATURES, generate, write_spec  # noqa: E402
 
 DATE = "2026-01-01"
-# contender over contender (wall medians), and its goal; None: reported, not targeted
+# contender over contender (wall medians), and its goal; None: reported, not targeted. RunInference's 10x was
+# a wrong goal (issue 30): it batches its elements too, and 1.9-2.2x is the figure kept.
 RATIOS = {"beam-2 / inline 1 thread": ("inline, 1 thread", "beam-2", 1.6),
           "beam-2 / inline": ("inline", "beam-2", None),
-          "beam-2 / RunInference": ("RunInference", "beam-2", 10.0)}
+          "beam-2 / RunInference": ("RunInference", "beam-2", None)}
 RUN_INFERENCE = textwrap.dedent('''
     import sys, numpy as np, pyarrow.parquet as pq, apache_beam as beam
     from apache_beam.ml.inference.base import RunInference

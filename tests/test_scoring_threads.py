@@ -124,12 +124,12 @@ def _rows(*values):
 def test_serve_and_stream_split_a_batch_one_thread_would_take_long_on_and_keep_a_quick_one_whole():
     model = SleepyModel()
     served = _served(model, threads=2)
-    values = [float(v) for v in range(2000)]
-    first = served.predict(_rows(*values))  # 40 ms on one thread: unknown until timed, so whole
+    values = [float(v) for v in range(4096)]
+    first = served.predict(_rows(*values))  # 80 ms on one thread: unknown until timed, so whole
     second = served.predict(_rows(*values))  # now known to be worth two threads
-    quick = served.predict(_rows(1.0, 2.0))  # 40 us: not worth a thread
-    assert first.tolist() == second.tolist() == [3 * v for v in values] and quick.tolist() == [3.0, 6.0]
-    assert [rows for rows, _ in model.calls] == [2000, 1000, 1000, 2]
+    small = served.predict(_rows(*values[:3000]))  # 60 ms, but slices under Slices.MIN_ROWS cost more than they save
+    assert first.tolist() == second.tolist() == [3 * v for v in values] and small.tolist() == first.tolist()[:3000]
+    assert [rows for rows, _ in model.calls] == [4096, 2048, 2048, 3000]
     assert len({thread for _, thread in model.calls[1:3]}) == 2
     scored = served.score(pa.RecordBatch.from_pydict({"x": values}), Schema.parse("y:FLOAT64"), "the stream")
     assert len(scored) == 2 and np.concatenate([b.column(0).to_numpy() for b in scored]).tolist() == first.tolist()
@@ -138,15 +138,15 @@ def test_serve_and_stream_split_a_batch_one_thread_would_take_long_on_and_keep_a
 def test_a_slice_that_fails_raises_the_model_s_error_after_every_slice_has_ended():
     model = SleepyModel()
     served = _served(model, threads=2)
-    served.predict(_rows(*map(float, range(2000))))
+    served.predict(_rows(*map(float, range(4096))))
     with pytest.raises(ModelError, match="a negative x"):
-        served.predict(_rows(*map(float, range(1000)), *[-1.0] * 1000))  # the second slice fails
-    assert [rows for rows, _ in model.calls] == [2000, 1000, 1000]
+        served.predict(_rows(*map(float, range(2048)), *[-1.0] * 2048))  # the second slice fails
+    assert [rows for rows, _ in model.calls] == [4096, 2048, 2048]
 
 
 def test_one_thread_never_splits():
     model = SleepyModel()
     served = _served(model, threads=1)
     for _ in range(2):
-        served.predict(_rows(*map(float, range(2000))))
-    assert [rows for rows, _ in model.calls] == [2000, 2000]
+        served.predict(_rows(*map(float, range(4096))))
+    assert [rows for rows, _ in model.calls] == [4096, 4096]
