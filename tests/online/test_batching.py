@@ -26,6 +26,9 @@ class FakeModel:
         self.calls: list[list[float]] = []
         self.delay = delay
 
+    def seconds(self, rows: int) -> float:  # what Served.seconds says of a call, known here beforehand
+        return self.delay
+
     def predict(self, table):
         values = table.column("x").to_pylist()
         self.calls.append(values)
@@ -114,3 +117,26 @@ def test_requests_over_the_limit_are_scored_on_the_loop_in_order_of_arrival():
     assert [a.tolist() for a in answers] == [[2 * v for v in range(6)], [20], [22], [2 * v for v in range(20, 26)]]
     assert model.calls == [list(range(6)), [10, 11], list(range(20, 26))]
     assert set(threads) == {threading.get_ident()}
+
+
+def test_a_call_that_should_take_long_goes_to_a_thread_and_the_loop_goes_on_meanwhile():
+    model, threads = FakeModel(delay=0.3), []
+    predict = model.predict
+    model.predict = lambda table: threads.append(threading.get_ident()) or predict(table)
+
+    async def main():
+        batcher, ticks = Batcher(max_rows=4, max_wait=0.0), [0]
+
+        async def tick():  # what a health probe needs: the loop's turns
+            while True:
+                await asyncio.sleep(0.01)
+                ticks[0] += 1
+
+        ticking = asyncio.create_task(tick())
+        answer = await batcher.predict(model, rows(1, 2))
+        ticking.cancel()
+        await batcher.stop()
+        return answer, ticks[0]
+
+    answer, ticks = asyncio.run(main())
+    assert answer.tolist() == [2, 4] and threads[0] != threading.get_ident() and ticks >= 10

@@ -150,6 +150,10 @@ class Slices:
             self._per_row = (time.perf_counter() - started) * parts / rows
         return found
 
+    def seconds(self, rows: int) -> float:
+        """How long a call on ``rows`` rows should take, by the last call (0 before any)."""
+        return self._per_row * rows / self._parts(rows)
+
     def _parts(self, rows: int) -> int:
         if self._pool is None:
             return 1

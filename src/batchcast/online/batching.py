@@ -14,7 +14,10 @@ back: at 32 connections that tripled the p99 latency. The loop parses no
 new request while the model runs, which is the time they would have waited
 for the GIL anyway. A request of ``max_rows`` rows or more is scored the
 same way, alone: sent to a thread, 100-row requests at 128 connections had a
-p99 of 1.4 s (benchmarks/serving.py).
+p99 of 1.4 s (benchmarks/serving.py). Only a call that should take longer
+than ``AWAY`` seconds (by the model's previous call) goes to a thread, so
+that the loop still answers /v2/health and /metrics meanwhile: a probe
+timing out would restart a pod busy on one large request.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
+AWAY = 0.05  # seconds: a call expected to take longer is scored on a thread (see above)
 
 
 @dataclass
@@ -106,7 +111,11 @@ class Batcher:
         try:
             table = pa.concat_tables([item.table for item in live], promote_options="permissive")
             self.calls += 1
-            y = live[0].served.predict(table)  # on the loop: see the module's docstring
+            served = live[0].served
+            if served.seconds(table.num_rows) > AWAY:
+                y = await asyncio.to_thread(served.predict, table)
+            else:
+                y = served.predict(table)  # on the loop: see the module's docstring
         except Exception as exc:  # noqa: BLE001 - each request gets its own outcome below
             if len(live) == 1:
                 _settle(live[0].future, exception=exc)

@@ -39,6 +39,10 @@ class Served:
         parts = self.slices.map(self.scorer.predict_array, table)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
+    def seconds(self, rows: int) -> float:
+        """How long predicting ``rows`` rows should take, by this model's last call (0 before any)."""
+        return self.slices.seconds(rows)
+
     def score(self, batch, schema, where: str) -> list:
         """The output rows of ``batch``, as record batches in its order (the scorer's ``score``)."""
         return self.slices.map(lambda part: self.scorer.score(part, schema, where), batch)
