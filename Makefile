@@ -165,7 +165,7 @@ bench-serving: install-dev $(MLFLOW_STAMP) $(BENTOML_STAMP)
 	$(BIN)/python benchmarks/serving.py
 
 # Scoring on Apache Beam: inline (all cores, and 1 thread), beam with 1 and 2 workers, and Beam's RunInference,
-# raced in a warm-up round and 3 more (benchmarks/beam.py). 2M rows by default (about 20 min): 10M rows x 5 contenders
+# raced in a warm-up round and 3 more (benchmarks/beam.py). 2M rows by default (14 min here): 10M rows x 5 contenders
 # x 4 rounds would take over an hour on a 2-core machine; BEAM_ARGS="--rows 10000000 --model forest" for that.
 BEAM_ARGS ?= --rows 2000000 --model forest --rounds 3
 bench-beam: install-dev
