@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from batchcast.cli import main
-from tests.conftest import BATCHCAST, bc, bc_json
+from tests.conftest import BATCHCAST, bc, bc_json, write_python_service
 
 
 def test_every_command_has_help():
@@ -118,3 +119,33 @@ def test_runs_prints_a_page_and_says_how_to_see_the_rest(tmp_path):
     assert len(bc_json("runs", cwd=svc)) == 60  # machines get every row unless they ask for fewer
     assert [r["logical_date"] for r in bc_json("runs", "--limit", "2", cwd=svc)] == [d.isoformat() for d in days[-2:]]
     assert "Invalid value for '--limit'" in bc("runs", "--limit", "-1", cwd=svc, ok=False).stderr
+
+
+def test_run_check_promote_validate_and_backfill_print_json_and_their_failures_too(tmp_path):
+    """Issue 28: --json was missing on run, backfill, check, promote and validate."""
+    write_python_service(tmp_path, 200)
+    assert bc_json("validate", cwd=tmp_path) == {"ok": True, "spec": str(tmp_path / "batchcast.toml"),
+                                                 "service": "scores", "version": "2",
+                                                 "actions": ["training", "application", "evaluation"]}
+    trained = bc_json("run", "training", cwd=tmp_path)
+    assert trained["status"] == "succeeded" and trained["kind"] == "training" and trained["metrics"]
+    assert bc_json("promote", trained["run_id"], cwd=tmp_path) == {"alias": "champion", "run_id": trained["run_id"],
+                                                                  "metrics": trained["metrics"]}
+    applied = bc_json("run", "application", "--date", "2026-01-05", cwd=tmp_path)
+    assert applied["model_run"] == trained["run_id"] and applied["rows"]["written"] > 0
+    assert bc_json("check", "application", "--date", "2026-01-05", cwd=tmp_path)["run_id"] == applied["run_id"]
+
+    missing = bc("check", "application", "--date", "2026-01-06", "--json", cwd=tmp_path, ok=False)
+    assert missing.returncode == 1 and "error: no committed application run" in missing.stderr
+    assert json.loads(missing.stdout)["error"].startswith("no committed application run of scores/2 for 2026-01-06")
+    broken = {"BATCHCAST__ACTIONS__APPLICATION__INPUT__QUERY": "SELECT player_id, day FROM features"}
+    failed = bc("run", "application", "--date", "2026-01-07", "--json", cwd=tmp_path, env=broken, ok=False)
+    document = json.loads(failed.stdout)
+    assert failed.returncode == 1 and document["status"] == "failed" and "missing" in document["error"]["message"]
+
+    daily = {"BATCHCAST__ACTIONS__APPLICATION__SCHEDULE": "0 6 * * *"}
+    filled = bc("backfill", "application", "--from", "2026-01-01", "--to", "2026-01-02", "--now", "--json",
+                cwd=tmp_path, env=daily)
+    document = json.loads(filled.stdout)  # the progress lines went to stderr
+    assert document["queued"] == 2 and [r["logical_date"] for r in document["ran"]] == ["2026-01-01", "2026-01-02"]
+    assert {r["status"] for r in document["ran"]} == {"succeeded"} and "[2/2] 2026-01-02" in filled.stderr

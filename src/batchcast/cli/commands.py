@@ -11,7 +11,7 @@ import click
 
 from batchcast import registry
 from batchcast.cli.airflow import airflow
-from batchcast.cli.common import Group, command_name, service_for
+from batchcast.cli.common import Group, command_name, json_option, service_for
 from batchcast.cli.kubernetes import kubernetes
 from batchcast.cli.output import (
     PAGE,
@@ -74,11 +74,16 @@ def adopt(path: str, name: str, table: str, schema: str, version_: str, force: b
 
 
 @main.command()
+@json_option
 @click.pass_context
-def validate(ctx: click.Context) -> None:
+def validate(ctx: click.Context, as_json: bool) -> None:
     """Check the spec and the files it names."""
     service = service_for(ctx)
     service.spec.check_files()
+    if as_json:
+        emit({"ok": True, "spec": str(service.spec.file), "service": service.name, "version": service.version,
+              "actions": list(service.spec.actions)}, True, None)
+        return
     click.echo(f"ok: {service.spec.file}: service {service.name}/{service.version}, "
                f"actions {', '.join(service.spec.actions) or 'none'}")
 
@@ -89,9 +94,10 @@ def validate(ctx: click.Context) -> None:
 @click.option("--executor", help=f"Override the action's executor: {', '.join(registry.EXECUTORS)}.")
 @click.option("--model", help="Apply this run id or alias instead of the default.")
 @click.option("--run-ts", hidden=True, help="Fix the run's timestamp (for executors that wait on the run id).")
+@json_option
 @click.pass_context
 def run(ctx: click.Context, action: str, date: str | None, executor: str | None, model: str | None,
-        run_ts: str | None) -> None:
+        run_ts: str | None, as_json: bool) -> None:
     """Run ACTION once, for one logical date."""
     from batchcast.isolation.process import interrupt
 
@@ -99,6 +105,9 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
         signal.signal(sig, interrupt)
     with status(f"running {action}..."):
         manifest = service_for(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
+    if as_json:  # the manifest, as `batchcast show --json` prints it; its error is in it
+        emit(manifest.model_dump(mode="json"), True, None)
+        ctx.exit(0 if manifest.succeeded else 1)
     built = manifest.environment.get("build_s")
     click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s"
                f"{f' (+{built:.1f} s building its environment)' if built else ''}; "
@@ -114,7 +123,7 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
 @click.option("--action", help="Only this action's runs.")
 @click.option("--limit", type=click.IntRange(min=0), metavar="N",
               help=f"Only the newest N rows (default {PAGE} in the table, all with --json); 0 shows all.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def runs(ctx: click.Context, action: str | None, limit: int | None, as_json: bool) -> None:
     """List committed runs, and the ledger's queued, running or skipped dates: the newest unless --limit says."""
@@ -127,7 +136,7 @@ def runs(ctx: click.Context, action: str | None, limit: int | None, as_json: boo
 
 @main.command()
 @click.argument("run", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@json_option
 @click.option("--log", "with_log", is_flag=True, help="Print the run's log instead.")
 @click.pass_context
 def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> None:
@@ -141,7 +150,7 @@ def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> 
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
     """List trained models (successful training runs) and their aliases."""
@@ -159,20 +168,27 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @main.command()
 @click.argument("run")
 @click.option("--alias", default="champion", show_default=True, help="The alias to move.")
+@json_option
 @click.pass_context
-def promote(ctx: click.Context, run: str, alias: str) -> None:
+def promote(ctx: click.Context, run: str, alias: str, as_json: bool) -> None:
     """Point an alias (default champion) at a successful training RUN."""
-    manifest = service_for(ctx).promote(run, alias)
-    click.echo(f"{alias} -> {manifest.run_id}")
+    moved(alias, service_for(ctx).promote(run, alias), as_json)
 
 
 @main.command()
 @click.option("--alias", default="champion", show_default=True, help="The alias to move back.")
+@json_option
 @click.pass_context
-def rollback(ctx: click.Context, alias: str) -> None:
+def rollback(ctx: click.Context, alias: str, as_json: bool) -> None:
     """Point an alias (default champion) back at its previous target."""
-    manifest = service_for(ctx).rollback(alias)
-    click.echo(f"{alias} -> {manifest.run_id}")
+    moved(alias, service_for(ctx).rollback(alias), as_json)
+
+
+def moved(alias: str, manifest, as_json: bool) -> None:
+    if as_json:
+        emit({"alias": alias, "run_id": manifest.run_id, "metrics": manifest.metrics}, True, None)
+    else:
+        click.echo(f"{alias} -> {manifest.run_id}")
 
 
 @main.command()
@@ -208,15 +224,20 @@ def stream(ctx: click.Context, ref: str | None, host: str, port: int | None, gua
 @main.command()
 @click.argument("action")
 @click.option("--date", required=True, help="The logical date, YYYY-MM-DD.")
+@json_option
 @click.pass_context
-def check(ctx: click.Context, action: str, date: str) -> None:
+def check(ctx: click.Context, action: str, date: str, as_json: bool) -> None:
     """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest."""
-    click.echo(f"{service_for(ctx).check(action, date).run_id} succeeded")
+    manifest = service_for(ctx).check(action, date)
+    if as_json:
+        emit(manifest.model_dump(mode="json"), True, None)
+    else:
+        click.echo(f"{manifest.run_id} succeeded")
 
 
 @main.command()
 @click.option("--count", default=3, show_default=True, help="How many upcoming runs per action.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
     """List the next runs of each scheduled action, with their logical dates."""
@@ -234,11 +255,22 @@ def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
 @click.option("--from", "start", required=True, help="The first logical date, YYYY-MM-DD.")
 @click.option("--to", "end", required=True, help="The last logical date, YYYY-MM-DD.")
 @click.option("--now", is_flag=True, help="Run the dates here, oldest first, instead of only queueing them.")
+@json_option
 @click.pass_context
-def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool) -> None:
+def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool, as_json: bool) -> None:
     """Queue (or with --now, run) ACTION for every scheduled date from --from to --to."""
-    manifests = service_for(ctx).backfill(action, start, end, now=now, progress=backfill_line)
-    if not now:
+    totals: list[int] = []
+
+    def progress(done: int, total: int, manifest) -> None:
+        totals.append(total)
+        backfill_line(done, total, manifest, err=as_json)  # under --json, stdout holds the JSON alone
+
+    manifests = service_for(ctx).backfill(action, start, end, now=now, progress=progress)
+    if as_json:
+        emit({"queued": totals[0] if totals else 0, "ran": [
+            {"logical_date": m.logical_date.isoformat(), "run_id": m.run_id, "status": m.status.value,
+             "rows": m.rows, "error": (m.error or {}).get("message")} for m in manifests]}, True, None)
+    elif not now:
         click.echo("queued in the ledger; pass --now to run them here")
     if any(not m.succeeded for m in manifests):
         ctx.exit(1)
@@ -258,7 +290,7 @@ def build(ctx: click.Context, engine: str | None, push: bool) -> None:
 @main.command()
 @click.argument("action", default="application")
 @click.option("--limit", default=10, show_default=True, help="How many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_context
 def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
     """Print the newest rows of ACTION's output table."""

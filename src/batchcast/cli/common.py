@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,11 @@ if TYPE_CHECKING:
 
 
 class Group(click.Group):
-    """Turns a library error into one line plus its fix, and a non-zero exit."""
+    """Turns a library error into one line plus its fix, and a non-zero exit.
+
+    Under ``--json`` (:data:`json_option`) the error is also the JSON on stdout, ``{"error": ..., "fix": ...}``,
+    so a script reading stdout gets a document whatever happened.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
@@ -26,11 +31,23 @@ class Group(click.Group):
             click.echo(f"error: {exc.message}", err=True)
             if exc.fix:
                 click.echo(f"fix: {exc.fix}", err=True)
+            if ctx.obj and ctx.obj.get("json"):
+                click.echo(json.dumps({"error": exc.message, "fix": exc.fix}, indent=2))
             ctx.exit(1)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see run): a run is committed as cancelled
             recorded = "; the run is recorded as cancelled (batchcast runs)" if ctx.invoked_subcommand == "run" else ""
             click.echo(f"\ncancelled: interrupted{recorded}", err=True)
             ctx.exit(130)
+
+
+def _json_chosen(ctx: click.Context, param, value: bool) -> bool:
+    if value and ctx.obj is not None:
+        ctx.obj["json"] = True  # for Group.invoke, should the command fail
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_json_chosen,
+                           help='Print JSON on stdout (a failure too: {"error": ..., "fix": ...}).')
 
 
 def service_for(ctx: click.Context) -> Service:

@@ -77,7 +77,7 @@ def _without_tracebacks(handler: logging.Handler) -> None:
     handler.emit = quiet
 
 
-def emit(data: Any, as_json: bool, table: Callable[[], Any]) -> None:
+def emit(data: Any, as_json: bool, table: Callable[[], Any] | None) -> None:
     if as_json:
         print(json.dumps(_json_ready(data), indent=2, default=str, allow_nan=False))
     else:
@@ -98,15 +98,16 @@ def _json_ready(data: Any) -> Any:
     return data
 
 
-def backfill_line(done: int, total: int, manifest) -> None:
-    """One line as a backfill queues its dates, then one per date as its run ends, flushed at once."""
+def backfill_line(done: int, total: int, manifest, err: bool = False) -> None:
+    """One line as a backfill queues its dates, then one per date as its run ends, flushed at once (to stderr
+    with ``err``: under --json, stdout holds the JSON alone)."""
     import click
 
     if manifest is None:
-        click.echo(f"queued {total} date{'s' if total != 1 else ''} of the range")
+        click.echo(f"queued {total} date{'s' if total != 1 else ''} of the range", err=err)
         return
     m = manifest
-    click.echo(f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}")
+    click.echo(f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}", err=err)
 
 
 PAGE = 50  # rows a listing prints by default: more is for --limit 0, or --json
