@@ -15,11 +15,13 @@ from batchcast.cli.common import Group, command_name, json_option, service_for
 from batchcast.cli.kubernetes import kubernetes
 from batchcast.cli.output import (
     PAGE,
+    backfill_document,
     backfill_line,
     emit,
     hidden_line,
     manifest_table,
     models_table,
+    moved,
     newest,
     rows_table,
     runs_table,
@@ -184,13 +186,6 @@ def rollback(ctx: click.Context, alias: str, as_json: bool) -> None:
     moved(alias, service_for(ctx).rollback(alias), as_json)
 
 
-def moved(alias: str, manifest, as_json: bool) -> None:
-    if as_json:
-        emit({"alias": alias, "run_id": manifest.run_id, "metrics": manifest.metrics}, True, None)
-    else:
-        click.echo(f"{alias} -> {manifest.run_id}")
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int)
@@ -267,9 +262,7 @@ def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool, a
 
     manifests = service_for(ctx).backfill(action, start, end, now=now, progress=progress)
     if as_json:
-        emit({"queued": totals[0] if totals else 0, "ran": [
-            {"logical_date": m.logical_date.isoformat(), "run_id": m.run_id, "status": m.status.value,
-             "rows": m.rows, "error": (m.error or {}).get("message")} for m in manifests]}, True, None)
+        emit(backfill_document(totals[0] if totals else 0, manifests), True, None)
     elif not now:
         click.echo("queued in the ledger; pass --now to run them here")
     if any(not m.succeeded for m in manifests):

@@ -110,6 +110,23 @@ def backfill_line(done: int, total: int, manifest, err: bool = False) -> None:
     click.echo(f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}", err=err)
 
 
+def backfill_document(queued: int, manifests: list) -> dict:
+    """What ``backfill --json`` prints: how many dates were queued, and each run of them (with ``--now``)."""
+    return {"queued": queued, "ran": [{"logical_date": m.logical_date.isoformat(), "run_id": m.run_id,
+                                       "status": m.status.value, "rows": m.rows,
+                                       "error": (m.error or {}).get("message")} for m in manifests]}
+
+
+def moved(alias: str, manifest, as_json: bool) -> None:
+    """What ``promote`` and ``rollback`` print: where the alias points now."""
+    import click
+
+    if as_json:
+        emit({"alias": alias, "run_id": manifest.run_id, "metrics": manifest.metrics}, True, None)
+    else:
+        click.echo(f"{alias} -> {manifest.run_id}")
+
+
 PAGE = 50  # rows a listing prints by default: more is for --limit 0, or --json
 
 
