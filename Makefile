@@ -85,6 +85,18 @@ $(AIRFLOW_STAMP):
 
 airflow: $(AIRFLOW_STAMP)
 
+# MLflow 3 in its own venv: the tests' tracking server and the data scientist's side of tests/test_mlflow.py,
+# and the serving benchmark's contender (with uvloop and httptools, which its uvicorn then uses as batchcast's
+# does). Its scikit-learn is batchcast's, so a model it logs loads on either side.
+MLFLOW_STAMP := .venv-mlflow/.installed-2
+BENTOML_STAMP := .venv-bentoml/.installed-1
+SKLEARN_PIN = "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
+
+$(MLFLOW_STAMP): | $(DEV_STAMP)
+	test -x .venv-mlflow/bin/python || $(PY) -m venv .venv-mlflow
+	.venv-mlflow/bin/python -m pip install --quiet 'mlflow==3.17.2' uvloop httptools $(SKLEARN_PIN)
+	touch $@
+
 # Podman (runc and vfs: crun and overlay fail on these machines) and a local base image, since no registry is
 # reachable: a Debian bookworm rootfs with python3, built once by debootstrap from the
 # Debian mirror apt uses and cached in ~/.cache/batchcast, then imported into podman.
@@ -126,7 +138,7 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 COMPILE := $(BIN)/python -m compileall -q src
 
 # Every test, with every server; the 25 slowest are listed at the end.
-test: lint services bigquery-emulator airflow container-base
+test: lint services bigquery-emulator airflow container-base $(MLFLOW_STAMP)
 	$(COMPILE)
 	$(BIN)/python -m pytest $(XDIST) --durations=25 $(PYTEST_ARGS)
 
@@ -144,15 +156,6 @@ bench: install services
 	$(BIN)/python benchmarks/checks.py
 
 # batchcast serve against mlflow models serve and BentoML (each in its own venv), loaded by wrk (about 12 min).
-# MLflow gets uvloop and httptools, which its uvicorn then uses as batchcast's does.
-MLFLOW_STAMP := .venv-mlflow/.installed-2
-BENTOML_STAMP := .venv-bentoml/.installed-1
-SKLEARN_PIN = "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
-
-$(MLFLOW_STAMP):
-	test -x .venv-mlflow/bin/python || $(PY) -m venv .venv-mlflow
-	.venv-mlflow/bin/python -m pip install --quiet 'mlflow==3.17.2' uvloop httptools $(SKLEARN_PIN)
-	touch $@
 
 $(BENTOML_STAMP):
 	test -x .venv-bentoml/bin/python || $(PY) -m venv .venv-bentoml

@@ -17,6 +17,7 @@ from tests.services import (
     Unavailable,
     bigquery_emulator,
     gcs_emulator,
+    mlflow_server,
     moto_s3,
     noida_kafka,
     postgres,
@@ -280,6 +281,13 @@ def pubsub_emulator():
     with _service("Pub/Sub emulator", start_pubsub_emulator()) as emulator:
         with _environment(PUBSUB_EMULATOR_HOST=emulator.host):
             yield emulator
+
+
+@pytest.fixture(scope="session")
+def mlflow_tracking(tmp_path_factory):
+    """A real ``mlflow server`` (SQLite, served artifacts): a tests.services.MlflowServer."""
+    with _service("MLflow tracking server", mlflow_server(tmp_path_factory.mktemp("mlflow"))) as server:
+        yield server
 
 
 def _container_driver() -> str:

@@ -474,3 +474,55 @@ def _wait_for_log(path: Path, line: str, proc: subprocess.Popen, timeout: float)
             raise Unavailable(f"exited with code {proc.returncode} before '{line}': {text[-500:]}")
         time.sleep(0.1)
     raise Unavailable(f"no '{line}' in its log within {timeout} s: {path.read_text(errors='replace')[-500:]}")
+
+
+MLFLOW = Path(__file__).resolve().parents[1] / ".venv-mlflow" / "bin"  # `make test` installs MLflow there
+
+
+class MlflowServer:
+    """``mlflow server``: a SQLite backend store, artifacts served from a folder; ``stop()`` and ``start()``
+    keep its data and port."""
+
+    def __init__(self, base: Path, port: int):
+        self.base, self.port = base, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        argv = [str(MLFLOW / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{self.base}/mlflow.db",
+                "--artifacts-destination", str(self.base / "artifacts"), "--host", "127.0.0.1",
+                "--port", str(self.port), "--workers", "1"]
+        with open(self.base / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port(self.port, self.proc, timeout=60)
+        except Unavailable:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _terminate(self.proc, group=True)  # its workers are children of the launcher
+            self.proc = None
+
+    def python(self, *args: str) -> subprocess.CompletedProcess:
+        """``tests/mlflow_side.py`` in MLflow's own environment, against this server; fails loudly."""
+        found = subprocess.run([str(MLFLOW / "python"), str(Path(__file__).with_name("mlflow_side.py")),
+                                "--tracking", self.url, *args], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"})
+        assert found.returncode == 0, found.stderr[-3000:]
+        return found
+
+
+@contextmanager
+def mlflow_server(base: Path):
+    """A real MLflow tracking server and registry on a free port; yields an ``MlflowServer``."""
+    if not (MLFLOW / "mlflow").is_file():
+        raise Unavailable(f"{MLFLOW / 'mlflow'} is missing: make test installs it (make .venv-mlflow/.installed-2)")
+    base.mkdir(parents=True, exist_ok=True)
+    server = MlflowServer(base, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -24,7 +24,8 @@ TIMEOUT_S = 10
 @dataclass
 class Alert:
     kind: str  # "failure", "recovery", "refused" (by the promotion gate), "checks" (an input check breached),
-    # or "unserved" (batchcast serve could not load a new target and kept the old model)
+    # "unserved" (batchcast serve could not load a new target and kept the old model), or "tracking" (the
+    # MLflow tracking server did not take a run)
     service: str
     version: str
     action: str

@@ -27,6 +27,8 @@ boundary, so the core never catches a duckdb, psycopg or google exception.
     ├── RequestError           an online request or record is refused (its body, a column, a value)
     ├── BrokerError            a message broker refused an operation (Kafka, Pub/Sub)
     │   └── BrokerUnavailable  (transient) it could not be reached, or a transaction must be retried
+    ├── RegistryError          an MLflow model cannot be resolved or fetched (no such alias, version, run)
+    │   └── RegistryUnavailable    (transient) the tracking server could not be reached
     └── MissingExtra           an optional backend's package is not installed
 """
 
@@ -166,6 +168,16 @@ class RequestError(BatchcastError):
     def __init__(self, message: str, fix: str, status: int = 400):
         super().__init__(message, fix)
         self.status = status
+
+
+class RegistryError(BatchcastError):
+    """Raised when ``[model] mlflow`` names a model the registry or the folder does not have."""
+
+
+class RegistryUnavailable(RegistryError):
+    """Raised when the MLflow tracking server does not answer."""
+
+    transient = True
 
 
 def is_transient(error_type: str | None) -> bool:

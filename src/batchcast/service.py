@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batchcast import registry
+from batchcast.actions import tracking
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.isolation.scratch import scratch_dir
@@ -55,6 +56,10 @@ class Service:
         spec = self._for_run(action, executor=executor, model=model)
         spec.check_files()
         chosen = spec.action(action)
+        if spec.model.mlflow and chosen.kind in APPLIES_MODEL and chosen.model is None:
+            from batchcast.actions.importing import follow
+
+            follow(self, date)
         applied = self.model_for(chosen.model) if chosen.kind in APPLIES_MODEL else None
         folder = scratch_dir("run")
         try:
@@ -63,9 +68,11 @@ class Service:
                                  logical_date=parse_date(date), executor=chosen.executor,
                                  model_run=applied.run_id if applied else None, applied=applied,
                                  log_path=str(folder / "log.txt"))
-            return get_executor(chosen.executor).submit(request, spec)
+            manifest = get_executor(chosen.executor).submit(request, spec)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+        tracking.after_run(self, manifest)  # to MLflow, if [mlflow] names a server; it never fails the run
+        return manifest
 
     def _for_run(self, action: str, **changes: str | None) -> ServiceSpec:
         """The parsed spec with one run's ``--executor`` and ``--model`` in ``action``, not parsed again.
@@ -225,6 +232,7 @@ class Service:
         if manifest.kind != "training":
             raise StoreError(f"run {manifest.run_id} is a {manifest.kind} run", "promote a training run")
         self.store.set_alias(self.name, self.version, alias, manifest.run_id)
+        tracking.after_alias(self, alias)
         return manifest
 
     def rollback(self, alias: str = CHAMPION) -> Manifest:
@@ -236,6 +244,7 @@ class Service:
                              f"point it at a run: batchcast promote RUN --alias {alias}")
         self.store.set_alias(self.name, self.version, alias, previous, by=f"batchcast rollback from "
                              f"{history[-1]['run_id']}")
+        tracking.after_alias(self, alias)
         return self.store.manifest(previous)
 
     def alias_history(self) -> dict[str, list[dict]]:

@@ -65,7 +65,7 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
-    scorer = ctx.load_model().scorer
+    scorer = ctx.load_model(outcome).scorer
     monitor = _monitor(ctx, outcome)
     out = ctx.action.output
     schema = out.schema_.requiring(ctx.spec.model.ids)  # a prediction without its id is lost

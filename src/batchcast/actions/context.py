@@ -91,11 +91,14 @@ class RunContext:
         path = self.action.config
         return load_config(self.spec.model_path / path) if path else {}
 
-    def load_model(self) -> Loaded:
-        """The applied training run, fetched into ``model/`` by the one verified loader."""
+    def load_model(self, outcome: Outcome | None = None) -> Loaded:
+        """The applied training run, fetched into ``model/`` by the one verified loader; an imported MLflow
+        model's registry version is recorded in ``outcome``."""
         from batchcast.model.loading import load_run  # here: it imports NumPy, which the command contract never needs
 
         loaded = load_run(self.store, self.request.applied or self.request.model_run, self.workdir / "model", self.spec)
+        if outcome is not None and "mlflow" in loaded.meta:
+            outcome.inputs["model"] = loaded.meta["mlflow"]
         log.info("model %s fetched and verified", loaded.manifest.run_id)
         return loaded
 

@@ -12,7 +12,7 @@ from batchcast.runs.commit import Outcome
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
-    loaded = ctx.load_model()
+    loaded = ctx.load_model(outcome)
     label = loaded.meta.get("label") or ctx.spec.model.label
     if not label:
         raise SpecError(f"{ctx.where}: evaluation needs a label column", "set [model] label")

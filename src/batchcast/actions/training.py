@@ -35,6 +35,10 @@ def labels(table: pa.Table, label: str, where: str) -> np.ndarray:
 
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
+    if ctx.spec.imports(ctx.action):  # an MLflow model, trained elsewhere
+        from batchcast.actions import importing
+
+        return importing.run(ctx, outcome)
     spec = ctx.spec.model
     table = read_table(ctx, outcome)
     features = contract.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
@@ -53,6 +57,10 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     _profile(scorer, table, hold if spec.label and len(hold) else None, folder)
     files.save(model, folder, {"entrypoint": spec.entrypoint, "features": features, "label": spec.label,
                                 "input_format": spec.input_format, "rows": table.num_rows})
+    if spec.save_mlflow:  # the same model, for mlflow models serve and the registry
+        from batchcast.model import pyfunc
+
+        pyfunc.save(model, folder / pyfunc.FOLDER, scorer.inputs(table.slice(0, 100)), ctx.spec)
     outcome.files.update(ctx.store.put_dir(ctx.run_id, "output", folder))
     log.info("trained on %d rows; metrics %s", table.num_rows, outcome.metrics)
 

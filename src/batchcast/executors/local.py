@@ -19,6 +19,7 @@ from batchcast.errors import Cancelled, ExecutorError, RunTimeout
 from batchcast.executors.base import Executor
 from batchcast.isolation import process
 from batchcast.isolation.environments import ensure_environment
+from batchcast.model import pyfunc
 from batchcast.runs.commit import ensure_committed, now
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.spec import ServiceSpec
@@ -29,13 +30,15 @@ class LocalExecutor(Executor):
     worker = "batchcast.executors.child"  # the child's entry point (python -m WORKER REQUEST.json)
 
     def submit(self, request: RunRequest, spec: ServiceSpec) -> Manifest:
+        if spec.imports(spec.action(request.action)):  # an MLflow model's import runs none of the model's code
+            return execute(request, spec=spec)
         with_runtime = spec.model.contract == "python"
         started = now()
         # One deadline from here, building the environment included, that the child can see: a child
         # that must stop something elsewhere (a Beam job) stops it before the executor's and the scheduler's.
         deadline = time.time() + spec.action(request.action).timeout
         try:
-            environment = self.environment(spec)
+            environment = self.environment(spec, request)
         except ExecutorError as exc:  # a run like any other: `batchcast runs`, the dashboard and alerts see it
             Path(request.log_path).write_text(getattr(exc, "detail", "") or exc.message)
             return ensure_committed(spec, request, RunStatus.FAILED, started, exc)
@@ -44,9 +47,10 @@ class LocalExecutor(Executor):
             return execute(request, PythonEnv(environment.path / "bin", environment.path), spec=spec)
         return self._child(request, spec, environment.path, deadline)
 
-    def environment(self, spec: ServiceSpec):
+    def environment(self, spec: ServiceSpec, request: RunRequest):
         """The isolated environment the run gets (an executor built on this one adds to it)."""
-        return ensure_environment(spec, spec.model.contract == "python")
+        return ensure_environment(spec, spec.model.contract == "python", added=pyfunc.added_for(spec),
+                                  requirements=pyfunc.requirements_for(spec, request.applied))
 
     def grace(self, spec: ServiceSpec, request: RunRequest) -> float:
         """Seconds the child gets, after SIGTERM, before its tree is killed: none, all it runs is local."""

@@ -61,17 +61,25 @@ def ensure_venv(spec: ServiceSpec, with_runtime: bool) -> Path:
 
 
 def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, ...] = (),
-                       drop: tuple[str, ...] = (), added: tuple[str, ...] = ()) -> Environment:
+                       drop: tuple[str, ...] = (), added: tuple[str, ...] = (),
+                       requirements: str | None = None) -> Environment:
     """The cached environment.
 
     ``extra`` names more of the parent's packages to pin in it (``SERVE``);
     ``drop`` runtime packages left to the resolver (Beam pins its own
     pyarrow); ``added`` requirements go in as given (``apache-beam>=2.60``).
+    ``requirements`` replaces the spec's file (an MLflow model brings its own), and
+    where it names a runtime package its version wins: the environment is the model's.
     """
     names = RUNTIME + tuple(extra) + backend_packages(spec)
-    pins = [p for p in runtime_pins(names) if p.split("==")[0] not in drop] if with_runtime else []
+    if requirements is not None:
+        drop = (*drop, *_named(requirements))
+    pins = [p for p in runtime_pins(names) if _canonical(p.split("==")[0]) not in map(_canonical, drop)] \
+        if with_runtime else []
     pins += list(added)
-    requirements = spec.requirements_path.read_text() if spec.requirements_path else ""
+    file = spec.requirements_path if requirements is None else None
+    if requirements is None:
+        requirements = file.read_text() if file else ""
     python = interpreter(spec.model.python)
     overrides = list(spec.model.overrides)
     # The linked source is part of the key: an environment built by another checkout (a worktree since
@@ -87,7 +95,10 @@ def ensure_environment(spec: ServiceSpec, with_runtime: bool, extra: tuple[str, 
             fcntl.flock(lock, fcntl.LOCK_EX)  # two runs needing the same venv build it once
             if not (venv / DONE).exists():
                 started = time.monotonic()
-                _build(venv, python, spec, pins, overrides, with_runtime)
+                if file is None and requirements:  # given as text: a file beside the venv, for uv
+                    file = venv.with_suffix(".requirements.txt")
+                    file.write_text(requirements)
+                _build(venv, python, file, pins, overrides, with_runtime)
                 build_s = time.monotonic() - started
     packages = json.loads((venv / DONE).read_text() or "{}")
     return Environment(venv, python, overrides, packages, build_s)
@@ -162,8 +173,25 @@ def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-def _build(venv: Path, python: str, spec: ServiceSpec, pins: list[str], overrides: list[str], link: bool) -> None:
-    requirements = spec.requirements_path
+def _named(requirements: str) -> list[str]:
+    """The packages a requirements text names (comments, options and unreadable lines left out)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    names = []
+    for line in requirements.splitlines():
+        try:
+            names.append(Requirement(line.split("#")[0].strip()).name)
+        except InvalidRequirement:
+            continue
+    return names
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _build(venv: Path, python: str, requirements: Path | None, pins: list[str], overrides: list[str],
+           link: bool) -> None:
     log.info("building the isolated environment for %s with Python %s (first run of these requirements; "
              "cached afterwards)", requirements or "batchcast's runtime", python)
     started = time.monotonic()
@@ -248,10 +276,11 @@ def _uv_version() -> str:
         return ""
 
 
-def exec_module(spec: ServiceSpec, extra: tuple[str, ...], module: str, argv: list[str]) -> None:
+def exec_module(spec: ServiceSpec, extra: tuple[str, ...], module: str, argv: list[str],
+                requirements: str | None = None) -> None:
     """Build (or reuse) the environment with ``extra`` and replace this process with ``python -m module``
     there (``serve``, ``stream``): the process that gets the signals is the one working. Never returns."""
-    environment = ensure_environment(spec, True, extra)
+    environment = ensure_environment(spec, True, extra, requirements=requirements)
     python = str(environment.path / "bin" / "python")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["VIRTUAL_ENV"] = str(environment.path)

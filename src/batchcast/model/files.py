@@ -1,5 +1,7 @@
 """A fitted model's files: ``model.joblib`` and ``model_meta.json`` (format, features, label, input form).
 
+An imported MLflow model is a folder instead (``format`` mlflow), loaded by :mod:`batchcast.model.pyfunc`.
+
 ``model_meta.json`` lets every scoring path feed the model exactly the
 columns it was trained on. Why joblib and not skops: the README's "Model
 files and trust" gives the threat model (the checksums, not the file
@@ -26,8 +28,13 @@ def save(model: Any, folder: Path, meta: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.joblib"
     joblib.dump(model, path)
-    (folder / META).write_text(json.dumps({**meta, "format": "joblib", "file": path.name}, indent=2))
+    write_meta(folder, {**meta, "format": "joblib", "file": path.name})
     return path
+
+
+def write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """``model_meta.json``: the model's format and file, its features and input form (an import's too)."""
+    (folder / META).write_text(json.dumps(meta, indent=2))
 
 
 def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
@@ -37,9 +44,13 @@ def load(folder: Path, model_path: Path) -> tuple[Any, dict[str, Any]]:
     except FileNotFoundError:
         raise InputError(f"{folder}: the trained run has no {META}",
                          "apply a run trained with the Python contract") from None
+    path = folder / meta["file"]
+    if meta["format"] == "mlflow":
+        from batchcast.model import pyfunc
+
+        return pyfunc.load(path, meta), meta
     module = meta["entrypoint"].split(":")[0]
     use_repo(model_path, module)  # the model's own classes must import
-    path = folder / meta["file"]
     if meta["format"] == "skops":
         return _load_skops(path), meta
     import joblib

@@ -41,6 +41,7 @@ class Features:
     @classmethod
     def of(cls, meta: dict, profile: dict | None, ids: tuple[str, ...] = ()) -> Features:
         kinds = {name: found["kind"] for name, found in ((profile or {}).get("features") or {}).items()}
+        kinds = kinds or dict(meta.get("kinds") or {})  # an imported MLflow model's, from its signature
         return cls(tuple(meta["features"]), kinds, ids)
 
 

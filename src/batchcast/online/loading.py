@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from batchcast.model import pyfunc
 from batchcast.model.loading import load_run
 from batchcast.model.scoring import Scorer, Slices
 from batchcast.online.features import Features
@@ -55,6 +56,7 @@ class Served:
 def load(service, ref: str | None = None) -> Served:
     """The training run ``ref`` (default: the champion, else the latest), its checksums verified first."""
     manifest = service.model_for(ref)
+    pyfunc.check_environment(service.spec, manifest)
     with tempfile.TemporaryDirectory(prefix="batchcast-serve-") as folder:
         loaded = load_run(service.store, manifest, Path(folder), service.spec)
         features = _features(loaded, service.spec)

@@ -76,7 +76,7 @@ def carry_out(spec, store: ArtifactStore, manifest: Manifest) -> None:
     found = manifest.promotion
     if found["decision"] == "promoted":
         store.set_alias(manifest.name, manifest.version, found["alias"], manifest.run_id,
-                        by=f"promotion gate: {found['reason']}")
+                        by=found.get("by") or f"promotion gate: {found['reason']}")
         return
     alerts.send(spec.alerts, alerts.Alert(
         "refused", manifest.name, manifest.version, manifest.action, manifest.logical_date.isoformat(),

@@ -13,6 +13,7 @@ from importlib.util import find_spec
 
 from batchcast.errors import MissingExtra
 from batchcast.isolation.environments import SERVE, exec_module
+from batchcast.model import pyfunc
 
 
 def serve(service, host: str, port: int, ref: str | None, poll: float | None, workers: int | None, *,
@@ -25,11 +26,7 @@ def serve(service, host: str, port: int, ref: str | None, poll: float | None, wo
 
         run(str(service.spec.file.resolve()), host, port, ref, poll, workers)
         return
-    service.model_for(ref)  # no model to serve: say so now, not after building an environment
+    served = service.model_for(ref)  # no model to serve: say so now, not after building an environment
     options = (("model", ref), ("poll", poll), ("workers", workers))
-    exec_server(service.spec, ["--host", host, "--port", str(port)] + [f"--{k}={v}" for k, v in options if v])
-
-
-def exec_server(spec, argv: list[str]) -> None:
-    """Build (or reuse) the environment and run ``python -m batchcast.serving`` there; never returns."""
-    exec_module(spec, SERVE, "batchcast.serving", argv)
+    argv = ["--host", host, "--port", str(port)] + [f"--{k}={v}" for k, v in options if v]
+    exec_module(service.spec, SERVE, "batchcast.serving", argv, pyfunc.requirements_for(service.spec, served))

@@ -2,6 +2,8 @@
 
 - :mod:`~batchcast.spec.base`: what every table is built from, and the one-line failure;
 - :mod:`~batchcast.spec.sections`: the tables batchcast itself reads;
+- :mod:`~batchcast.spec.serve`, :mod:`~batchcast.spec.stream`, :mod:`~batchcast.spec.tracking`: ``[serve]``,
+  ``[stream]`` and ``[mlflow]``;
 - :mod:`~batchcast.spec.service`: :class:`ServiceSpec`, composed with the backends' own tables
   (each backend declares its ``[actions.X.<name>]`` model; :mod:`batchcast.registry` lists them);
 - :mod:`~batchcast.spec.loading`: finding the file, the environment and command-line layers;

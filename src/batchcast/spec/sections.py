@@ -20,6 +20,10 @@ from batchcast.errors import SchemaError
 from batchcast.spec.base import Section, fail, inside, table_name
 
 KINDS = ("training", "application", "evaluation")
+# models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH (MLflow's ids are 32 hex digits), or a folder.
+_NAME = r"[A-Za-z0-9][\w.-]{0,255}"
+_PATH = r"[\w.-]+(/[\w.-]+)*"
+MLFLOW_URI = rf"models:/{_NAME}(@[A-Za-z_][\w-]{{0,254}}|/\d{{1,9}})|runs:/[0-9a-f]{{32}}/{_PATH}|/?{_PATH}"
 
 
 class ServiceSection(Section):
@@ -45,6 +49,12 @@ class ModelSection(Section):
         None, description="Requirements file inside the model repository; default requirements.txt if present.")
     command: str | None = Field(None, description="Command contract: the command to run, with {action} and {config}.")
     entrypoint: str | None = Field(None, description="Python contract: 'module:Class' with fit and predict.")
+    mlflow: str | None = Field(
+        None, description="An MLflow model, applied as a pyfunc in an environment built from its own requirements: a "
+        "folder (relative to the model repository), runs:/RUN_ID/PATH, models:/NAME@ALIAS or models:/NAME/VERSION. "
+        "'batchcast run training' imports it; every application resolves it again first.")
+    save_mlflow: bool = Field(False, description="Python contract: training also saves the model in MLflow's format "
+                                                 "(output/mlflow), for mlflow models serve and the registry.")
     features: list[str] | None = Field(
         None, description="Python contract: feature columns; default all but label and ids.")
     ids: list[str] = Field(default_factory=list, description="Id columns, never used as features; batchcast "
@@ -82,16 +92,30 @@ class ModelSection(Section):
             raise fail(f"'{value}' is not 'module:Class'", "write it as e.g. prediction.model:Model")
         return value
 
+    @field_validator("mlflow")
+    @classmethod
+    def _mlflow(cls, value: str | None) -> str | None:
+        if value is None or re.fullmatch(MLFLOW_URI, value):
+            return value
+        raise fail(f"'{value}' is not an MLflow model's URI or folder",
+                   "write models:/churn@champion, models:/churn/3, runs:/RUN_ID/model or a folder such as mlruns/model")
+
     @model_validator(mode="after")
     def _one_contract(self) -> ModelSection:
-        if self.command and self.entrypoint:
-            raise fail("both 'command' and 'entrypoint' are set",
-                        "keep 'command' for the command contract or 'entrypoint' for the Python contract")
+        given = [key for key in ("command", "entrypoint", "mlflow") if getattr(self, key)]
+        if len(given) > 1:
+            raise fail(f"both '{given[0]}' and '{given[1]}' are set",
+                        "keep 'command' for the command contract, 'entrypoint' for a class with fit and predict, "
+                        "or 'mlflow' for an MLflow model")
+        if self.save_mlflow and (not self.entrypoint or self.input_format != "pandas"):
+            raise fail("save_mlflow needs an entrypoint and input_format = \"pandas\": batchcast saves a model it "
+                       "trains, and MLflow's pyfunc hands it a DataFrame", "remove save_mlflow, or set both")
         return self
 
     @property
     def contract(self) -> Literal["command", "python"]:
-        return "python" if self.entrypoint else "command"
+        """python: batchcast reads, scores and writes (an entrypoint's class, or an MLflow model)."""
+        return "python" if self.entrypoint or self.mlflow else "command"
 
 
 class StorageSection(Section):
@@ -273,3 +297,4 @@ class ImageSection(Section):
             if not re.fullmatch(r"[a-z0-9_-]{1,40}", extra):
                 raise fail(f"'{extra}' is not an extra's name", "use e.g. gce or postgres")
         return value
+

@@ -25,6 +25,7 @@ from batchcast.spec.sections import (
 )
 from batchcast.spec.serve import ServeSection
 from batchcast.spec.stream import StreamSection
+from batchcast.spec.tracking import MlflowSection
 
 SPEC_FILE = "batchcast.toml"
 DEFAULT_COMMAND = "python -m prediction.main --action {action} --config {config}"
@@ -39,7 +40,22 @@ class ServiceSpec(Section):
     image: ImageSection = Field(default_factory=ImageSection)
     serve: ServeSection = Field(default_factory=ServeSection)
     stream: StreamSection | None = None
+    mlflow: MlflowSection = Field(default_factory=MlflowSection)
     actions: dict[str, ActionSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _imported(self) -> ServiceSpec:
+        """An MLflow model is trained elsewhere: its training action imports it, declared or not."""
+        if not self.model.mlflow:
+            return self
+        action_type = type(self).model_fields["actions"].annotation.__args__[1]  # the composed ActionSpec
+        self.actions.setdefault("training", action_type(kind="training"))
+        for name, action in self.actions.items():
+            if (action.kind or name) == "training" and action.promote:
+                raise fail(f"[actions.{name}.promote]: the model is MLflow's {self.model.mlflow}, which the "
+                           "registry chooses; each import becomes the champion", "remove the table, and move the "
+                           "registry's alias to choose the model")
+        return self
 
     @model_validator(mode="after")
     def _kinds(self) -> ServiceSpec:
@@ -66,7 +82,7 @@ class ServiceSpec(Section):
                            "[actions.application.checks] of a Python-contract spec")
             if action.promote and action.promote.compare_on:
                 self._compare_on(name, action.promote.compare_on)
-            if self.model.contract == "python" and not action.input:
+            if self.model.contract == "python" and not action.input and not self.imports(action):
                 raise fail(f"action '{name}' has no input", f"add [actions.{name}.input] with query or path")
         return self
 
@@ -98,6 +114,10 @@ class ServiceSpec(Section):
         if found is None or (found.kind or target) != "evaluation":
             raise fail(f"{where} = '{target}' is not an evaluation action of this spec",
                        "name an [actions.*] of kind evaluation, whose input holds labelled rows")
+
+    def imports(self, action: ActionSpec) -> bool:
+        """Whether ``action`` imports ``[model] mlflow`` (it reads no input)."""
+        return bool(self.model.mlflow) and action.kind == "training"
 
     # Filled by load_spec: where the file was, for relative paths and messages.
     _file: Path = Path(SPEC_FILE)

@@ -12,6 +12,7 @@ from importlib.util import find_spec
 from batchcast import registry
 from batchcast.errors import MissingExtra, SpecError
 from batchcast.isolation.environments import exec_module
+from batchcast.model import pyfunc
 
 # The libraries batchcast stream's process imports, by the broker schemes that need them.
 LIBRARIES = {"": ("prometheus_client", "orjson"), "kafka": ("confluent_kafka",),
@@ -45,7 +46,7 @@ def stream(service, ref: str | None, host: str = "127.0.0.1", port: int | None =
 
         run(str(spec.file.resolve()), ref, host, port, guarantee)
         return
-    service.model_for(ref)  # no model to stream with: say so now, not after building an environment
+    used = service.model_for(ref)  # no model to stream with: say so now, not after building an environment
     options = (("--port", port), ("--model", ref), ("--guarantee", guarantee))
     argv = ["--host", host] + [part for flag, value in options if value is not None for part in (flag, str(value))]
-    exec_module(spec, libraries(spec), "batchcast.streaming", argv)
+    exec_module(spec, libraries(spec), "batchcast.streaming", argv, pyfunc.requirements_for(spec, used))

@@ -40,16 +40,17 @@ class BeamExecutor(LocalExecutor):
     worker = "batchcast.executors.beam.child"  # the application scored by a pipeline, committed as any run
 
     def submit(self, request, spec):
-        if spec.model.contract != "python" or spec.action(request.action).kind not in ("application",):
+        if spec.model.contract != "python" or spec.model.mlflow or spec.action(request.action).kind != "application":
             raise SpecError(f"{spec.file.name} [actions.{request.action}] executor = \"beam\": Beam scores the "
-                            "application of a Python-contract model", "use executor = \"local\" for this action")
+                            "application of a model with an entrypoint (not an MLflow model)",
+                            "use executor = \"local\" for this action")
         return super().submit(request, spec)
 
     def grace(self, spec, request) -> float:
         # A cluster's job outlives the child unless it is cancelled (beam.pipeline.run does, on SIGTERM).
         return 0.0 if spec.action(request.action).beam.runner == "DirectRunner" else GRACE_S
 
-    def environment(self, spec):
+    def environment(self, spec, request):
         from batchcast.isolation.environments import ensure_environment
 
         # Submitting to Dataflow needs Beam's Google Cloud clients; the other runners need none.
