@@ -19,7 +19,7 @@ from tests.conftest import bc, write_python_service
 # Loaded only by the commands (or the backends) that need them, never by `import batchcast`.
 HEAVY = ["duckdb", "adbc_driver_manager", "adbc_driver_postgresql", "google", "google.cloud", "kubernetes",
          "boto3", "botocore", "s3fs", "gcsfs", "apache_beam", "pyarrow", "pandas", "numpy", "rich", "fsspec",
-         "pydantic"]
+         "pydantic", "mlflow"]
 BACKENDS = ["batchcast.warehouses.", "batchcast.executors.", "batchcast.testing"]  # testing: the contract suites
 
 

@@ -89,16 +89,16 @@ def test_a_registered_model_is_applied_in_its_own_environment_as_mlflow_predicts
     expected = _expected(mlflow_tracking, f"models:/{name}@champion", rows, root / "v1.parquet")
     assert _sql(root, "SELECT count(*) FROM scores")[0][0] == ROWS
     assert _agreeing(root, "scores", expected) == ROWS
-    runs = bc_json("runs", "--json", cwd=root)
+    runs = bc_json("runs", cwd=root)
     assert [r["action"] for r in runs] == ["training", "application"]  # imported once, first
-    applied = bc_json("show", runs[-1]["run_id"], "--json", cwd=root)
+    applied = bc_json("show", runs[-1]["run_id"], cwd=root)
     assert applied["inputs"]["model"]["registered_model"] == name and applied["inputs"]["model"]["version"] == "1"
     packages = applied["environment"]["packages"]  # the model's requirements.txt, MLflow as mlflow-skinny
     assert "mlflow-skinny" in packages and "mlflow" not in packages and "scikit-learn" in packages
-    imported = bc_json("show", runs[0]["run_id"], "--json", cwd=root)
+    imported = bc_json("show", runs[0]["run_id"], cwd=root)
     assert any(path.startswith("output/mlflow/") for path in imported["files"])  # every file's sha256 recorded
     bc("run", "application", "--date", DAY, cwd=root)  # the alias has not moved: no second import
-    assert [r["action"] for r in bc_json("runs", "--json", cwd=root)].count("training") == 1
+    assert [r["action"] for r in bc_json("runs", cwd=root)].count("training") == 1
 
 
 def test_served_as_mlflow_predicts_and_swapped_when_the_registry_alias_moves(registered, mlflow_tracking):
@@ -137,6 +137,19 @@ def test_streamed_as_mlflow_predicts(registered, kafka_broker):
     assert _agreeing(root, "streamed", root / "v2.parquet") == 300
 
 
+def test_an_alias_that_names_nothing_fails_in_one_line_and_leaves_table_and_champion_as_they_were(registered):
+    root, name, _ = registered
+    before = _sql(root, "SELECT player_id, label FROM scores ORDER BY player_id")
+    champion = bc_json("models", cwd=root)
+    done = bc("run", "application", "--date", DAY, cwd=root, ok=False,
+              env={"BATCHCAST__MODEL__MLFLOW": f"models:/{name}@nobody"})
+    assert done.returncode == 1
+    error = done.stderr.strip().splitlines()[-2]
+    assert error.startswith("error: ") and f"models:/{name}@nobody" in error and "alias" in error.lower(), done.stderr
+    assert _sql(root, "SELECT player_id, label FROM scores ORDER BY player_id") == before
+    assert bc_json("models", cwd=root) == champion
+
+
 def test_a_model_pinning_an_older_scikit_learn_runs_with_that_version(tmp_path, mlflow_tracking):
     import sklearn
 
@@ -157,8 +170,7 @@ def test_a_model_pinning_an_older_scikit_learn_runs_with_that_version(tmp_path, 
         '''))
     bc("run", "application", "--date", DAY, cwd=tmp_path)
     assert _sql(tmp_path, "SELECT DISTINCT sklearn FROM versions") == [(OLD_SKLEARN,)]
-    packages = bc_json("show", bc_json("runs", "--json", cwd=tmp_path)[-1]["run_id"], "--json",
-                       cwd=tmp_path)["environment"]["packages"]
+    packages = bc_json("show", bc_json("runs", cwd=tmp_path)[-1]["run_id"], cwd=tmp_path)["environment"]["packages"]
     assert packages["scikit-learn"] == OLD_SKLEARN
 
 
@@ -186,7 +198,7 @@ def _logged(server, experiment: str) -> dict:
 
 def test_training_runs_are_logged_registered_and_alias_moves_mirrored(trained, mlflow_tracking):
     root, experiment = trained
-    first = bc_json("run", "training", "--json", cwd=root)
+    first = bc_json("run", "training", cwd=root)
     logged = _logged(mlflow_tracking, experiment)
     assert len(logged["runs"]) == 1
     run = logged["runs"][0]
@@ -202,7 +214,7 @@ def test_training_runs_are_logged_registered_and_alias_moves_mirrored(trained, m
     assert _agreeing(root, "scores", expected) == _sql(root, "SELECT count(*) FROM scores")[0][0] == 3000
 
     (root / "repo" / "configs" / "training.json").write_text(json.dumps({"params": {"C": 0.001}}))
-    second = bc_json("run", "training", "--json", cwd=root)
+    second = bc_json("run", "training", cwd=root)
     assert second["promotion"]["decision"] == "refused" and _alias(mlflow_tracking, experiment) == "1"
     bc("promote", second["run_id"], cwd=root)
     assert _alias(mlflow_tracking, experiment) == "2"
@@ -210,14 +222,20 @@ def test_training_runs_are_logged_registered_and_alias_moves_mirrored(trained, m
     assert _alias(mlflow_tracking, experiment) == "1"
 
 
-def test_a_stopped_tracking_server_never_fails_training_says_so_once_and_is_caught_up(trained, mlflow_tracking):
+def test_a_stopped_tracking_server_never_fails_training_says_so_once_and_is_caught_up(trained, registered,
+                                                                                      mlflow_tracking):
     root, experiment = trained
     before = len(_logged(mlflow_tracking, experiment)["runs"])
+    applied = _sql(registered[0], "SELECT count(*), count(DISTINCT _run_id) FROM scores")
     mlflow_tracking.stop()
     try:
         said = [bc("run", "training", cwd=root) for _ in range(2)]
+        # An application cannot resolve its model: it fails before any run exists (the scheduler retries it).
+        unresolved = bc("run", "application", "--date", DAY, cwd=registered[0], ok=False)
     finally:
         mlflow_tracking.start()
+    assert unresolved.returncode == 1 and "did not answer" in unresolved.stderr, unresolved.stderr
+    assert _sql(registered[0], "SELECT count(*), count(DISTINCT _run_id) FROM scores") == applied
     assert all("succeeded" in done.stdout for done in said)
     text = "".join(done.stdout + done.stderr for done in said)
     assert text.count("could not log to MLflow") == 1, text

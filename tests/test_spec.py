@@ -197,3 +197,53 @@ def test_a_boolean_version_is_refused(tmp_path):
     with pytest.raises(SpecError) as err:
         load_spec(write(tmp_path, GOOD.replace("version = 1", "version = true")), environ={})
     assert "[service] version: 'true' is not a valid name" in err.value.message and err.value.fix
+
+
+@pytest.mark.parametrize("model, words", [
+    ('mlflow = "models:/churn champion"', ["[model] mlflow", "'models:/churn champion'", "models:/churn@champion"]),
+    ('mlflow = "runs:/abc/model"', ["[model] mlflow", "'runs:/abc/model'"]),
+    ('mlflow = "models:/churn/1"\nentrypoint = "model:Model"', ["both 'entrypoint' and 'mlflow'"]),
+    ('command = "python x.py"\nsave_mlflow = true', ["save_mlflow needs an entrypoint"]),
+])
+def test_an_mlflow_model_that_cannot_be_named_is_refused_with_the_value_and_the_fix(tmp_path, model, words):
+    path = write(tmp_path, GOOD.replace('path = "."', f'path = "."\n{model}'))
+    with pytest.raises(SpecError) as err:
+        load_spec(path, environ={})
+    for word in words:
+        assert word in str(err.value)
+    assert "fix:" in str(err.value)
+
+
+def test_an_mlflow_model_is_imported_by_a_training_action_that_needs_no_input(tmp_path):
+    path = write(tmp_path, '''
+        [service]
+        name = "churn"
+        version = "1"
+
+        [model]
+        mlflow = "models:/churn@champion"
+
+        [actions.application]
+        input = { path = "data/*.parquet" }
+        output = { table = "predictions", schema = "player_id:STRING,label:BOOL" }
+        ''')
+    spec = load_spec(path, environ={})
+    assert spec.model.contract == "python" and spec.imports(spec.action("training"))
+    assert spec.action("training").kubernetes is not None  # the composed action, with every backend's table
+    gated = path.read_text() + '\n[actions.training.promote]\nmetric = "auc"\n'
+    path.write_text(gated)
+    with pytest.raises(SpecError, match=r"\[actions.training.promote\].*registry"):
+        load_spec(path, environ={})
+
+
+@pytest.mark.parametrize("uri, words", [
+    ("http://user:secret@127.0.0.1:5000", ["carries credentials", "MLFLOW_TRACKING_PASSWORD"]),
+    ("ftp://127.0.0.1", ["'ftp://127.0.0.1' is not a tracking server's URI"]),
+])
+def test_a_tracking_uri_with_credentials_or_an_unknown_scheme_is_refused(tmp_path, uri, words):
+    path = write(tmp_path, GOOD + f'\n[mlflow]\ntracking_uri = "{uri}"\n')
+    with pytest.raises(SpecError) as err:
+        load_spec(path, environ={})
+    for word in words:
+        assert word in str(err.value)
+    assert "secret" not in str(err.value)  # never echoed
