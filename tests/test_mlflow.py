@@ -221,6 +221,12 @@ def test_training_runs_are_logged_registered_and_alias_moves_mirrored(trained, m
     bc("rollback", cwd=root)
     assert _alias(mlflow_tracking, experiment) == "1"
 
+    evaluated = bc_json("run", "evaluation", "--date", DAY, cwd=root)
+    logged = {r["tags"]["batchcast.run_id"]: r for r in _logged(mlflow_tracking, experiment)["runs"]}
+    assert logged[evaluated["run_id"]]["metrics"]["accuracy"] == pytest.approx(evaluated["metrics"]["accuracy"])
+    assert logged[evaluated["run_id"]]["tags"]["batchcast.model_run"] == first["run_id"]  # the champion it scored
+    assert len(logged) == 3 and len(_logged(mlflow_tracking, experiment)["versions"]) == 2  # evaluations: no version
+
 
 def test_a_stopped_tracking_server_never_fails_training_says_so_once_and_is_caught_up(trained, registered,
                                                                                       mlflow_tracking):
