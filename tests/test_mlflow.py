@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import bc, bc_json, make_features, write_python_service
 from tests.serving.servers import call, start, stop
-from tests.streaming.common import Consumer, count, until
+from tests.streaming.common import Consumer, count, rows, until
 
 pytestmark = pytest.mark.slow  # a tracking server, and model environments built from PyPI
 ROWS = 2000
@@ -56,9 +56,9 @@ def registered(tmp_path_factory, mlflow_tracking):
     """A service applying ``models:/NAME@champion``, registered by MLflow's API (version 1)."""
     root = tmp_path_factory.mktemp("mlflow-model")
     make_features(root / ".batchcast" / "warehouse.duckdb", ROWS)
-    rows = _export(root)
+    parquet = _export(root)
     name = f"churn-{uuid.uuid4().hex[:6]}"
-    assert mlflow_tracking.python("register", "--rows", rows, "--name", name).stdout.strip() == "1"
+    assert mlflow_tracking.python("register", "--rows", parquet, "--name", name).stdout.strip() == "1"
     (root / "batchcast.toml").write_text(textwrap.dedent(f'''
         [service]
         name = "churn"
@@ -75,18 +75,18 @@ def registered(tmp_path_factory, mlflow_tracking):
         input = {{ query = "SELECT * EXCLUDE (churned) FROM features" }}
         output = {{ table = "scores", schema = "player_id:STRING,label:BOOL" }}
         '''))
-    return root, name, rows
+    return root, name, parquet
 
 
-def _expected(server, model: str, rows: str, out) -> str:
-    server.python("predict", "--model", model, "--rows", rows, "--out", str(out))
+def _expected(server, model: str, parquet: str, out) -> str:
+    server.python("predict", "--model", model, "--rows", parquet, "--out", str(out))
     return str(out)
 
 
 def test_a_registered_model_is_applied_in_its_own_environment_as_mlflow_predicts_it(registered, mlflow_tracking):
-    root, name, rows = registered
+    root, name, parquet = registered
     bc("run", "application", "--date", DAY, cwd=root)
-    expected = _expected(mlflow_tracking, f"models:/{name}@champion", rows, root / "v1.parquet")
+    expected = _expected(mlflow_tracking, f"models:/{name}@champion", parquet, root / "v1.parquet")
     assert _sql(root, "SELECT count(*) FROM scores")[0][0] == ROWS
     assert _agreeing(root, "scores", expected) == ROWS
     runs = bc_json("runs", cwd=root)
@@ -102,18 +102,18 @@ def test_a_registered_model_is_applied_in_its_own_environment_as_mlflow_predicts
 
 
 def test_served_as_mlflow_predicts_and_swapped_when_the_registry_alias_moves(registered, mlflow_tracking):
-    root, name, rows = registered
+    root, name, parquet = registered
     records = [{k: v for k, v in row.items() if k.startswith("f")}
-               for row in _sql_dicts(root, "SELECT * FROM features ORDER BY player_id LIMIT 200")]
+               for row in rows(root, "SELECT * FROM features ORDER BY player_id LIMIT 200")]
     ids = [r[0] for r in _sql(root, "SELECT player_id FROM features ORDER BY player_id LIMIT 200")]
     first = _labels(root, "v1.parquet", ids)
     port, server = start(root, "--poll", "0.5")  # in an environment built from the model's requirements
     try:
         status, _, answer = call(port, "/invocations", {"dataframe_records": records})
         assert status == 200 and answer["predictions"] == first
-        assert mlflow_tracking.python("register", "--rows", rows, "--name", name, "--flip").stdout.strip() == "2"
+        assert mlflow_tracking.python("register", "--rows", parquet, "--name", name, "--flip").stdout.strip() == "2"
         bc("run", "application", "--date", DAY, cwd=root)  # resolves champion again: imports version 2
-        flipped = _expected(mlflow_tracking, f"models:/{name}@champion", rows, root / "v2.parquet")
+        flipped = _expected(mlflow_tracking, f"models:/{name}@champion", parquet, root / "v2.parquet")
         assert _agreeing(root, "scores", flipped) == ROWS
         second = _labels(root, "v2.parquet", ids)
         assert second != first
@@ -129,7 +129,7 @@ def test_streamed_as_mlflow_predicts(registered, kafka_broker):
     kafka_broker.create_topic(topic, 1)
     with (root / "batchcast.toml").open("a") as spec:
         spec.write(f'\n[stream]\nsource = "{kafka_broker.url(topic)}"\ntable = "streamed"\nport = 0\n')
-    found = _sql_dicts(root, "SELECT * EXCLUDE (churned, day) FROM features ORDER BY player_id LIMIT 300")
+    found = rows(root, "SELECT * EXCLUDE (churned, day) FROM features ORDER BY player_id LIMIT 300")
     kafka_broker.produce(topic, [json.dumps(row).encode() for row in found])
     with Consumer(root) as consumer:  # --inline: the loader is the one serve and the application use
         until(lambda: count(root, "streamed") == 300, 60, "300 streamed rows", consumer)
@@ -253,14 +253,6 @@ def test_a_stopped_tracking_server_never_fails_training_says_so_once_and_is_caug
 
 def _alias(server, name: str) -> str:
     return server.python("alias", "--name", name).stdout.strip()
-
-
-def _sql_dicts(root, sql: str) -> list[dict]:
-    con = duckdb.connect(str(root / ".batchcast" / "warehouse.duckdb"), read_only=True)
-    try:
-        return con.sql(sql).to_arrow_table().to_pylist()
-    finally:
-        con.close()
 
 
 def _labels(root, name: str, ids: list[str]) -> list[bool]:
