@@ -16,6 +16,7 @@ send succeeds.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import subprocess
@@ -60,7 +61,9 @@ def _pending(service) -> Path:
 def _queue(service, item: dict[str, str]) -> None:
     folder = _pending(service)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{time.time_ns()}.json").write_text(json.dumps(item))
+    partial = folder / f"{time.time_ns()}.partial"
+    partial.write_text(json.dumps(item))
+    partial.rename(partial.with_suffix(".json"))  # whole or absent, for a flush that reads it meanwhile
 
 
 def _flush(service) -> None:
@@ -68,6 +71,12 @@ def _flush(service) -> None:
     folder = _pending(service)
     down = folder / "down"
     uri = service.spec.mlflow.tracking_uri
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two runs ending at once must not send one item twice
+        _send_waiting(service, folder, down, uri)
+
+
+def _send_waiting(service, folder: Path, down: Path, uri: str) -> None:
     for path in sorted(folder.glob("*.json")):
         item = json.loads(path.read_text())
         try:
