@@ -71,6 +71,7 @@ def _flush(service) -> None:
     folder = _pending(service)
     down = folder / "down"
     uri = service.spec.mlflow.tracking_uri
+    folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two runs ending at once must not send one item twice
         _send_waiting(service, folder, down, uri)

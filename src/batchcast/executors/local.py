@@ -47,10 +47,10 @@ class LocalExecutor(Executor):
             return execute(request, PythonEnv(environment.path / "bin", environment.path), spec=spec)
         return self._child(request, spec, environment.path, deadline)
 
-    def environment(self, spec: ServiceSpec, request: RunRequest):
+    def environment(self, spec: ServiceSpec, request: RunRequest | None = None):
         """The isolated environment the run gets (an executor built on this one adds to it)."""
         return ensure_environment(spec, spec.model.contract == "python", added=pyfunc.added_for(spec),
-                                  requirements=pyfunc.requirements_for(spec, request.applied))
+                                  requirements=pyfunc.requirements_for(spec, request and request.applied))
 
     def grace(self, spec: ServiceSpec, request: RunRequest) -> float:
         """Seconds the child gets, after SIGTERM, before its tree is killed: none, all it runs is local."""

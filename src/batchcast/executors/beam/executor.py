@@ -50,7 +50,7 @@ class BeamExecutor(LocalExecutor):
         # A cluster's job outlives the child unless it is cancelled (beam.pipeline.run does, on SIGTERM).
         return 0.0 if spec.action(request.action).beam.runner == "DirectRunner" else GRACE_S
 
-    def environment(self, spec, request):
+    def environment(self, spec, request=None):
         from batchcast.isolation.environments import ensure_environment
 
         # Submitting to Dataflow needs Beam's Google Cloud clients; the other runners need none.
