@@ -107,7 +107,12 @@ def test_the_dashboard_shows_runs_failures_plots_and_champions(dashboard):
     svc, base = dashboard
     service = Service(svc / "batchcast.toml")
     failed = next(m for m in service.runs("application") if not m.succeeded)
+    skipped = [YESTERDAY - dt.timedelta(days=400 + k) for k in range(40)]  # a catchup=latest restart's
+    service.ledger.add("churn", "1", "application", skipped, "skipped")
     dom = browse(base + "/")
+
+    [folded] = re.findall(r'<tr class="run skipped">(.*?)</tr>', dom, re.S)  # 40 dates, one row
+    assert f"40 application dates skipped by catchup=latest, {min(skipped)}..{max(skipped)}" in folded
 
     assert "churn/1" in dom and "<code>* * * * *</code>" in dom
     succeeded_rows = re.findall(r'<tr class="run succeeded">(.*?)</tr>', dom, re.S)

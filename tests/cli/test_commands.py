@@ -121,6 +121,33 @@ def test_runs_prints_a_page_and_says_how_to_see_the_rest(tmp_path):
     assert "Invalid value for '--limit'" in bc("runs", "--limit", "-1", cwd=svc, ok=False).stderr
 
 
+def test_331_skipped_dates_are_one_line_and_runs_filters_by_status_and_date(tmp_path):
+    """Issue 28: a backfill then a scheduler start left 331 skipped dates, one line each, in `runs`."""
+    import datetime as dt
+
+    from batchcast import Service
+
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    svc = tmp_path / "svc"
+    ledger = Service(svc / "batchcast.toml").ledger
+    skipped = [dt.date(2026, 1, 1) + dt.timedelta(days=k) for k in range(331)]
+    ledger.add("churn", "1", "application", skipped, "skipped")
+    queued = [dt.date(2026, 11, 28) + dt.timedelta(days=k) for k in range(3)]
+    ledger.queue("churn", "1", "application", queued)
+
+    table = bc("runs", cwd=svc).stdout
+    assert len(table.splitlines()) < 20, table
+    assert "331 application dates skipped by catchup=latest, 2026-01-01..2026-11-27" in table.replace("\n", " ")
+    assert all(d.isoformat() in table for d in queued)
+    assert len(bc_json("runs", cwd=svc)) == 334  # a program gets every date
+    assert {r["status"] for r in bc_json("runs", "--status", "queued", cwd=svc)} == {"queued"}
+    assert len(bc_json("runs", "--status", "skipped", "--status", "queued", cwd=svc)) == 334
+    since = bc_json("runs", "--since", "2026-11-27", cwd=svc)
+    assert [r["logical_date"] for r in since] == ["2026-11-27", *(d.isoformat() for d in queued)]
+    assert bc_json("runs", "--status", "failed", cwd=svc) == []
+    assert "'2026-13-01' does not match" in bc("runs", "--since", "2026-13-01", cwd=svc, ok=False).stderr
+
+
 def test_run_check_promote_validate_and_backfill_print_json_and_their_failures_too(tmp_path):
     """Issue 28: --json was missing on run, backfill, check, promote and validate."""
     write_python_service(tmp_path, 200)

@@ -13,18 +13,13 @@ from batchcast import registry
 from batchcast.cli.airflow import airflow
 from batchcast.cli.common import Group, command_name, json_option, service_for
 from batchcast.cli.kubernetes import kubernetes
+from batchcast.cli.listings import models, runs, show
 from batchcast.cli.output import (
-    PAGE,
     backfill_document,
     backfill_line,
     emit,
-    hidden_line,
-    manifest_table,
-    models_table,
     moved,
-    newest,
     rows_table,
-    runs_table,
     setup_logging,
     status,
 )
@@ -119,52 +114,6 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
         if manifest.error.get("fix"):
             click.echo(f"fix: {manifest.error['fix']}", err=True)
         ctx.exit(1)
-
-
-@main.command()
-@click.option("--action", help="Only this action's runs.")
-@click.option("--limit", type=click.IntRange(min=0), metavar="N",
-              help=f"Only the newest N rows (default {PAGE} in the table, all with --json); 0 shows all.")
-@json_option
-@click.pass_context
-def runs(ctx: click.Context, action: str | None, limit: int | None, as_json: bool) -> None:
-    """List committed runs, and the ledger's queued, running or skipped dates: the newest unless --limit says."""
-    found = service_for(ctx).history(action)
-    shown = newest(found, (0 if as_json else PAGE) if limit is None else limit)
-    emit(shown, as_json, lambda: runs_table(shown))
-    if not as_json:
-        hidden_line(len(found), len(shown))
-
-
-@main.command()
-@click.argument("run", required=False)
-@json_option
-@click.option("--log", "with_log", is_flag=True, help="Print the run's log instead.")
-@click.pass_context
-def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> None:
-    """Show one run's manifest (default the newest run): RUN is a run id, ACTION/RUN_TS, RUN_TS or an alias."""
-    service = service_for(ctx)
-    manifest = service.show(run) if run else service.newest()
-    if with_log:
-        click.echo(service.log(manifest), nl=False)
-        return
-    emit(manifest.model_dump(mode="json"), as_json, lambda: manifest_table(manifest))
-
-
-@main.command()
-@json_option
-@click.pass_context
-def models(ctx: click.Context, as_json: bool) -> None:
-    """List trained models (successful training runs) and their aliases."""
-    service = service_for(ctx)
-    found = service.models()
-    emit(found, as_json, lambda: models_table(found))
-    if not as_json:
-        for alias, moves in service.alias_history().items():
-            click.echo(f"{alias} history: " + "; ".join(
-                f"{m['set_at'][:19]} {m['run_id']} ({m.get('by', 'batchcast promote')})" for m in moves))
-    for warning in service.warnings():
-        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()
@@ -292,5 +241,5 @@ def preview(ctx: click.Context, action: str, limit: int, as_json: bool) -> None:
 
 
 # Commands of their own modules.
-for command in (airflow, kubernetes, pause, resume, scheduler, ui):
+for command in (airflow, kubernetes, models, pause, resume, runs, scheduler, show, ui):
     main.add_command(command)

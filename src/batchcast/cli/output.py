@@ -148,7 +148,7 @@ def runs_table(runs: list[dict]) -> Table:
     table = _table("run", "status", "logical date", "duration", "rows", "model")
     for r in runs:
         duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else ""
-        table.add_row(r["run_id"] or "", _status(r["status"]), r["logical_date"], duration,
+        table.add_row(r.get("summary") or r["run_id"] or "", _status(r["status"]), r["logical_date"], duration,
                       " ".join(f"{k}={v}" for k, v in r["rows"].items()), r["model_run"] or "")
     return table
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from batchcast.errors import BatchcastError, ServeError
+from batchcast.scheduling.listing import collapsed
 from batchcast.service import CHAMPION, Service
 from batchcast.ui.charts import line_chart
 
@@ -66,7 +67,8 @@ def _service_view(service: Service) -> dict:
         "actions": [{"name": n, "kind": a.kind, "schedule": a.schedule or "", "timezone": a.timezone,
                      "catchup": a.catchup, "executor": a.executor} for n, a in service.spec.actions.items()],
         "upcoming": service.schedule(3),
-        "runs": sorted(history, key=lambda r: (r["logical_date"], r["started_at"] or ""), reverse=True)[:RUNS_SHOWN],
+        "runs": collapsed(sorted(history, key=lambda r: (r["logical_date"], r["started_at"] or ""), reverse=True),
+                          {name: a.catchup for name, a in service.spec.actions.items()})[:RUNS_SHOWN],
         "duration_chart": line_chart("run duration by logical date", durations, " s"),
         "metrics_chart": line_chart("training metrics over time", metrics),
         "drift_chart": line_chart("input drift (PSI per feature) by logical date", drift) if drift else "",

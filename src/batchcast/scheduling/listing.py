@@ -1,0 +1,52 @@
+"""Run listings a person can read: filtered by action, state and date, and runs of skipped dates as one row.
+
+A scheduler started after a long stop records every missed date its catchup
+policy skips; listed one per line they bury the runs that happened (331
+lines after a 3-day backfill and a restart). :func:`collapsed` folds each run
+of consecutive skipped dates of one action into one row that says how many,
+which dates, and why. The CLI's table and the dashboard use it; ``--json``
+keeps one row per date, for programs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+SKIPPED = "skipped"
+
+
+def select(rows: Iterable[dict], *, action: str | None = None, statuses: Iterable[str] = (),
+           since: str | None = None) -> list[dict]:
+    """The rows of ``action`` in one of ``statuses`` whose logical date is ``since`` (ISO) or later."""
+    wanted = set(statuses)
+    return [r for r in rows if (action is None or r["action"] == action)
+            and (not wanted or r["status"] in wanted) and (since is None or r["logical_date"] >= since)]
+
+
+def collapsed(rows: list[dict], catchup: dict[str, str]) -> list[dict]:
+    """``rows`` in their order, each run of two or more consecutive skipped dates of one action as one row.
+
+    The row keeps the listing's keys (``run_id`` None, ``logical_date`` "FIRST..LAST") and adds ``count``
+    and ``summary`` ("320 application dates skipped by catchup=latest, 2026-01-07..2026-11-22").
+    """
+    out: list[dict] = []
+    group: list[dict] = []
+    for row in [*rows, None]:
+        if row is not None and row["status"] == SKIPPED and (not group or group[0]["action"] == row["action"]):
+            group.append(row)
+            continue
+        out.extend(group if len(group) < 2 else [_folded(group, catchup)])
+        group = []
+        if row is not None and row["status"] == SKIPPED:
+            group = [row]
+        elif row is not None:
+            out.append(row)
+    return out
+
+
+def _folded(group: list[dict], catchup: dict[str, str]) -> dict:
+    dates = sorted(r["logical_date"] for r in group)
+    action = group[0]["action"]
+    span = f"{dates[0]}..{dates[-1]}"
+    return {**group[0], "run_id": None, "logical_date": span, "error": None, "count": len(group),
+            "summary": f"{len(group)} {action} dates skipped by catchup={catchup.get(action, '?')}, {span}"}
