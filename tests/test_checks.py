@@ -9,7 +9,7 @@ import pytest
 
 from batchcast import Service
 from batchcast.ui import overview
-from tests.conftest import bc, query, write_python_service
+from tests.conftest import bc, bc_json, query, write_python_service
 
 CHECKS = '\n[actions.application.checks]\non_breach = "{mode}"\n'
 
@@ -78,7 +78,7 @@ def test_warn_publishes_and_records_and_alerts_the_finding(trained):
     spec, alerts = trained
     spec.write_text(spec.read_text().replace('on_breach = "fail"', 'on_breach = "warn"'))
     change(spec, "UPDATE features SET f1 = f1 * 0.5")
-    bc("run", "application", "--date", "2026-01-02", cwd=spec.parent)
+    said = bc("run", "application", "--date", "2026-01-02", cwd=spec.parent)
     warned = Service(spec).runs("application")[-1]
     assert warned.succeeded and warned.rows["written"] == 3000
     assert warned.checks["on_breach"] == "warn" and warned.checks["features"]["f1"]["psi"] > 0.2
@@ -86,7 +86,20 @@ def test_warn_publishes_and_records_and_alerts_the_finding(trained):
     [alert] = alerts
     assert "input checks breached (warn)" in alert["text"] and "f1" in alert["text"]
 
+    # Not shown as a plain success anywhere (issue 28): the run's line, runs, show, their JSON, the dashboard.
+    assert " succeeded, 1 warning in " in said.stdout and "warning: input checks breached (warn): feature f1" \
+        in said.stderr
+    [listed] = [r for r in bc_json("runs", cwd=spec.parent) if r["run_id"] == warned.run_id]
+    assert listed["status"] == "succeeded" and listed["warnings"][0].startswith("input checks breached (warn)")
+    assert "succeeded, 1 warning" in bc("runs", cwd=spec.parent).stdout
+    assert bc_json("show", warned.run_id, cwd=spec.parent)["warnings"] == listed["warnings"]
+    assert "succeeded, 1 warning" in bc("show", warned.run_id, cwd=spec.parent).stdout
     page = overview([Service(spec)])
+    [row] = re.findall(rf'<tr class="run succeeded warned">(.*?{warned.run_id}.*?)</tr>', page, re.S)
+    assert "succeeded, 1 warning" in row and "feature f1 drifted" in row
+    from batchcast.ui.dashboard import run_page
+
+    assert "succeeded, 1 warning" in run_page([Service(spec)], warned.run_id)
     chart = re.search(r'<figure class="drift">(.*?)</figure>', page, re.S).group(1)
     series = dict(re.findall(r'data-series="(f\d)" data-points="(\d+)"', chart))
     assert series == {f"f{i}": "2" for i in range(1, 9)}  # two checked dates per feature

@@ -9,7 +9,7 @@ import pytest
 
 from batchcast import Manifest, Service
 from batchcast.ui import overview
-from tests.conftest import bc
+from tests.conftest import bc, bc_json
 
 GATE = '''
 [actions.training.promote]
@@ -57,6 +57,8 @@ def test_only_better_candidates_become_champion_and_rollback_restores_the_previo
     assert "0.8" in worse.promotion["reason"] and "stored at training" in worse.promotion["basis"]
     [alert] = alerts
     assert "not promoted" in alert["text"] and "0.7" in alert["text"] and "0.8" in alert["text"]
+    [listed] = [r for r in bc_json("runs", cwd=svc) if r["run_id"] == worse.run_id]  # not a plain success
+    assert listed["warnings"] == [f"not promoted to champion: {worse.promotion['reason']}"]
 
     under = train(svc, 0.4)
     assert under.promotion["decision"] == "refused" and "under the floor at_least 0.5" in under.promotion["reason"]

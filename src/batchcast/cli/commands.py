@@ -17,6 +17,7 @@ from batchcast.cli.listings import models, runs, show
 from batchcast.cli.output import (
     backfill_document,
     backfill_line,
+    document,
     emit,
     moved,
     rows_table,
@@ -103,12 +104,14 @@ def run(ctx: click.Context, action: str, date: str | None, executor: str | None,
     with status(f"running {action}..."):
         manifest = service_for(ctx).run(action, date, executor=executor, model=model, run_ts=run_ts)
     if as_json:  # the manifest, as `batchcast show --json` prints it; its error is in it
-        emit(manifest.model_dump(mode="json"), True, None)
+        emit(document(manifest), True, None)
         ctx.exit(0 if manifest.succeeded else 1)
     built = manifest.environment.get("build_s")
-    click.echo(f"{manifest.run_id} {manifest.status.value} in {manifest.duration_s:.1f} s"
+    click.echo(f"{manifest.run_id} {manifest.shown_status()} in {manifest.duration_s:.1f} s"
                f"{f' (+{built:.1f} s building its environment)' if built else ''}; "
                f"rows {json.dumps(manifest.rows)}; metrics {json.dumps(manifest.metrics)}")
+    for warning in manifest.warnings():  # exit 0: the rows are published; a warning is said, not raised
+        click.echo(f"warning: {warning}", err=True)
     if not manifest.succeeded:
         click.echo(f"error: {manifest.error['message']}", err=True)
         if manifest.error.get("fix"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from batchcast.cli.common import json_option, service_for
-from batchcast.cli.output import PAGE, emit, hidden_line, manifest_table, models_table, newest, runs_table
+from batchcast.cli.output import PAGE, document, emit, hidden_line, manifest_table, models_table, newest, runs_table
 
 
 @click.command()
@@ -48,7 +48,7 @@ def show(ctx: click.Context, run: str | None, as_json: bool, with_log: bool) -> 
     if with_log:
         click.echo(service.log(manifest), nl=False)
         return
-    emit(manifest.model_dump(mode="json"), as_json, lambda: manifest_table(manifest))
+    emit(document(manifest), as_json, lambda: manifest_table(manifest))
 
 
 @click.command()

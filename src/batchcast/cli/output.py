@@ -144,17 +144,28 @@ def hidden_line(total: int, shown: int) -> None:
                    "--limit N shows the newest N, --limit 0 all of them")
 
 
+def document(manifest) -> dict:
+    """A manifest as ``show --json`` and ``run --json`` print it: its fields, and its ``warnings`` (derived)."""
+    return {**manifest.model_dump(mode="json"), "warnings": manifest.warnings()}
+
+
 def runs_table(runs: list[dict]) -> Table:
+    from batchcast.runs.manifest import with_warnings
+
     table = _table("run", "status", "logical date", "duration", "rows", "model")
     for r in runs:
         duration = f"{r['duration_s']:.1f} s" if r["duration_s"] is not None else ""
-        table.add_row(r.get("summary") or r["run_id"] or "", _status(r["status"]), r["logical_date"], duration,
+        table.add_row(r.get("summary") or r["run_id"] or "", _status(with_warnings(r["status"], r.get("warnings"))),
+                      r["logical_date"], duration,
                       " ".join(f"{k}={v}" for k, v in r["rows"].items()), r["model_run"] or "")
     return table
 
 
 def manifest_table(m) -> Table:
     table = _table("field", "value", show_header=False)
+    table.add_row("shown as", _status(m.shown_status()))  # a warning is not a plain success
+    for warning in m.warnings():
+        table.add_row("warning", warning)
     for key, value in m.model_dump(mode="json", exclude={"files"}).items():
         table.add_row(key, value if isinstance(value, str) else json.dumps(value))
     for rel, entry in m.files.items():
@@ -191,5 +202,6 @@ def _table(*columns: str, **options: Any) -> Table:
 
 
 def _status(value: str) -> str:
+    # "succeeded, 1 warning" is yellow: only a plain success is green
     color = {"succeeded": "green", "failed": "red", "timed out": "red", "cancelled": "red"}.get(value, "yellow")
     return f"[{color}]{value}[/{color}]"

@@ -150,7 +150,32 @@ class Manifest(BaseModel):
         return {"run_id": self.run_id, "action": self.action, "status": self.status.value,
                 "logical_date": self.logical_date.isoformat(), "started_at": self.started_at.isoformat(),
                 "ended_at": self.ended_at.isoformat(), "duration_s": round(self.duration_s, 3),
-                "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message")}
+                "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message"),
+                "warnings": self.warnings()}
+
+    def warnings(self) -> list[str]:
+        """What a succeeded run did not do as it was asked: input checks that warned or did not run, a candidate
+        the gate refused. Derived, not stored (the seal is unchanged); every listing shows them."""
+        if not self.succeeded:
+            return []  # the error says what went wrong
+        checks, found = self.checks or {}, []
+        if checks.get("breaches"):
+            found.append(f"input checks breached ({checks.get('on_breach')}): {'; '.join(checks['breaches'])}")
+        if checks.get("skipped"):
+            found.append(f"input checks skipped: {checks['skipped']}")
+        if (self.promotion or {}).get("decision") == "refused":
+            found.append(f"not promoted to {self.promotion['alias']}: {self.promotion['reason']}")
+        return found
+
+    def shown_status(self) -> str:
+        """The status as people read it: "succeeded, 1 warning" is not "succeeded"."""
+        return with_warnings(self.status.value, self.warnings())
+
+
+def with_warnings(status: str, warnings: list[str] | None) -> str:
+    """``status``, and how many warnings the run has, if any."""
+    count = len(warnings or [])
+    return f"{status}, {count} warning{'s' if count > 1 else ''}" if count else status
 
 
 def _first_problem(exc: Exception) -> str:
