@@ -24,8 +24,8 @@ TIMEOUT_S = 10
 @dataclass
 class Alert:
     kind: str  # "failure", "recovery", "refused" (by the promotion gate), "checks" (an input check breached),
-    # "unserved" (batchcast serve could not load a new target and kept the old model), or "tracking" (the
-    # MLflow tracking server did not take a run)
+    # "unserved" (batchcast serve could not load a new target and kept the old model), "tracking" (the
+    # MLflow tracking server did not take a run), or "stale" (a period has no success fresh_within its tick)
     service: str
     version: str
     action: str
@@ -42,7 +42,7 @@ class Alert:
     def subject(self) -> str:
         what = {"recovery": "recovered", "refused": "not promoted",
                 "checks": f"input checks breached ({self.status})",
-                "unserved": "new model not served"}.get(self.kind, self.status)
+                "unserved": "new model not served", "stale": "no success on time"}.get(self.kind, self.status)
         return f"[batchcast] {self.service}/{self.version} {self.action} {self.logical_date}: {what}"
 
     def body(self, dashboard: str) -> str:

@@ -56,6 +56,22 @@ def test_training_then_application_run_in_airflow(airflow_env, tmp_path):
     assert query(db, "SELECT _logical_date::VARCHAR, count(*) FROM predictions GROUP BY 1") == [("2026-01-01", 1000)]
 
 
+def test_a_freshness_dag_fails_while_the_period_has_no_success_and_passes_after(airflow_env, tmp_path):
+    import datetime as dt
+
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    tick = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    spec.write_text(spec.read_text().replace('"0 3 * * 1"', f'"{tick.minute} {tick.hour} * * *"\nfresh_within = "1m"'))
+    dags = tmp_path / "dags"
+    render([spec], dags)
+    assert (dags / "churn_1_training_fresh.py").is_file()
+    today = dt.date.today().isoformat()
+    assert in_airflow(airflow_env, "test", str(dags), "churn-1-training-fresh", today)["state"] == "failed"
+    bc("run", "training", "--date", tick.date().isoformat(), cwd=spec.parent)
+    assert in_airflow(airflow_env, "test", str(dags), "churn-1-training-fresh", today)["state"] == "success"
+
+
 def test_kubernetes_pod_has_image_env_resources_and_no_secret(airflow_env, tmp_path, monkeypatch):
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     spec = tmp_path / "svc" / "batchcast.toml"

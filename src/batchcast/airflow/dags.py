@@ -1,4 +1,4 @@
-"""Service DAGs: one Airflow 3 DAG file per scheduled action of each spec.
+"""Service DAGs: one Airflow 3 DAG file per scheduled action of each spec, and one per ``fresh_within``.
 
 Every literal reaches the file through ``repr``, so nothing from a spec can
 inject code. An executor whose platform Airflow drives itself (a pod, a VM)
@@ -61,6 +61,7 @@ with DAG(
 ) as dag:
 '''
 
+FRESH_SCHEDULE = "*/15 * * * *"  # how often a rendered freshness DAG checks
 BASH_IMPORT = "from airflow.providers.standard.operators.bash import BashOperator\n"
 
 LOCAL_TASK = '''    BashOperator(
@@ -83,6 +84,8 @@ def render(specs: list[Path], out: Path, batchcast_bin: str | None = None) -> li
             if action.schedule:
                 target = out / f"{_dag_id(spec, name).replace('-', '_').replace('.', '_')}.py"
                 dags[target] = _service_dag(spec, name, action, batchcast_bin)
+            if action.fresh_within:
+                dags[target.with_name(f"{target.stem}_fresh.py")] = _fresh_dag(spec, name, action, batchcast_bin)
     out.mkdir(parents=True, exist_ok=True)
     for target, text in dags.items():
         target.write_text(text)
@@ -110,6 +113,28 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
                             tags=["batchcast", spec.service.name], retries=action.retries,
                             retry_delay=action.retry_delay, callback=callback)
     return text + body
+
+
+def _fresh_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin: str | None) -> str:
+    """A DAG of its own, every 15 minutes, whose one task runs ``batchcast check ACTION --fresh``: it fails (and
+    alerts, with the webhook Variable) while the action's newest due period has no success.
+
+    A check task, not Airflow 3's deadline alerts: a deadline belongs to a DAG run, and a paused DAG or a
+    scheduler that is down creates none, which is the very case freshness is for.
+    """
+    af = action.airflow
+    executable = af.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")
+    text = HEADER.format(title=f"{spec.service.name}/{spec.service.version}: {name} fresh within "
+                               f"{action.fresh_within}", source=spec.file) + BASH_IMPORT
+    callback = ""
+    if af.alert_webhook_variable:
+        text += CALLBACK.format(variable=af.alert_webhook_variable)
+        callback = ', "on_failure_callback": alert'
+    text += DAG_OPEN.format(dag_id=f"{_dag_id(spec, name)}-fresh", schedule=FRESH_SCHEDULE, start=dt.date.today(),
+                            catchup=False, tags=["batchcast", spec.service.name, "freshness"], retries=0,
+                            retry_delay=60, callback=callback)
+    command = shlex.join([executable, "--spec", str(spec.file), "check", name, "--fresh"])
+    return text + LOCAL_TASK.format(task_id="fresh", command=command, timeout=300, pool="")
 
 
 def _tasks_renderer(executor: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import signal
@@ -170,11 +171,22 @@ def stream(ctx: click.Context, ref: str | None, host: str, port: int | None, gua
 
 @main.command()
 @click.argument("action")
-@click.option("--date", required=True, help="The logical date, YYYY-MM-DD.")
+@click.option("--date", help="The logical date, YYYY-MM-DD.")
+@click.option("--fresh", is_flag=True, help="Instead: exit 1 when ACTION's newest period past fresh_within has "
+              "no successful run (for a monitor that watches without the scheduler).")
 @json_option
 @click.pass_context
-def check(ctx: click.Context, action: str, date: str, as_json: bool) -> None:
-    """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest."""
+def check(ctx: click.Context, action: str, date: str | None, fresh: bool, as_json: bool) -> None:
+    """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest (or, --fresh, is on time)."""
+    if fresh:
+        from batchcast.scheduling import freshness
+
+        now = dt.datetime.now(dt.UTC)
+        found = freshness.of(service_for(ctx), action, now)
+        emit(found.document(now), True, None) if as_json else click.echo(found.describe(now))
+        ctx.exit(0 if found.fresh else 1)
+    if date is None:
+        raise click.UsageError("give --date YYYY-MM-DD, or --fresh")
     manifest = service_for(ctx).check(action, date)
     if as_json:
         emit(manifest.model_dump(mode="json"), True, None)

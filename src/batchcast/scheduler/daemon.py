@@ -30,11 +30,12 @@ from batchcast.runs.commit import ensure_committed, now as utcnow
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.scheduler import supervise
 from batchcast.scheduler.supervise import Active, Tracked
-from batchcast.scheduling import rules
+from batchcast.scheduling import freshness, rules
 from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service
 
 log = logging.getLogger("batchcast")
+WATCH_EVERY = dt.timedelta(minutes=1)  # how often each service's freshness is judged
 GRACE_S = 30  # beyond an action's timeout, for an executor's own kill to commit first
 
 
@@ -49,6 +50,7 @@ class Scheduler:
         self.started_at = utcnow()
         self.stopping = False
         self.failures = 0
+        self.watched_at: dict[int, dt.datetime] = {}  # when each service's freshness was last judged
 
     # -- the loop ---------------------------------------------------------
 
@@ -86,7 +88,23 @@ class Scheduler:
             for name, action in tracked.service.spec.actions.items():
                 if action.schedule and name not in paused:
                     self.plan(tracked, name, now)
+            self.watch(tracked, now)
         self.dispatch(now)
+
+    def watch(self, tracked: Tracked, now: dt.datetime) -> None:
+        """Alert once for each stale period of an action with ``fresh_within``; judged at the first pass (which
+        sees the periods the scheduler was down for), then every minute. A paused action is judged too."""
+        if now - self.watched_at.get(id(tracked), dt.datetime.min.replace(tzinfo=dt.UTC)) < WATCH_EVERY:
+            return
+        self.watched_at[id(tracked)] = now
+        for name, action in tracked.service.spec.actions.items():
+            if not action.fresh_within:
+                continue
+            found = freshness.of(tracked.service, name, now)
+            if not found.fresh and tracked.ledger.first_stale(*tracked.key, name, found.period):
+                log.warning("%s/%s %s", *tracked.key, found.describe(now))
+                self._alert(tracked, "stale", name, found.period, "late", None, found.describe(now),
+                            f"start the scheduler (or the run) for {found.period}, or check why it did not succeed")
 
     def idle(self) -> bool:
         if self.active:

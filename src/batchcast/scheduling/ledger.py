@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS health (
     service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, failing INTEGER NOT NULL,
     PRIMARY KEY (service, version, action)
 );
+CREATE TABLE IF NOT EXISTS stale (
+    service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, logical_date TEXT NOT NULL,
+    alerted_at TEXT NOT NULL, PRIMARY KEY (service, version, action, logical_date)
+);
 """
 # Columns added after the first release of the ledger, for files written by it.
 LATER_COLUMNS = {"next_at": "TEXT", "waiting_since": "TEXT"}
@@ -200,6 +204,14 @@ class Ledger:
             con.execute("INSERT INTO health VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET failing = excluded.failing",
                         (service, version, action, int(failing)))
         return bool(before["failing"] if before else False) != failing
+
+
+    def first_stale(self, service: str, version: str, action: str, day: dt.date) -> bool:
+        """Record that ``day`` of ``action`` was found stale; True only the first time (its one alert)."""
+        with self._connect() as con:
+            found = con.execute("INSERT INTO stale VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                (service, version, action, day.isoformat(), _now()))
+        return found.rowcount == 1
 
 
 def _marks(values: tuple[str, ...]) -> str:

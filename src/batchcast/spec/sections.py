@@ -208,6 +208,9 @@ class ActionSpec(Section):
     start_date: dt.date | None = Field(
         None, description="First logical date scheduled; default the first day a scheduler saw the action.")
     timezone: str = Field("UTC", description="Time zone of the cron schedule and of its logical dates.")
+    fresh_within: str | None = Field(
+        None, description="How late a period's success may be after its tick (30m, 2h, 1d): later, the scheduler "
+        "alerts once and `batchcast check --fresh` exits 1.")
     catchup: Literal["all", "latest", "none"] = Field(
         "latest", description="Missed dates: all (oldest first), latest (the rest skipped), none (all skipped).")
     max_active_runs: int = Field(1, ge=1, description="Runs of this action the scheduler runs at once.")
@@ -249,6 +252,25 @@ class ActionSpec(Section):
             raise fail(f"unknown time zone '{value}'", "use an IANA name, e.g. UTC or Europe/Paris") from None
         return value
 
+    @field_validator("fresh_within")
+    @classmethod
+    def _fresh_within(cls, value: str | None) -> str | None:
+        from batchcast.scheduling.freshness import duration
+
+        try:
+            if value is not None:
+                duration(value)
+            return value
+        except ValueError:
+            raise fail(f"'{value}' is not a duration", "write e.g. 30m, 2h, 1d or 1h30m") from None
+
+    @model_validator(mode="after")
+    def _fresh_needs_schedule(self) -> ActionSpec:
+        if self.fresh_within and not self.schedule:
+            raise fail("fresh_within is set without a schedule: freshness is judged against the schedule's ticks",
+                       "add schedule = \"0 6 * * *\", or remove fresh_within")
+        return self
+
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str | None) -> str | None:
@@ -269,32 +291,3 @@ class AlertsSection(Section):
                                                        "the password comes from BATCHCAST_SMTP_PASSWORD.")
     sender: str = Field("batchcast@localhost", description="The From address of alert emails.")
     dashboard: str = Field("http://127.0.0.1:8765", description="Base URL of 'batchcast ui', for links to runs.")
-
-
-class ImageSection(Section):
-    """The service's container image: what ``batchcast build`` writes and the container executors run."""
-
-    base: str = Field("python:3.11-slim", description="Base image; it must have python3 with venv and pip.")
-    registry: str = Field("localhost", description="Registry part of the tag {registry}/{project}/{name}:{version}.")
-    project: str = Field("batchcast", description="Project part of the tag.")
-    network: str = Field("host", description="container: podman/docker --network (host reaches 127.0.0.1 services).")
-    extras: list[str] = Field(default_factory=list, description="batchcast extras installed in the image, e.g. gce.")
-    exclude: list[str] = Field(default_factory=lambda: [".git", ".batchcast", ".venv", "__pycache__", "output"],
-                               description="Names left out of the model repository copied into the image.")
-
-    @field_validator("base", "registry", "project", "network")
-    @classmethod
-    def _reference(cls, value: str) -> str:
-        # These reach a Dockerfile and an engine's command line: no spaces, newlines or quotes.
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}", value):
-            raise fail(f"'{value}' is not an image reference part", "use letters, digits and . _ / : @ -")
-        return value
-
-    @field_validator("extras")
-    @classmethod
-    def _extras(cls, value: list[str]) -> list[str]:
-        for extra in value:
-            if not re.fullmatch(r"[a-z0-9_-]{1,40}", extra):
-                raise fail(f"'{extra}' is not an extra's name", "use e.g. gce or postgres")
-        return value
-

@@ -13,11 +13,11 @@ from batchcast import registry
 from batchcast.errors import SpecError
 from batchcast.redaction import first_line
 from batchcast.spec.base import Section, fail
+from batchcast.spec.image import ImageSection
 from batchcast.spec.sections import (
     KINDS,
     ActionSpec,
     AlertsSection,
-    ImageSection,
     ModelSection,
     ServiceSection,
     StorageSection,
