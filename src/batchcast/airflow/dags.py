@@ -104,10 +104,7 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
     tasks = _tasks_renderer(action.executor) or functools.partial(_bash, batchcast_bin=batchcast_bin)
     preamble, body = tasks(spec, name, action, pool)
     text += preamble
-    callback = ""
-    if af.alert_webhook_variable:
-        text += CALLBACK.format(variable=af.alert_webhook_variable)
-        callback = ', "on_failure_callback": alert'
+    text, callback = _callback(text, af)
     text += DAG_OPEN.format(dag_id=_dag_id(spec, name), schedule=action.schedule,
                             start=action.start_date or dt.date.today(), catchup=action.catchup == "all",
                             tags=["batchcast", spec.service.name], retries=action.retries,
@@ -126,15 +123,20 @@ def _fresh_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin: 
     executable = af.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")
     text = HEADER.format(title=f"{spec.service.name}/{spec.service.version}: {name} fresh within "
                                f"{action.fresh_within}", source=spec.file) + BASH_IMPORT
-    callback = ""
-    if af.alert_webhook_variable:
-        text += CALLBACK.format(variable=af.alert_webhook_variable)
-        callback = ', "on_failure_callback": alert'
+    text, callback = _callback(text, af)
     text += DAG_OPEN.format(dag_id=f"{_dag_id(spec, name)}-fresh", schedule=FRESH_SCHEDULE, start=dt.date.today(),
                             catchup=False, tags=["batchcast", spec.service.name, "freshness"], retries=0,
                             retry_delay=60, callback=callback)
     command = shlex.join([executable, "--spec", str(spec.file), "check", name, "--fresh"])
     return text + LOCAL_TASK.format(task_id="fresh", command=command, timeout=300, pool="")
+
+
+def _callback(text: str, af) -> tuple[str, str]:
+    """``text`` with the webhook callback when ``[actions.X.airflow]`` names its Variable, and the default_args
+    entry that uses it."""
+    if not af.alert_webhook_variable:
+        return text, ""
+    return text + CALLBACK.format(variable=af.alert_webhook_variable), ', "on_failure_callback": alert'
 
 
 def _tasks_renderer(executor: str):
