@@ -121,6 +121,22 @@ def test_runs_prints_a_page_and_says_how_to_see_the_rest(tmp_path):
     assert "Invalid value for '--limit'" in bc("runs", "--limit", "-1", cwd=svc, ok=False).stderr
 
 
+def test_every_command_that_prints_a_result_prints_json_too(tmp_path):
+    """Issue 28: --json was missing on init, adopt, pause, resume and the renders."""
+    assert bc_json("init", "svc", "--name", "churn", cwd=tmp_path)["spec"] == "svc/batchcast.toml"
+    svc = tmp_path / "svc"
+    adopted = bc_json("adopt", str(svc), "--name", "again", "--table", "t", "--schema", "a:STRING", cwd=tmp_path)
+    assert adopted["spec"] == "batchcast.toml" and (tmp_path / "batchcast.toml").is_file()
+    assert bc_json("pause", "training", cwd=svc) == {"action": "training", "paused": True}
+    assert bc_json("resume", "training", cwd=svc) == {"action": "training", "paused": False}
+    written = bc_json("airflow", "render", "--out", str(tmp_path / "dags"), cwd=svc)["written"]
+    assert sorted(written) == sorted(str(p) for p in (tmp_path / "dags").glob("*.py")) and len(written) == 2
+    for command in main.commands.values():  # each command that prints a result takes --json
+        names = {o for p in command.params for o in getattr(p, "opts", [])}
+        assert "--json" in names or command.name in ("serve", "stream", "scheduler", "ui", "airflow", "kubernetes"), \
+            command.name
+
+
 def test_331_skipped_dates_are_one_line_and_runs_filters_by_status_and_date(tmp_path):
     """Issue 28: a backfill then a scheduler start left 331 skipped dates, one line each, in `runs`."""
     import datetime as dt

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from batchcast.cli.common import specs_for
+from batchcast.cli.common import json_option, specs_for
+from batchcast.cli.output import wrote
 
 NO_SCHEDULE_FIX = ('add schedule = "0 6 * * *" under [actions.application] (a cron), '
                    "or adopt with --schedule-application")
@@ -25,9 +26,10 @@ def airflow() -> None:
 @click.option("--root", type=click.Path(file_okay=False),
               help="With --from-config: what ${ROOT} becomes (default the folder holding configs/).")
 @click.option("--batchcast", "batchcast_bin", help="The batchcast executable Airflow tasks call (default this one).")
+@json_option
 @click.pass_context
 def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_config: str | None,
-                   root: str | None, batchcast_bin: str | None) -> None:
+                   root: str | None, batchcast_bin: str | None, as_json: bool) -> None:
     """Write one DAG file per scheduled action of each SPEC (default the current spec)."""
     from batchcast.airflow.dags import render
     from batchcast.airflow.graphs import render_config
@@ -41,5 +43,4 @@ def airflow_render(ctx: click.Context, specs: tuple[str, ...], out: str, from_co
         if not written:  # exit 0 having written nothing would look like success to a deploy script
             raise SpecError(f"no scheduled action in {', '.join(map(str, chosen))}: no DAG to write",
                             NO_SCHEDULE_FIX)
-    for path in written:
-        click.echo(f"wrote {path}")
+    wrote(as_json, written)

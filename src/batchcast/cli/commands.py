@@ -22,6 +22,7 @@ from batchcast.cli.output import (
     emit,
     moved,
     rows_table,
+    said,
     setup_logging,
     status,
 )
@@ -43,12 +44,14 @@ def main(ctx: click.Context, spec: str | None, verbose: bool) -> None:
 @main.command()
 @click.argument("folder", default=".", type=click.Path(file_okay=False))
 @click.option("--name", help="The service name (default the folder's name).")
-def init(folder: str, name: str | None) -> None:
+@json_option
+def init(folder: str, name: str | None, as_json: bool) -> None:
     """Write a complete example service (a churn model) into FOLDER."""
     from batchcast.spec import scaffold
 
     spec = scaffold.init(Path(folder), name)
-    click.echo(f"wrote {spec}; next: cd {folder} && {command_name()} run training")
+    said(as_json, {"spec": str(spec), "next": f"cd {folder} && {command_name()} run training"},
+         lambda doc: f"wrote {doc['spec']}; next: {doc['next']}")
 
 
 @main.command()
@@ -62,14 +65,16 @@ def init(folder: str, name: str | None) -> None:
               help="A requirement replacing the repository's own pin, e.g. 'pandas>=2.2' (repeatable).")
 @click.option("--schedule-training", metavar="CRON", help="Retrain on this cron, e.g. '0 3 * * 1'.")
 @click.option("--schedule-application", metavar="CRON", help="Apply on this cron, e.g. '0 6 * * *'.")
+@json_option
 def adopt(path: str, name: str, table: str, schema: str, version_: str, force: bool, overrides: tuple[str, ...],
-          schedule_training: str | None, schedule_application: str | None) -> None:
+          schedule_training: str | None, schedule_application: str | None, as_json: bool) -> None:
     """Write ./batchcast.toml for the existing model repository at PATH (left untouched)."""
     from batchcast.spec import scaffold
 
     spec = scaffold.adopt(Path(path), name, table, schema, version=version_, force=force, overrides=overrides,
                           schedules={"training": schedule_training, "application": schedule_application})
-    click.echo(f"wrote {spec}; next: {command_name()} run training")
+    said(as_json, {"spec": str(spec), "next": f"{command_name()} run training"},
+         lambda doc: f"wrote {doc['spec']}; next: {doc['next']}")
 
 
 @main.command()
@@ -183,7 +188,7 @@ def check(ctx: click.Context, action: str, date: str | None, fresh: bool, as_jso
 
         now = dt.datetime.now(dt.UTC)
         found = freshness.of(service_for(ctx), action, now)
-        emit(found.document(now), True, None) if as_json else click.echo(found.describe(now))
+        said(as_json, found.document(now), lambda doc: doc["message"])
         ctx.exit(0 if found.fresh else 1)
     if date is None:
         raise click.UsageError("give --date YYYY-MM-DD, or --fresh")
@@ -236,12 +241,14 @@ def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool, a
 @main.command()
 @click.option("--engine", type=click.Choice(["podman", "docker"]), help="Default: podman if installed, else docker.")
 @click.option("--push", is_flag=True, help="Push the image to its registry after building it.")
+@json_option
 @click.pass_context
-def build(ctx: click.Context, engine: str | None, push: bool) -> None:
+def build(ctx: click.Context, engine: str | None, push: bool, as_json: bool) -> None:
     """Build the service's image ({registry}/{project}/{name}:{version}) for the container executors."""
     with status("building the image..."):
         built = service_for(ctx).build(engine, push=push)
-    click.echo(f"built {built.tag} ({built.image_id[:19]}); Dockerfile kept at {built.dockerfile}")
+    said(as_json, {"tag": built.tag, "image_id": built.image_id, "dockerfile": str(built.dockerfile), "pushed": push},
+         lambda doc: f"built {doc['tag']} ({doc['image_id'][:19]}); Dockerfile kept at {doc['dockerfile']}")
 
 
 @main.command()

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from batchcast.cli.common import json_option
+from batchcast.cli.output import wrote
+
 
 @click.group()
 def kubernetes() -> None:
@@ -22,23 +25,23 @@ def _spec(ctx: click.Context):
 @kubernetes.command("render-serving")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write the YAML into.")
 @click.option("--port", default=8080, show_default=True, type=int, help="The port the container listens on.")
+@json_option
 @click.pass_context
-def render_serving(ctx: click.Context, out: str, port: int) -> None:
+def render_serving(ctx: click.Context, out: str, port: int, as_json: bool) -> None:
     """Write a Deployment, a Service and a HorizontalPodAutoscaler running `batchcast serve` (kubectl apply -f OUT)."""
     from batchcast.serving.kubernetes import render
 
-    for path in render(_spec(ctx), Path(out), port):
-        click.echo(f"wrote {path}")
+    wrote(as_json, render(_spec(ctx), Path(out), port))
 
 
 @kubernetes.command("render-streaming")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write the YAML into.")
 @click.option("--autoscaler", type=click.Choice(["keda", "hpa"]), default="keda", show_default=True,
               help="keda: a KEDA ScaledObject on the source's backlog; hpa: a HorizontalPodAutoscaler on CPU.")
+@json_option
 @click.pass_context
-def render_streaming(ctx: click.Context, out: str, autoscaler: str) -> None:
+def render_streaming(ctx: click.Context, out: str, autoscaler: str, as_json: bool) -> None:
     """Write a Deployment running `batchcast stream` and its autoscaler (kubectl apply -f OUT)."""
     from batchcast.streaming.kubernetes import render
 
-    for path in render(_spec(ctx), Path(out), autoscaler):
-        click.echo(f"wrote {path}")
+    wrote(as_json, render(_spec(ctx), Path(out), autoscaler))

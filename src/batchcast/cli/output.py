@@ -144,6 +144,23 @@ def hidden_line(total: int, shown: int) -> None:
                    "--limit N shows the newest N, --limit 0 all of them")
 
 
+def said(as_json: bool, doc: dict, line: Callable[[dict], str]) -> None:
+    """A command's result: ``doc`` as JSON, or the one line ``line`` makes of it."""
+    import click
+
+    if as_json:
+        emit(doc, True, None)
+    else:
+        click.echo(line(doc))
+
+
+def wrote(as_json: bool, paths) -> None:
+    """The files a render wrote: ``{"written": [...]}``, or one ``wrote PATH`` line each."""
+
+    written = [str(path) for path in paths]
+    said(as_json, {"written": written}, lambda doc: "\n".join(f"wrote {path}" for path in doc["written"]))
+
+
 def document(manifest) -> dict:
     """A manifest as ``show --json`` and ``run --json`` print it: its fields, and its ``warnings`` (derived)."""
     return {**manifest.model_dump(mode="json"), "warnings": manifest.warnings()}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from batchcast.cli.common import service_for, specs_for
+from batchcast.cli.common import json_option, service_for, specs_for
+from batchcast.cli.output import said
 
 
 def _switch(verb: str, done: str, doc: str):
@@ -12,10 +13,11 @@ def _switch(verb: str, done: str, doc: str):
 
     @click.command(verb, help=doc)
     @click.argument("action")
+    @json_option
     @click.pass_context
-    def command(ctx: click.Context, action: str) -> None:
+    def command(ctx: click.Context, action: str, as_json: bool) -> None:
         getattr(service_for(ctx), verb)(action)
-        click.echo(f"{action} {done}")
+        said(as_json, {"action": action, "paused": verb == "pause"}, lambda _: f"{action} {done}")
 
     return command
 
