@@ -24,7 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from batchcast import alerts
-from batchcast.errors import RunNotFound, RunTimeout, SchedulerError, is_transient
+from batchcast.errors import BatchcastError, RunNotFound, RunTimeout, SchedulerError, is_transient
 from batchcast.executors import executor_class
 from batchcast.runs.commit import ensure_committed, now as utcnow
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
@@ -100,7 +100,11 @@ class Scheduler:
         for name, action in tracked.service.spec.actions.items():
             if not action.fresh_within:
                 continue
-            found = freshness.of(tracked.service, name, now)
+            try:
+                found = freshness.of(tracked.service, name, now)
+            except BatchcastError as exc:  # a store that does not answer must not stop the scheduling
+                log.warning("%s/%s %s: freshness not judged: %s", *tracked.key, name, exc.message)
+                continue
             if not found.fresh and tracked.ledger.first_stale(*tracked.key, name, found.period):
                 log.warning("%s/%s %s", *tracked.key, found.describe(now))
                 self._alert(tracked, "stale", name, found.period, "late", None, found.describe(now),
