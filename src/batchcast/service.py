@@ -15,10 +15,10 @@ from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.isolation.scratch import scratch_dir
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus, new_run_ts, parse_date
+from batchcast.runs.promotion import CHAMPION
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import ServiceSpec, load_spec, merged
 
-CHAMPION = "champion"
 APPLIES_MODEL = ("application", "evaluation")
 ENDED = tuple(status.value for status in RunStatus)  # a ledger state that a manifest also records
 

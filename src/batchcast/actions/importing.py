@@ -15,8 +15,6 @@ from batchcast.model import files, pyfunc
 from batchcast.runs import promotion
 from batchcast.runs.commit import Outcome
 
-ALIAS = "champion"  # what applications, serve and stream use by default (Service.model_for)
-
 
 def run(ctx: RunContext, outcome: Outcome) -> None:
     model, tracking = ctx.spec.model, ctx.spec.mlflow.tracking_uri
@@ -31,7 +29,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
                               "input_format": "pandas", "mlflow": record})
     outcome.files.update(ctx.store.put_dir(ctx.run_id, "output", folder))
     source = f"{model.mlflow}" + (f" (version {record['version']})" if record.get("version") else "")
-    outcome.promotion = {"alias": ALIAS, "decision": "promoted", "reason": f"imported {source}",
+    outcome.promotion = {"alias": promotion.CHAMPION, "decision": "promoted", "reason": f"imported {source}",
                          "basis": "[model] mlflow names the model", "by": f"import of {source}"}
     log.info("imported %s: %d features (%s)", source, len(described["features"]), ", ".join(described["features"]))
 
@@ -44,7 +42,7 @@ def follow(service, date) -> None:
     """
     spec = service.spec
     resolved = pyfunc.resolve(spec.model.mlflow, spec.mlflow.tracking_uri, spec.model_path)
-    held = promotion.current(service.store, service.name, service.version, ALIAS)
+    held = promotion.current(service.store, service.name, service.version, promotion.CHAMPION)
     if held is not None and pyfunc.same(resolved, held.inputs.get("model")):
         return
     imported = service.run("training", date)

@@ -120,7 +120,7 @@ def _fresh_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin: 
     scheduler that is down creates none, which is the very case freshness is for.
     """
     af = action.airflow
-    executable = af.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")
+    executable = _executable(action, batchcast_bin)
     text = HEADER.format(title=f"{spec.service.name}/{spec.service.version}: {name} fresh within "
                                f"{action.fresh_within}", source=spec.file) + BASH_IMPORT
     text, callback = _callback(text, af)
@@ -148,8 +148,11 @@ def _tasks_renderer(executor: str):
 def _bash(spec: ServiceSpec, name: str, action: ActionSpec, pool: str,
           batchcast_bin: str | None) -> tuple[str, str]:
     """A BashOperator running ``batchcast run``, which submits to the action's executor."""
-    executable = action.airflow.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")
-    command = shlex.join([executable, "--spec", str(spec.file), "run", name]) + " --date {{ ds }}"
+    argv = [_executable(action, batchcast_bin), "--spec", str(spec.file), "run", name]
+    command = shlex.join(argv) + " --date {{ ds }}"
     return BASH_IMPORT, LOCAL_TASK.format(task_id=name, command=command, timeout=action.timeout, pool=pool)
 
 
+def _executable(action: ActionSpec, batchcast_bin: str | None) -> str:
+    """The batchcast an Airflow task calls: ``[actions.X.airflow] batchcast``, ``--batchcast``, else this one."""
+    return action.airflow.batchcast or batchcast_bin or str(Path(sys.executable).parent / "batchcast")

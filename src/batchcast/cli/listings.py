@@ -29,7 +29,7 @@ def runs(ctx: click.Context, action: str | None, statuses: tuple[str, ...], sinc
     service = service_for(ctx)
     found = select(service.history(action), statuses=statuses, since=since and since.date().isoformat())
     if not as_json:
-        found = collapsed(found, {name: a.catchup for name, a in service.spec.actions.items()})
+        found = collapsed(found, service.spec.actions)
     shown = newest(found, (0 if as_json else PAGE) if limit is None else limit)
     emit(shown, as_json, lambda: runs_table(shown))
     if not as_json:

@@ -176,7 +176,8 @@ class Pyfunc:
         self.integers = integers
 
     def predict(self, frame):
-        wanted = {c: "int64" for c in self.integers if c in frame.columns and frame[c].dtype.kind == "f"}
+        wanted = {c: "int64" for c in self.integers if c in frame.columns and frame[c].dtype.kind == "f"
+                  and (frame[c] % 1 == 0).all()}  # 2.5 or NaN stays a float, for MLflow's check to refuse
         if wanted:
             frame = frame.astype(wanted)
         return self.model.predict(frame)

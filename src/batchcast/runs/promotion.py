@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from batchcast.spec.sections import PromoteSection
 
 BASIS = "the metrics each run stored at training (no compare_on)"
+CHAMPION = "champion"  # the alias applications, serve and stream use by default (Service.model_for)
 
 
 def decide(gate: PromoteSection, candidate: dict[str, float], champion_run: str | None,

@@ -23,12 +23,14 @@ def select(rows: Iterable[dict], *, action: str | None = None, statuses: Iterabl
             and (not wanted or r["status"] in wanted) and (since is None or r["logical_date"] >= since)]
 
 
-def collapsed(rows: list[dict], catchup: dict[str, str]) -> list[dict]:
+def collapsed(rows: list[dict], actions: dict) -> list[dict]:
     """``rows`` in their order, each run of two or more consecutive skipped dates of one action as one row.
 
     The row keeps the listing's keys (``run_id`` None, ``logical_date`` "FIRST..LAST") and adds ``count``
-    and ``summary`` ("320 application dates skipped by catchup=latest, 2026-01-07..2026-11-22").
+    and ``summary`` ("320 application dates skipped by catchup=latest, 2026-01-07..2026-11-22"); ``actions``
+    is the spec's, for each one's catchup policy.
     """
+    catchup = {name: action.catchup for name, action in actions.items()}
     out: list[dict] = []
     group: list[dict] = []
     for row in [*rows, None]:

@@ -68,7 +68,7 @@ def _service_view(service: Service) -> dict:
                      "catchup": a.catchup, "executor": a.executor} for n, a in service.spec.actions.items()],
         "upcoming": service.schedule(3),
         "runs": collapsed(sorted(history, key=lambda r: (r["logical_date"], r["started_at"] or ""), reverse=True),
-                          {name: a.catchup for name, a in service.spec.actions.items()})[:RUNS_SHOWN],
+                          service.spec.actions)[:RUNS_SHOWN],
         "duration_chart": line_chart("run duration by logical date", durations, " s"),
         "metrics_chart": line_chart("training metrics over time", metrics),
         "drift_chart": line_chart("input drift (PSI per feature) by logical date", drift) if drift else "",
