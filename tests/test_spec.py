@@ -87,6 +87,12 @@ def test_bad_environment_value_says_where_it_came_from(tmp_path):
     (('name = "churn"', ''), ["[service] name: required key is missing"]),
     (('version = 1', 'version = 1\n\n[serve]\nlog_table = "a.b.c"'), ["[serve] log_table", "'a.b.c'"]),
     (('version = 1', 'version = 1\n\n[serve]\nmethod = "predict()"'), ["[serve] method", "'predict()'"]),
+    (('[actions.application]', '[actions.application]\nwait_for = { poll = "1m" }'),
+     ["[actions.application] wait_for:", "exactly one of 'path' and 'query'"]),
+    (('[actions.application]', '[actions.application]\nwait_for = { path = "a", timeout = "soon" }'),
+     ["[actions.application.wait_for] timeout", "'soon' is not a duration"]),
+    (('[actions.application]', '[actions.application]\nwait_for = { path = "a", poll = "0s" }'),
+     ["[actions.application.wait_for] poll", "'0s' is not a duration"]),
 ])
 def test_other_problems_name_key_and_fix(tmp_path, change, words):
     path = write(tmp_path, GOOD.replace(*change))

@@ -112,9 +112,11 @@ class Service:
     def history(self, action: str | None = None) -> list[dict[str, Any]]:
         """Committed runs, plus the ledger's dates that are not (or not yet again) a committed run.
 
-        A queued, waiting, running, retrying or skipped date shows with that
-        state; a date the ledger says finished shows through its manifest.
+        A queued, running, retrying or skipped date shows with that state, a waiting one with what it
+        waits for; a date the ledger says finished shows through its manifest.
         """
+        from batchcast.scheduling.ledger import waiting_for
+
         rows = [m.summary() for m in self.runs(action)]
         if not self.ledger_path.exists():  # reading must not create local state
             return rows
@@ -125,7 +127,7 @@ class Service:
             if entry["run_id"] in run_ids and entry["state"] in ("running", *ENDED):
                 continue  # its manifest is committed, and says more (a scheduler may not have recorded it yet)
             if key not in committed or entry["state"] not in ENDED:
-                status = "waiting for training" if entry["state"] == "waiting" else entry["state"]
+                status = f"waiting for {waiting_for(entry['error'])}" if entry["state"] == "waiting" else entry["state"]
                 rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": status,
                              "logical_date": entry["logical_date"], "started_at": None, "ended_at": None,
                              "duration_s": None, "rows": {}, "model_run": None, "error": entry["error"],

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from batchcast import Service
 from batchcast.airflow.dags import render
 from batchcast.airflow.graphs import render_config
 from tests.airflow.test_render import ORIGINAL
@@ -70,6 +72,40 @@ def test_a_freshness_dag_fails_while_the_period_has_no_success_and_passes_after(
     assert in_airflow(airflow_env, "test", str(dags), "churn-1-training-fresh", today)["state"] == "failed"
     bc("run", "training", "--date", tick.date().isoformat(), cwd=spec.parent)
     assert in_airflow(airflow_env, "test", str(dags), "churn-1-training-fresh", today)["state"] == "success"
+
+
+def test_a_wait_for_sensor_fails_past_its_timeout_and_lets_the_run_start_when_the_data_arrives(airflow_env, tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    starting(spec)
+    spec.write_text(spec.read_text() + '\n[actions.application.wait_for]\npath = "landing/{{ ds }}/_SUCCESS"\n'
+                    'poll = "2s"\ntimeout = "6s"\n')
+    bc("run", "training", "--date", "2026-01-01", cwd=spec.parent)
+    dags = tmp_path / "dags"
+    render([spec], dags)
+    parsed = in_airflow(airflow_env, "parse", str(dags))["dags"]["churn-1-application"]
+    assert parsed["upstream"] == {"arrived": [], "application": ["arrived"]}
+    assert parsed["modes"]["arrived"] == "reschedule"
+    assert in_airflow(airflow_env, "test", str(dags), "churn-1-application", "2026-01-01")["state"] == "failed"
+    db = spec.parent / ".batchcast" / "warehouse.duckdb"
+    assert not any(m.kind == "application" for m in Service(spec).runs())  # the run never started
+
+    spec.write_text(spec.read_text().replace('timeout = "6s"', 'timeout = "5m"'))
+    render([spec], dags)
+    helper = [str(AIRFLOW_PY), str(HELPER), "test", str(dags), "churn-1-application", "2026-01-01"]
+    test = subprocess.Popen(helper, env={**airflow_env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)  # the sensor has poked and been rescheduled by now (Airflow starts in about 5 s)
+        assert test.poll() is None and not any(m.kind == "application" for m in Service(spec).runs())
+        marker = spec.parent / "landing" / "2026-01-01" / "_SUCCESS"
+        marker.parent.mkdir(parents=True)
+        marker.touch()
+        out, err = test.communicate(timeout=240)
+    finally:
+        test.kill()
+    assert json.loads(out.strip().splitlines()[-1])["state"] == "success", err[-3000:]
+    assert query(db, "SELECT _logical_date::VARCHAR, count(*) FROM predictions GROUP BY 1") == [("2026-01-01", 1000)]
 
 
 def test_kubernetes_pod_has_image_env_resources_and_no_secret(airflow_env, tmp_path, monkeypatch):

@@ -56,7 +56,7 @@ def test_a_retry_waits_out_its_backoff():
     assert not rules.startable("retrying", later, NOW)
     assert rules.startable("retrying", earlier, NOW) and rules.startable("retrying", NOW, NOW)
     assert rules.startable("retrying", None, NOW)
-    assert rules.startable("queued", later, NOW) and rules.startable("waiting", later, NOW)
+    assert rules.startable("queued", later, NOW) and rules.startable("waiting", None, NOW)  # for training: no poll
 
 
 def test_order_is_oldest_date_then_training_evaluation_application_then_service():
@@ -182,3 +182,36 @@ def test_transient_failures_retry_with_doubling_delays_then_give_up():
 @pytest.mark.parametrize(("status", "transient"), [("failed", False), ("timed out", True), ("timed out", False)])
 def test_terminal_errors_and_timeouts_are_final(status, transient):
     assert rules.backoff(status, transient, 1, 2, 60) is None
+
+
+NO_DATA = "no file matches landing/2026-01-01.parquet"
+
+
+def test_a_date_whose_data_is_absent_waits_and_looks_again_after_its_poll():
+    row = Ready(0, "application", D1, "application", wait_data=True, poll=30, data_limit=60)
+    absent = {(0, "application", D1): NO_DATA}
+    later = NOW + dt.timedelta(seconds=30)
+    assert rules.dispatch([row], [], 1, {}, NOW, absent) == [Decision("wait", row, NO_DATA, NOW, "data", later)]
+    assert not rules.startable("waiting", later, NOW) and rules.startable("waiting", later, later)
+    waiting = Ready(0, "application", D1, "application", "waiting", waiting_since=NOW, waiting_for="data",
+                    wait_data=True, poll=30, data_limit=60)
+    assert rules.dispatch([waiting], [], 1, {}, later, absent) == [
+        Decision("wait", waiting, NO_DATA, NOW, "data", later + dt.timedelta(seconds=30))]
+    too_late = NOW + dt.timedelta(seconds=61)
+    assert rules.dispatch([waiting], [], 1, {}, too_late, absent) == [Decision("fail", waiting, NO_DATA, NOW, "data")]
+
+
+def test_data_that_arrived_starts_the_date_and_then_the_model_is_asked_for():
+    row = Ready(0, "application", D1, "application", "waiting", waiting_since=NOW - dt.timedelta(hours=5),
+                waiting_for="data", wait_data=True, data_limit=60, needs_model=True, wait_limit=60)
+    assert rules.dispatch([row], [], 1, {(0, None): None}, NOW, {(0, "application", D1): None}) == [
+        Decision("start", row)]
+    # The wait for training starts its own clock: the hours spent waiting for data do not count against it.
+    assert rules.dispatch([row], [], 1, {(0, None): NO_MODEL}, NOW, {(0, "application", D1): None}) == [
+        Decision("wait", row, NO_MODEL, NOW)]
+
+
+def test_absent_data_is_looked_up_only_for_dates_that_wait_for_it():
+    rows = [Ready(0, "training", D1, "training"), Ready(0, "application", D2, "application", wait_data=True)]
+    asked = {(0, "application", D2): None}
+    assert started(rules.dispatch(rows, [], 2, {}, NOW, asked)) == [(0, "training", D1), (0, "application", D2)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import subprocess
 import sys
@@ -118,6 +119,66 @@ def test_waiting_has_a_limit(tmp_path):
     assert (day, state, attempts) == (TODAY.isoformat(), "failed", 0)
     row = Service(spec).ledger.rows("scores", "2", "application")[0]
     assert "wait_for_training" in row["error"] and "waited 1 s" in row["error"], result.stderr
+
+
+WAIT_FOR = '[actions.application.wait_for]\npath = "landing/{{ ds }}/_SUCCESS"\npoll = "1s"\n'
+
+
+def test_a_date_waits_for_its_data_then_runs_when_it_arrives(tmp_path):
+    spec = scheduled(tmp_path, 'schedule = "0 0 * * *"')
+    spec.write_text(spec.read_text() + WAIT_FOR)
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    marker = tmp_path / "landing" / TODAY.isoformat() / "_SUCCESS"
+    arrived = ("--spec", str(spec), "check", "application", "--date", TODAY.isoformat(), "--arrived")
+    assert bc(*arrived, cwd=tmp_path, ok=None).returncode == 75
+    with background_scheduler(spec) as proc:
+        listed = _until(lambda: [r for r in bc_json("--spec", str(spec), "runs", cwd=tmp_path)
+                                 if r["status"] == "waiting for data"])
+        assert listed[0]["action"] == "application"
+        assert f"no file matches landing/{TODAY}/_SUCCESS" in listed[0]["error"]
+        time.sleep(2.5)  # looked at again, every second, and still waiting
+        assert committed(spec, "application") == [] and ledger(spec, "application")[0][1] == "waiting"
+        marker.parent.mkdir(parents=True)
+        marker.touch()
+        _until(lambda: ledger(spec, "application") == [(TODAY.isoformat(), "succeeded", 1)])
+    assert proc.returncode == 0, proc.output
+    assert proc.output.count("waiting for data") == 1, proc.output  # said once, not at every look
+    assert committed(spec, "application") == [(TODAY.isoformat(), "succeeded")]
+    assert bc(*arrived, cwd=tmp_path).stdout.strip() == f"application {TODAY}: its input is there"
+
+
+def test_data_that_never_comes_fails_the_date_past_its_timeout_naming_it(tmp_path):
+    spec = scheduled(tmp_path, 'schedule = "0 0 * * *"')
+    spec.write_text(spec.read_text() + WAIT_FOR + 'timeout = "2s"\n')
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    result = scheduler(spec, ok=False)
+    assert ledger(spec, "application") == [(TODAY.isoformat(), "failed", 0)]
+    [row] = Service(spec).ledger.rows("scores", "2", "application")
+    assert row["error"] == (f"waited 2s ([actions.application.wait_for] timeout) for its input, which never came: "
+                            f"no file matches landing/{TODAY}/_SUCCESS"), result.stderr
+    assert committed(spec, "application") == []  # nothing ran, nothing was published
+
+
+def test_a_query_wait_for_is_there_once_it_returns_a_row_and_a_failing_look_is_not_there_yet(tmp_path):
+    import duckdb
+
+    spec = scheduled(tmp_path, "")
+    spec.write_text(spec.read_text() + "[actions.application.wait_for]\n"
+                    "query = \"SELECT 1 FROM arrivals WHERE day = DATE '{{ ds }}'\"\n")
+    arrived = ("--spec", str(spec), "check", "application", "--date", "2026-01-02", "--arrived", "--json")
+    first = bc(*arrived, cwd=tmp_path, ok=None)
+    assert first.returncode == 75
+    assert "arrivals" in json.loads(first.stdout)["missing"]  # the table does not exist yet: looked at again
+    con = duckdb.connect(str(tmp_path / ".batchcast" / "warehouse.duckdb"))
+    con.execute("CREATE TABLE arrivals AS SELECT DATE '2026-01-01' AS day")
+    con.close()
+    assert bc(*arrived, cwd=tmp_path, ok=None).returncode == 75
+    assert json.loads(bc(*arrived, cwd=tmp_path, ok=None).stdout)["missing"].endswith("returned no row")
+    con = duckdb.connect(str(tmp_path / ".batchcast" / "warehouse.duckdb"))
+    con.execute("INSERT INTO arrivals VALUES (DATE '2026-01-02')")
+    con.close()
+    assert json.loads(bc(*arrived, cwd=tmp_path).stdout) == {"action": "application", "logical_date": "2026-01-02",
+                                                             "arrived": True, "missing": None}
 
 
 def test_transient_errors_are_retried_with_backoff_terminal_ones_are_not(tmp_path):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from batchcast import registry
+from batchcast.actions.waiting import TEMPFAIL
 from batchcast.spec import ActionSpec, ServiceSpec, load_spec
 
 HEADER = '''"""{title}
@@ -71,6 +72,22 @@ LOCAL_TASK = '''    BashOperator(
     )
 '''
 
+SENSOR_IMPORT = "from airflow.providers.standard.sensors.bash import BashSensor\n"
+
+# Poked in reschedule mode: between looks the sensor gives its worker slot back, as a long wait must.
+SENSOR_TASK = '''    arrived = BashSensor(
+        task_id="arrived",
+        bash_command={command!r},
+        retry_exit_code={tempfail!r},
+        mode="reschedule",
+        poke_interval={poll!r},
+        timeout={timeout!r},
+    )
+    for task in [t for t in dag.roots if t is not arrived]:
+        arrived >> task
+'''
+
+
 def render(specs: list[Path], out: Path, batchcast_bin: str | None = None) -> list[Path]:
     """One DAG file per scheduled action of each spec; returns the files written.
 
@@ -103,13 +120,25 @@ def _service_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin
     text = HEADER.format(title=title, source=spec.file)
     tasks = _tasks_renderer(action.executor) or functools.partial(_bash, batchcast_bin=batchcast_bin)
     preamble, body = tasks(spec, name, action, pool)
-    text += preamble
+    text += preamble + (SENSOR_IMPORT if action.wait_for else "")
     text, callback = _callback(text, af)
     text += DAG_OPEN.format(dag_id=_dag_id(spec, name), schedule=action.schedule,
                             start=action.start_date or dt.date.today(), catchup=action.catchup == "all",
                             tags=["batchcast", spec.service.name], retries=action.retries,
                             retry_delay=action.retry_delay, callback=callback)
-    return text + body
+    return text + body + _sensor(spec, name, action, batchcast_bin)
+
+
+def _sensor(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin: str | None) -> str:
+    """With ``[actions.X.wait_for]``, a BashSensor upstream of the action's tasks, running ``batchcast check
+    ACTION --arrived``: exit 0 when the input is there, 75 to look again, anything else fails at once (a bad
+    spec is not waited out)."""
+    wait = action.wait_for
+    if wait is None:
+        return ""
+    command = shlex.join([_executable(action, batchcast_bin), "--spec", str(spec.file), "check", name, "--arrived"])
+    return SENSOR_TASK.format(command=command + " --date {{ ds }}", tempfail=TEMPFAIL, poll=wait.seconds("poll"),
+                              timeout=wait.seconds("timeout"))
 
 
 def _fresh_dag(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin: str | None) -> str:

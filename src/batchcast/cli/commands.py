@@ -179,10 +179,14 @@ def stream(ctx: click.Context, ref: str | None, host: str, port: int | None, gua
 @click.option("--date", help="The logical date, YYYY-MM-DD.")
 @click.option("--fresh", is_flag=True, help="Instead: exit 1 when ACTION's newest period past fresh_within has "
               "no successful run (for a monitor that watches without the scheduler).")
+@click.option("--arrived", is_flag=True, help="Instead: exit 0 when DATE's [actions.ACTION.wait_for] input is "
+              "there, 75 while it is not (Airflow's sensor pokes again on 75).")
 @json_option
 @click.pass_context
-def check(ctx: click.Context, action: str, date: str | None, fresh: bool, as_json: bool) -> None:
+def check(ctx: click.Context, action: str, date: str | None, fresh: bool, arrived: bool, as_json: bool) -> None:
     """Exit 0 only if ACTION's newest run for DATE committed a succeeded manifest (or, --fresh, is on time)."""
+    if arrived:
+        check_arrived(ctx, action, date, as_json)
     if fresh:
         from batchcast.scheduling import freshness
 
@@ -197,6 +201,20 @@ def check(ctx: click.Context, action: str, date: str | None, fresh: bool, as_jso
         emit(manifest.model_dump(mode="json"), True, None)
     else:
         click.echo(f"{manifest.run_id} succeeded")
+
+
+def check_arrived(ctx: click.Context, action: str, date: str | None, as_json: bool) -> None:
+    from batchcast.actions import waiting
+    from batchcast.runs.manifest import parse_date
+
+    spec = service_for(ctx).spec
+    if spec.action(action).wait_for is None:
+        raise click.UsageError(f"[actions.{action}] has no wait_for table to check")
+    day = parse_date(date)
+    reason = waiting.missing(spec, action, day)
+    said(as_json, {"action": action, "logical_date": day.isoformat(), "arrived": reason is None, "missing": reason},
+         lambda doc: f"{action} {doc['logical_date']}: " + ("its input is there" if doc["arrived"] else reason))
+    ctx.exit(0 if reason is None else waiting.TEMPFAIL)
 
 
 @main.command()

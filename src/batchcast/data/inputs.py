@@ -57,11 +57,17 @@ def open_input(spec: InputSpec, warehouse: Warehouse, root: Path, logical_date: 
     return _open_files(path, spec.format, root, batch_size, where), path
 
 
-def _open_files(path: str, fmt: str | None, root: Path, batch_size: int, where: str) -> pa.RecordBatchReader:
+def matching(path: str, root: Path) -> tuple[fsspec.AbstractFileSystem, list[str]]:
+    """The filesystem of ``path`` (relative to ``root`` unless a URL) and the files it names, sorted."""
     url = path if "://" in path else str(root / path)
     fs, pattern = fsspec.core.url_to_fs(url)
     files = sorted(fs.glob(pattern)) if any(c in pattern for c in "*?[") else (
         [pattern] if fs.exists(pattern) else [])
+    return fs, files
+
+
+def _open_files(path: str, fmt: str | None, root: Path, batch_size: int, where: str) -> pa.RecordBatchReader:
+    fs, files = matching(path, root)
     if not files:
         raise InputError(f"{where} path: no files match '{path}'", "check the path and the logical date")
     fmt = fmt or ("csv" if files[0].endswith(".csv") else "parquet")

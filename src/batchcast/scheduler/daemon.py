@@ -29,6 +29,7 @@ from batchcast.executors import executor_class
 from batchcast.runs.commit import ensure_committed, now as utcnow
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.scheduler import supervise
+from batchcast.scheduler.lookups import AbsentData, MissingModels
 from batchcast.scheduler.supervise import Active, Tracked
 from batchcast.scheduling import freshness, rules
 from batchcast.scheduling.plan import due
@@ -138,8 +139,9 @@ class Scheduler:
         slots = {id(t): t.slot for t in self.tracked}  # a service's warehouse file, worked out once a pass
         running = [rules.Running(self.tracked.index(a.tracked), a.action, slots[id(a.tracked)])
                    for a in self.active.values()]
-        missing = _MissingModels(self.tracked)
-        for decision in rules.dispatch_streams(self._ready(now, slots), running, self.parallelism, missing, now):
+        missing, absent = MissingModels(self.tracked), AbsentData(self.tracked)
+        for decision in rules.dispatch_streams(self._ready(now, slots), running, self.parallelism, missing, now,
+                                               absent):
             self._carry_out(decision)
 
     def _ready(self, now: dt.datetime, slots: dict[int, Path | None]) -> list[Iterator[rules.Ready]]:
@@ -157,11 +159,13 @@ class Scheduler:
     def _dates(self, index: int, tracked: Tracked, name: str, slot: Path | None,
                now: dt.datetime) -> Iterator[rules.Ready]:
         action = tracked.service.spec.actions[name]
+        wait = action.wait_for
         for entry in tracked.ledger.oldest(*tracked.key, name, rules.READY):
             if rules.startable(entry.state, entry.next_at, now):
                 yield rules.Ready(index, name, entry.logical_date, action.kind, entry.state, action.max_active_runs,
                                   slot, action.kind in APPLIES_MODEL, action.model, entry.waiting_since,
-                                  action.wait_for_training)
+                                  action.wait_for_training, entry.waiting_for, wait is not None,
+                                  wait.seconds("poll") if wait else 0.0, wait.seconds("timeout") if wait else 0.0)
 
     def _carry_out(self, decision: rules.Decision) -> None:
         ready, tracked = decision.ready, self.tracked[decision.ready.service]
@@ -169,9 +173,18 @@ class Scheduler:
             active = supervise.launch(tracked, ready.action, ready.day)
             self.active[active.run_id] = active
         elif decision.verb == "wait":
-            log.info("%s/%s %s %s waiting for training: %s", *tracked.key, ready.action, ready.day, decision.reason)
-            tracked.ledger.set(*tracked.key, ready.action, ready.day, "waiting",
-                               error=f"waiting for training: {decision.reason}", waiting_since=decision.since)
+            if ready.state != "waiting" or ready.waiting_for != decision.waits_for:  # once, not at every look
+                log.info("%s/%s %s %s waiting for %s: %s", *tracked.key, ready.action, ready.day, decision.waits_for,
+                         decision.reason)
+            tracked.ledger.set(*tracked.key, ready.action, ready.day, "waiting", next_at=decision.next_at,
+                               error=f"waiting for {decision.waits_for}: {decision.reason}",
+                               waiting_since=decision.since)
+        elif decision.waits_for == "data":
+            wait = tracked.service.spec.actions[ready.action].wait_for
+            error = (f"waited {wait.timeout} ([actions.{ready.action}.wait_for] timeout) for its input, which never "
+                     f"came: {decision.reason}")
+            self._final(tracked, ready.action, ready.day, "failed", None, error,
+                        "deliver the input, then queue the date again (batchcast backfill), or raise the timeout")
         else:
             error = (f"waited {ready.wait_limit:g} s for a trained model, the limit "
                      f"([actions.{ready.action}] wait_for_training): {decision.reason}")
@@ -277,21 +290,3 @@ class Scheduler:
                              logical_date=active.day, executor=spec.actions[active.action].executor,
                              log_path=str(active.paths["log"]))
         return ensure_committed(spec, request, status, active.started, error)
-
-
-class _MissingModels(dict):
-    """(service, model ref) -> why no trained model can be applied, or None; looked up when the rules ask."""
-
-    def __init__(self, tracked: list[Tracked]):
-        super().__init__()
-        self.tracked = tracked
-
-    def __missing__(self, key: tuple[int, str | None]) -> str | None:
-        service, ref = key
-        try:
-            self.tracked[service].service.model_for(ref)
-            reason = None
-        except RunNotFound as exc:
-            reason = exc.message
-        self[key] = reason
-        return reason

@@ -54,8 +54,13 @@ class Entry:
     attempts: int
     error: str | None
     updated_at: dt.datetime
-    next_at: dt.datetime | None  # when a retrying date may start again
-    waiting_since: dt.datetime | None  # when a date began to wait for a trained model
+    next_at: dt.datetime | None  # when a retrying date may start again, or a waiting one look for its data
+    waiting_since: dt.datetime | None  # when a date began to wait for a trained model, or for its data
+
+    @property
+    def waiting_for(self) -> str:
+        """What a ``waiting`` date waits for, as its error says: ``data`` or ``training``."""
+        return waiting_for(self.error)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Entry:
@@ -212,6 +217,12 @@ class Ledger:
             found = con.execute("INSERT INTO stale VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                 (service, version, action, day.isoformat(), _now()))
         return found.rowcount == 1
+
+
+def waiting_for(error: str | None) -> str:
+    """``data`` when a waiting date's error is the scheduler's "waiting for data: ...", else ``training``
+    (the only wait a ledger written before ``wait_for`` holds)."""
+    return "data" if (error or "").startswith("waiting for data") else "training"
 
 
 def _marks(values: tuple[str, ...]) -> str:

@@ -17,10 +17,14 @@ SKIPPED = "skipped"
 
 def select(rows: Iterable[dict], *, action: str | None = None, statuses: Iterable[str] = (),
            since: str | None = None) -> list[dict]:
-    """The rows of ``action`` in one of ``statuses`` whose logical date is ``since`` (ISO) or later."""
+    """The rows of ``action`` in one of ``statuses`` whose logical date is ``since`` (ISO) or later.
+
+    ``waiting`` keeps both waits, ``waiting for training`` and ``waiting for data``.
+    """
     wanted = set(statuses)
     return [r for r in rows if (action is None or r["action"] == action)
-            and (not wanted or r["status"] in wanted) and (since is None or r["logical_date"] >= since)]
+            and (not wanted or r["status"] in wanted or r["status"].split(" for ")[0] in wanted)
+            and (since is None or r["logical_date"] >= since)]
 
 
 def collapsed(rows: list[dict], actions: dict) -> list[dict]:

@@ -64,6 +64,10 @@ class Ready:
     model: str | None = None  # [actions.X] model: the alias or run id it applies
     waiting_since: dt.datetime | None = None
     wait_limit: float = 0.0  # [actions.X] wait_for_training, seconds
+    waiting_for: str = "training"  # what a waiting date waits for: "training" or "data"
+    wait_data: bool = False  # [actions.X.wait_for] names input that must arrive first
+    poll: float = 0.0  # its poll, seconds
+    data_limit: float = 0.0  # its timeout, seconds
 
 
 @dataclass(frozen=True)
@@ -77,21 +81,24 @@ class Running:
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with one ready date: ``start`` it, record it ``wait``-ing for training, or ``fail`` it.
+    """What to do with one ready date: ``start`` it, record it ``wait``-ing, or ``fail`` it.
 
-    ``reason`` says why no trained model can be applied (wait and fail);
-    ``since`` is when its wait began (wait).
+    ``waits_for`` is what is missing, ``training`` or ``data``; ``reason`` says why no trained model can be
+    applied, or which input is not there (wait and fail); ``since`` is when its wait began, ``next_at``
+    when to look for the data again (wait).
     """
 
     verb: str
     ready: Ready
     reason: str | None = None
     since: dt.datetime | None = None
+    waits_for: str = "training"
+    next_at: dt.datetime | None = None
 
 
 def startable(state: str, next_at: dt.datetime | None, now: dt.datetime) -> bool:
-    """Whether a ready date may start at ``now``: a retry waits out its backoff."""
-    return not (state == "retrying" and next_at is not None and next_at > now)
+    """Whether a ready date may start at ``now``: a retry waits out its backoff, a wait for data its poll."""
+    return not (state in ("retrying", "waiting") and next_at is not None and next_at > now)
 
 
 def order_key(ready: Ready) -> tuple[dt.date, int, int]:
@@ -114,24 +121,29 @@ def blocked(ready: Ready, running: Iterable[Running]) -> bool:
 
 
 def keep_waiting(since: dt.datetime, limit: float, now: dt.datetime) -> bool:
-    """Whether a date that has waited for a trained model since ``since`` may wait on (``limit`` s)."""
+    """Whether a date that has waited (for a trained model, or data) since ``since`` may wait on (``limit`` s)."""
     return (now - since).total_seconds() <= limit
 
 
 def dispatch(ready: Iterable[Ready], running: Iterable[Running], parallelism: int,
-             missing: Mapping[tuple[int, str | None], str | None], now: dt.datetime) -> list[Decision]:
+             missing: Mapping[tuple[int, str | None], str | None], now: dt.datetime,
+             absent: Mapping[tuple[int, str, dt.date], str | None] | None = None) -> list[Decision]:
     """The decisions for this pass, in the order to carry them out.
 
     ``missing`` maps (service, model ref) to why no trained model can be
-    applied, or None when one can; it is read only for the dates the pass
-    reaches, so the caller may look models up lazily. A date already
-    ``waiting`` that may wait on gets no decision: it stays as it is.
+    applied, or None when one can; ``absent`` maps (service, action, date) to
+    which ``wait_for`` input is not there yet, or None when it is. Both are
+    read only for the dates the pass reaches, so the caller may look them up
+    lazily. A date already waiting for training that may wait on gets no
+    decision: it stays as it is. One waiting for data is recorded again, with
+    the time of its next look.
     """
-    return dispatch_streams([(r,) for r in ready], running, parallelism, missing, now)
+    return dispatch_streams([(r,) for r in ready], running, parallelism, missing, now, absent)
 
 
 def dispatch_streams(streams: Iterable[Iterable[Ready]], running: Iterable[Running], parallelism: int,
-                     missing: Mapping[tuple[int, str | None], str | None], now: dt.datetime) -> list[Decision]:
+                     missing: Mapping[tuple[int, str | None], str | None], now: dt.datetime,
+                     absent: Mapping[tuple[int, str, dt.date], str | None] | None = None) -> list[Decision]:
     """:func:`dispatch` over ``streams``, each read only as far as the pass needs it.
 
     A stream is one action's ready dates in :func:`order`: one service, action, slot and
@@ -146,11 +158,11 @@ def dispatch_streams(streams: Iterable[Iterable[Ready]], running: Iterable[Runni
         _, index, candidate, rest = heapq.heappop(heads)
         if blocked(candidate, running):
             continue  # and so is the rest of its stream
-        reason = missing[(candidate.service, candidate.model)] if candidate.needs_model else None
-        if reason is not None:
-            decisions += _no_model(candidate, reason, now)
-        else:
-            decisions.append(Decision("start", candidate))
+        # Not `absent or {}`: a lookup that has looked nothing up yet is empty, and so falsy.
+        decision = _decide(candidate, missing, {} if absent is None else absent, now)
+        if decision is not None:
+            decisions.append(decision)
+        if decision is not None and decision.verb == "start":
             running.append(Running(candidate.service, candidate.action, candidate.slot))
         _advance(heads, index, rest)
     return decisions
@@ -163,11 +175,27 @@ def _advance(heads: list, index: int, stream: Iterator[Ready]) -> None:
         heapq.heappush(heads, (order_key(following), index, following, stream))
 
 
-def _no_model(ready: Ready, reason: str, now: dt.datetime) -> list[Decision]:
-    since = ready.waiting_since or now
-    if not keep_waiting(since, ready.wait_limit, now):
-        return [Decision("fail", ready, reason, since)]
-    return [] if ready.state == "waiting" else [Decision("wait", ready, reason, since)]
+def _decide(ready: Ready, missing: Mapping, absent: Mapping, now: dt.datetime) -> Decision | None:
+    """Start ``ready``, unless its input has not arrived or no trained model can be applied (looked at in that
+    order: the model may be trained from the same data)."""
+    reason = absent[(ready.service, ready.action, ready.day)] if ready.wait_data else None
+    if reason is not None:
+        return _waiting(ready, "data", reason, ready.data_limit, now)
+    reason = missing[(ready.service, ready.model)] if ready.needs_model else None
+    if reason is not None:
+        return _waiting(ready, "training", reason, ready.wait_limit, now)
+    return Decision("start", ready)
+
+
+def _waiting(ready: Ready, what: str, reason: str, limit: float, now: dt.datetime) -> Decision | None:
+    """Wait for ``what`` (the clock starts at the first look), or fail once ``limit`` seconds have passed."""
+    already = ready.state == "waiting" and ready.waiting_for == what
+    since = (ready.waiting_since if already else None) or now
+    if not keep_waiting(since, limit, now):
+        return Decision("fail", ready, reason, since, what)
+    if what == "data":
+        return Decision("wait", ready, reason, since, what, now + dt.timedelta(seconds=ready.poll))
+    return None if already else Decision("wait", ready, reason, since, what)
 
 
 # -- after a failure ----------------------------------------------------------

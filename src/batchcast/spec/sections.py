@@ -18,6 +18,7 @@ from batchcast import registry
 from batchcast.data.schema import Schema
 from batchcast.errors import SchemaError
 from batchcast.spec.base import Section, fail, inside, table_name
+from batchcast.spec.waiting import WaitSection
 
 KINDS = ("training", "application", "evaluation")
 # models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/PATH (MLflow's ids are 32 hex digits), or a folder.
@@ -216,6 +217,8 @@ class ActionSpec(Section):
     max_active_runs: int = Field(1, ge=1, description="Runs of this action the scheduler runs at once.")
     retries: int = Field(2, ge=0, description="Retries of a run that failed on a transient error.")
     retry_delay: float = Field(60, gt=0, description="Seconds before the first retry; doubled for each next one.")
+    wait_for: WaitSection | None = Field(
+        None, description="Input that must exist before a scheduled run starts: path or query, poll, timeout.")
     wait_for_training: float = Field(
         86400, ge=0, description="Seconds an application waits for a trained model before failing.")
     executor: str = Field("local", description="Where the action runs: one of the registry's executors "
