@@ -79,6 +79,7 @@ def example(podman, tmp_path_factory):
     with_image(svc / "batchcast.toml")
     out = bc("build", cwd=svc)
     assert "built localhost/batchcast/churn:1" in out.stdout
+    assert "image build: STEP 1/" in out.stderr and "FROM" in out.stderr  # a long build tells its steps
     return svc
 
 

@@ -80,3 +80,52 @@ def test_schedule_lists_next_runs(tmp_path):
     upcoming_runs = bc_json("schedule", "--count", "2", cwd=tmp_path / "svc")
     assert [r["action"] for r in upcoming_runs] == ["training", "training", "application", "application"]
     assert all(r["at"][11:16] in ("03:00", "06:00") for r in upcoming_runs)
+
+
+def _in_a_terminal(argv: list[str], cwd, env: dict) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr; its exit code and all it wrote."""
+    import os
+    import pty
+    import subprocess
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's last writer has gone
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), written.decode(errors="replace")
+
+
+def test_a_backfill_draws_a_bar_on_a_terminal_and_writes_lines_to_a_file(tmp_path):
+    """Issue 28, part 6: long work is not silent; a bar where a person watches, plain lines where a file does."""
+    import os
+    import re
+
+    from tests.conftest import BATCHCAST, write_python_service
+
+    spec = write_python_service(tmp_path, 200)
+    bc("--spec", str(spec), "run", "training", cwd=tmp_path)
+    daily = {**os.environ, "BATCHCAST__ACTIONS__APPLICATION__SCHEDULE": "0 6 * * *", "TERM": "xterm",
+             "COLUMNS": "120"}
+    code, screen = _in_a_terminal([BATCHCAST, "--spec", str(spec), "backfill", "application", "--from",
+                                   "2026-01-01", "--to", "2026-01-03", "--now"], tmp_path, daily)
+    assert code == 0, screen
+    assert "\x1b[" in screen  # a terminal's colours and cursor moves
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert "━" in screen and "3/3 dates" in screen, screen  # the bar, at its end
+    assert "[3/3] 2026-01-03" in screen  # each date's line, printed above it
+
+    filed = bc("--spec", str(spec), "backfill", "application", "--from", "2026-01-01", "--to", "2026-01-03", "--now",
+               cwd=tmp_path, env=daily)
+    lines = [line for line in filed.stdout.splitlines() if line.startswith("[")]
+    assert [line.split()[:2] for line in lines] == [["[1/3]", "2026-01-01"], ["[2/3]", "2026-01-02"],
+                                                    ["[3/3]", "2026-01-03"]]
+    assert "━" not in filed.stdout + filed.stderr and "\x1b[" not in filed.stdout + filed.stderr

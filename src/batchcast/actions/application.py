@@ -15,6 +15,7 @@ from batchcast import alerts
 from batchcast.actions.context import RunContext, log
 from batchcast.data.ahead import cores, in_order
 from batchcast.data.inputs import non_empty, open_input
+from batchcast.data.pace import Pace
 from batchcast.errors import BatchcastError, InputError
 from batchcast.model.scoring import PREDICTIONS, output
 from batchcast.runs.commit import Outcome
@@ -95,12 +96,15 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
         except BatchcastError as exc:
             return batch, exc
 
+    pace = Pace(log, "scored")
+
     def predicted() -> Iterator[pa.RecordBatch]:
         for batch, y in in_order(predict, batches(), threads):
             if isinstance(y, BatchcastError):
                 if monitor is not None:  # the model failed on input the checks find at fault: say that first
                     _judge(ctx, outcome, monitor, failed=y)
                 raise y
+            pace.add(batch.num_rows)
             if monitor is not None:
                 monitor.add_predictions(y)
             yield output(batch, y, schema, PREDICTIONS)

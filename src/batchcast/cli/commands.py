@@ -17,7 +17,7 @@ from batchcast.cli.kubernetes import kubernetes
 from batchcast.cli.listings import models, runs, show
 from batchcast.cli.output import (
     backfill_document,
-    backfill_line,
+    backfill_progress,
     document,
     emit,
     moved,
@@ -242,12 +242,12 @@ def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
 def backfill(ctx: click.Context, action: str, start: str, end: str, now: bool, as_json: bool) -> None:
     """Queue (or with --now, run) ACTION for every scheduled date from --from to --to."""
     totals: list[int] = []
+    with backfill_progress(as_json, running=now) as report:
+        def progress(done: int, total: int, manifest) -> None:
+            totals.append(total)
+            report(done, total, manifest)
 
-    def progress(done: int, total: int, manifest) -> None:
-        totals.append(total)
-        backfill_line(done, total, manifest, err=as_json)  # under --json, stdout holds the JSON alone
-
-    manifests = service_for(ctx).backfill(action, start, end, now=now, progress=progress)
+        manifests = service_for(ctx).backfill(action, start, end, now=now, progress=progress)
     if as_json:
         emit(backfill_document(totals[0] if totals else 0, manifests), True, None)
     elif not now:

@@ -10,8 +10,8 @@ import copy
 import json
 import logging
 import math
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -106,8 +106,44 @@ def backfill_line(done: int, total: int, manifest, err: bool = False) -> None:
     if manifest is None:
         click.echo(f"queued {total} date{'s' if total != 1 else ''} of the range", err=err)
         return
-    m = manifest
-    click.echo(f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}", err=err)
+    click.echo(_date_line(done, total, manifest), err=err)
+
+
+def _date_line(done: int, total: int, m) -> str:
+    return f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}"
+
+
+@contextmanager
+def backfill_progress(as_json: bool, running: bool) -> Iterator[Callable[[int, int, Any], None]]:
+    """The ``progress`` a backfill reports to: on a terminal, while it runs the dates, a bar of dates done of total
+    (each date's line printed above it); otherwise :func:`backfill_line`'s lines, to stderr under --json (stdout
+    holds the JSON)."""
+    if not running or not err_console().is_terminal:
+        yield lambda done, total, manifest: backfill_line(done, total, manifest, err=as_json)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TextColumn("dates"), TimeElapsedColumn(),
+               TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=err_console()) as bar:  # the log lines of the runs print above it
+        task = None
+
+        def report(done: int, total: int, manifest) -> None:
+            nonlocal task
+            if manifest is None:
+                task = bar.add_task("backfill", total=total)
+                return
+            bar.console.print(_date_line(done, total, manifest), markup=False, highlight=False)
+            bar.update(task, completed=done)
+
+        yield report
 
 
 def backfill_document(queued: int, manifests: list) -> dict:

@@ -196,6 +196,7 @@ def _build(venv: Path, python: str, requirements: Path | None, pins: list[str], 
              "cached afterwards)", requirements or "batchcast's runtime", python)
     started = time.monotonic()
     shutil.rmtree(venv, ignore_errors=True)
+    log.info("environment step 1/2: uv venv (Python %s)", python)
     _uv("venv", "--quiet", "--python", python, str(venv), requirements=requirements)
     args = ["pip", "install", "--quiet", "--compile-bytecode", "--python", str(venv / "bin" / "python")]
     if requirements:
@@ -204,6 +205,8 @@ def _build(venv: Path, python: str, requirements: Path | None, pins: list[str], 
         (venv / "overrides.txt").write_text("\n".join(overrides) + "\n")
         args += ["--override", str(venv / "overrides.txt")]
     if requirements or pins:
+        log.info("environment step 2/2: uv pip install %s", " ".join(filter(None, [
+            requirements and f"-r {requirements.name}", *pins, overrides and f"({len(overrides)} overrides)"])))
         _uv(*args, *pins, requirements=requirements, pins=pins)
     if link:
         _link_batchcast(venv)

@@ -10,13 +10,18 @@ itself needs no network.
 
 from __future__ import annotations
 
+import collections
 import json
+import logging
 import os
+import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from importlib.metadata import distribution
 from pathlib import Path
@@ -24,6 +29,8 @@ from pathlib import Path
 from batchcast import registry
 from batchcast.errors import ExecutorError, SpecError
 from batchcast.spec import ServiceSpec
+
+log = logging.getLogger("batchcast")
 
 ENGINES = ("podman", "docker")
 SERVICE_DIR = "/srv/service"
@@ -128,10 +135,10 @@ def build(spec: ServiceSpec, engine: list[str], *, push: bool = False, context: 
         _context(spec, ctx)
         # podman 4 pulls the base even when it is stored; docker's --pull is a flag, not a policy.
         pull = ["--pull=missing"] if Path(engine[0]).name == "podman" else []
-        engine_run(engine, "build", *pull, "--network=none", "--ulimit", "nofile=4096:4096",
-                   "-t", spec.image_tag, "-f", str(ctx / "Dockerfile"), str(ctx), timeout=3600,
-                   fix="read the engine's message (on 'no space left on device', remove unused images: "
-                       f"{Path(engine[0]).name} image prune)")
+        _build_telling_steps([*engine, "build", *pull, "--network=none", "--ulimit", "nofile=4096:4096",
+                              "-t", spec.image_tag, "-f", str(ctx / "Dockerfile"), str(ctx)], timeout=3600,
+                             fix="read the engine's message (on 'no space left on device', remove unused images: "
+                                 f"{Path(engine[0]).name} image prune)")
         image_id = engine_run(engine, "image", "inspect", "--format", "{{.Id}}", spec.image_tag)
         if push:
             engine_run(engine, "push", spec.image_tag, timeout=3600)
@@ -142,6 +149,31 @@ def build(spec: ServiceSpec, engine: list[str], *, push: bool = False, context: 
     finally:
         if context is None:
             shutil.rmtree(ctx, ignore_errors=True)
+
+
+STEP = re.compile(r"(STEP \d+/\d+|Step \d+/\d+|#\d+ \[)")  # podman's, docker's classic and buildkit's steps
+
+
+def _build_telling_steps(argv: list[str], timeout: float, fix: str) -> None:
+    """Run an image build, logging each step line as the engine prints it (a long build is not silent);
+    ExecutorError with its last lines if it fails or outlives ``timeout``."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    last: collections.deque[str] = collections.deque(maxlen=3)
+    try:
+        for line in proc.stdout:
+            last.append(line.rstrip())
+            if STEP.match(line):
+                log.info("image build: %s", line.rstrip())
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if code == -signal.SIGKILL:
+        raise ExecutorError(f"'{Path(argv[0]).name} build' did not finish within {timeout:g} s",
+                            "check the container engine")
+    if code != 0:
+        raise ExecutorError(f"{Path(argv[0]).name} build failed: {' | '.join(last)}", fix)
 
 
 def run_env(spec: ServiceSpec, request, executor: str) -> dict[str, str]:

@@ -41,11 +41,6 @@ class WaitSection(Section):
                        "'{{ ds }}'\"")
         return self
 
-    @property
-    def what(self) -> str:
-        """What is waited for, as messages name it."""
-        return f"path {self.path}" if self.path else f"query {self.query!r}"
-
     def seconds(self, key: str) -> float:
         from batchcast.scheduling.freshness import duration
 
