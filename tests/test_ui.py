@@ -42,11 +42,14 @@ def browse(url: str, *, screenshot: Path | None = None) -> str:
 
 @pytest.fixture
 def every_minute(tmp_path):
-    """The example service, both actions every minute, run by `batchcast scheduler` until both succeeded."""
+    """The example service, both actions daily at the current minute (so today is due at once), run by
+    `batchcast scheduler` until both succeeded. (An every-minute schedule has a period per minute.)"""
     bc("init", "svc", "--name", "churn", cwd=tmp_path)
     svc = tmp_path / "svc"
     spec = svc / "batchcast.toml"
-    spec.write_text(spec.read_text().replace('"0 3 * * 1"', '"* * * * *"').replace('"0 6 * * *"', '"* * * * *"'))
+    now = dt.datetime.now(dt.UTC)
+    daily = f'"{now.minute} {now.hour} * * *"'
+    spec.write_text(spec.read_text().replace('"0 3 * * 1"', daily).replace('"0 6 * * *"', daily))
     proc = subprocess.Popen([BATCHCAST, "scheduler", "--interval", "1"], cwd=svc, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -114,7 +117,8 @@ def test_the_dashboard_shows_runs_failures_plots_and_champions(dashboard):
     [folded] = re.findall(r'<tr class="run skipped">(.*?)</tr>', dom, re.S)  # 40 dates, one row
     assert f"40 application dates skipped by catchup=latest, {min(skipped)}..{max(skipped)}" in folded
 
-    assert "churn/1" in dom and "<code>* * * * *</code>" in dom
+    schedule = Service(svc / "batchcast.toml").spec.action("application").schedule
+    assert "churn/1" in dom and f"<code>{schedule}</code>" in dom
     succeeded_rows = re.findall(r'<tr class="run succeeded">(.*?)</tr>', dom, re.S)
     assert len(succeeded_rows) == 3  # two trainings, one application
     assert "run running" not in dom  # a committed run is shown by its manifest, whatever the ledger lags

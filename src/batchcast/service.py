@@ -14,9 +14,10 @@ from batchcast.actions import tracking
 from batchcast.errors import RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.isolation.scratch import scratch_dir
-from batchcast.runs.manifest import Manifest, RunRequest, RunStatus, new_run_ts, parse_date
+from batchcast.runs.manifest import Manifest, RunRequest, RunStatus, new_run_ts
 from batchcast.runs.promotion import CHAMPION
 from batchcast.runs.store import ArtifactStore
+from batchcast.scheduling import periods
 from batchcast.spec import ServiceSpec, load_spec, merged
 
 APPLIES_MODEL = ("application", "evaluation")
@@ -41,7 +42,10 @@ class Service:
 
     def run(self, action: str, date: str | dt.date | None = None, *, executor: str | None = None,
             model: str | None = None, run_ts: str | None = None) -> Manifest:
-        """Run ``action`` for the logical ``date`` (default today) and return its committed manifest.
+        """Run ``action`` for the period ``date`` names and return its committed manifest.
+
+        A daily action takes a day (default today); a sub-daily one a tick of its schedule (default the
+        newest that has passed): :meth:`ActionSpec.period`.
 
         ``executor`` and ``model`` override the action's spec for this run;
         ``run_ts`` fixes its id in advance (the scheduler records it first).
@@ -56,16 +60,17 @@ class Service:
         spec = self._for_run(action, executor=executor, model=model)
         spec.check_files()
         chosen = spec.action(action)
+        period = chosen.period(date)
         if spec.model.mlflow and chosen.kind in APPLIES_MODEL and chosen.model is None:
             from batchcast.actions.importing import follow
 
-            follow(self, date)
+            follow(self, periods.day(period))  # the import is a training run: for the period's day
         applied = self.model_for(chosen.model) if chosen.kind in APPLIES_MODEL else None
         folder = scratch_dir("run")
         try:
             request = RunRequest(name=spec.service.name, version=spec.service.version, action=action,
                                  run_ts=run_ts or new_run_ts(), spec_path=str(spec.file), overrides=overrides,
-                                 logical_date=parse_date(date), executor=chosen.executor,
+                                 logical_date=period, executor=chosen.executor,
                                  model_run=applied.run_id if applied else None, applied=applied,
                                  log_path=str(folder / "log.txt"))
             manifest = get_executor(chosen.executor).submit(request, spec)
@@ -110,38 +115,22 @@ class Service:
         return Ledger(self.ledger_path)
 
     def history(self, action: str | None = None) -> list[dict[str, Any]]:
-        """Committed runs, plus the ledger's dates that are not (or not yet again) a committed run.
-
-        A queued, running, retrying or skipped date shows with that state, a waiting one with what it
-        waits for; a date the ledger says finished shows through its manifest.
-        """
-        from batchcast.scheduling.ledger import waiting_for
+        """Committed runs' summaries, plus the ledger's periods that are not (or not yet again) a committed run."""
+        from batchcast.scheduling.listing import merged
 
         rows = [m.summary() for m in self.runs(action)]
         if not self.ledger_path.exists():  # reading must not create local state
             return rows
-        committed = {(r["action"], r["logical_date"]) for r in rows}
-        run_ids = {r["run_id"] for r in rows}
-        for entry in self.ledger.rows(self.name, self.version, action):
-            key = (entry["action"], entry["logical_date"])
-            if entry["run_id"] in run_ids and entry["state"] in ("running", *ENDED):
-                continue  # its manifest is committed, and says more (a scheduler may not have recorded it yet)
-            if key not in committed or entry["state"] not in ENDED:
-                status = f"waiting for {waiting_for(entry['error'])}" if entry["state"] == "waiting" else entry["state"]
-                rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": status,
-                             "logical_date": entry["logical_date"], "started_at": None, "ended_at": None,
-                             "duration_s": None, "rows": {}, "model_run": None, "error": entry["error"],
-                             "source": "ledger"})
-        return rows
+        return merged(rows, self.ledger.rows(self.name, self.version, action), ENDED)
 
     def schedule(self, count: int = 3, now: dt.datetime | None = None) -> list[dict[str, Any]]:
         """The next ``count`` runs of each scheduled action, with their logical dates."""
-        from batchcast.scheduling.plan import upcoming
+        from batchcast.scheduling.plan import period_of, upcoming
 
         now = now or dt.datetime.now(dt.UTC)
         paused = self.ledger.paused(self.name, self.version) if self.ledger_path.exists() else set()
         return [{"action": name, "schedule": action.schedule, "timezone": action.timezone, "at": tick.isoformat(),
-                 "logical_date": tick.date().isoformat(), "paused": name in paused}
+                 "logical_date": periods.key(period_of(action.schedule, tick)), "paused": name in paused}
                 for name, action in self.spec.actions.items() if action.schedule
                 for tick in upcoming(action.schedule, now, count, action.timezone)]
 
@@ -169,7 +158,7 @@ class Service:
         if not chosen.schedule:
             raise SpecError(f"{self.spec.file.name} [actions.{action}] has no schedule to backfill",
                             f"add schedule = \"0 6 * * *\" to [actions.{action}], or use 'batchcast run --date'")
-        days = ticks(chosen.schedule, parse_date(start), parse_date(end), chosen.timezone)
+        days = ticks(chosen.schedule, start, end, chosen.timezone)
         ledger = self.ledger
         ledger.queue(self.name, self.version, action, days)
         if progress is not None:
@@ -193,7 +182,7 @@ class Service:
         What an orchestrator asks after a task: a process or pod that exited 0
         proves nothing until its manifest says so.
         """
-        day = parse_date(date)
+        day = self.spec.action(action).period(date)
         found = [m for m in self.runs(action) if m.logical_date == day]
         if not found:
             raise RunNotFound(f"no committed {action} run of {self.name}/{self.version} for {day}",

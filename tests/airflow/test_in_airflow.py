@@ -58,6 +58,24 @@ def test_training_then_application_run_in_airflow(airflow_env, tmp_path):
     assert query(db, "SELECT _logical_date::VARCHAR, count(*) FROM predictions GROUP BY 1") == [("2026-01-01", 1000)]
 
 
+def test_an_hourly_dag_runs_two_intervals_into_two_slices(airflow_env, tmp_path):
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    starting(spec)
+    spec.write_text(spec.read_text().replace('schedule = "0 6 * * *"', 'schedule = "0 * * * *"\nretries = 0'))
+    bc("run", "training", "--date", "2026-01-01", cwd=spec.parent)
+    dags = tmp_path / "dags"
+    render([spec], dags)
+    assert "run application --date {{ ts }}" in (dags / "churn_1_application.py").read_text()
+    for hour in ("13", "14"):
+        ran = in_airflow(airflow_env, "test", str(dags), "churn-1-application", f"2026-01-01T{hour}:00:00")
+        assert ran["state"] == "success"
+    db = spec.parent / ".batchcast" / "warehouse.duckdb"
+    assert query(db, "SELECT strftime(_interval_start AT TIME ZONE 'UTC', '%H:%M'), _logical_date::VARCHAR, "
+                     "count(*) FROM predictions GROUP BY ALL ORDER BY 1") == [("13:00", "2026-01-01", 1000),
+                                                                             ("14:00", "2026-01-01", 1000)]
+
+
 def test_a_freshness_dag_fails_while_the_period_has_no_success_and_passes_after(airflow_env, tmp_path):
     import datetime as dt
 

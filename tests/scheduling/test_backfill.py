@@ -17,7 +17,8 @@ def test_ticks_are_logical_dates():
     assert days == [dt.date(2026, 1, d) for d in range(1, 11)]
     assert ticks("0 3 * * 1", dt.date(2026, 1, 1), dt.date(2026, 1, 31)) == [
         dt.date(2026, 1, 5), dt.date(2026, 1, 12), dt.date(2026, 1, 19), dt.date(2026, 1, 26)]
-    assert ticks("0 * * * *", dt.date(2026, 1, 1), dt.date(2026, 1, 2)) == [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
+    hourly = ticks("0 * * * *", dt.date(2026, 1, 1), dt.date(2026, 1, 2))  # issue 28: every tick is a period
+    assert hourly == [dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=h) for h in range(48)]
     with pytest.raises(SpecError, match="empty"):
         ticks("0 6 * * *", dt.date(2026, 1, 2), dt.date(2026, 1, 1))
 

@@ -19,6 +19,7 @@ from batchcast.data.pace import Pace
 from batchcast.errors import BatchcastError, InputError
 from batchcast.model.scoring import PREDICTIONS, output
 from batchcast.runs.commit import Outcome
+from batchcast.scheduling import periods
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,7 +56,7 @@ def _judge(ctx: RunContext, outcome: Outcome, monitor: checks.Monitor, failed: B
         return
     more = f" (and {len(breaches) - 1} more: {'; '.join(breaches[1:])})" if len(breaches) > 1 else ""
     alerts.send(ctx.spec.alerts, alerts.Alert("checks", ctx.spec.service.name, ctx.spec.service.version,
-                                              ctx.request.action, ctx.request.logical_date.isoformat(),
+                                              ctx.request.action, periods.key(ctx.request.logical_date),
                                               ctx.action.checks.on_breach, ctx.run_id, breaches[0] + more))
     if ctx.action.checks.on_breach == "fail" or failed is not None or stop:
         then = f"; then {failed.message}" if failed is not None else ""
@@ -71,7 +72,7 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     out = ctx.action.output
     schema = out.schema_.requiring(ctx.spec.model.ids)  # a prediction without its id is lost
     reader, what = open_input(ctx.action.input, ctx.warehouse, ctx.spec.root, ctx.request.logical_date,
-                              ctx.action.batch_size, ctx.where)
+                              ctx.action.batch_size, ctx.where, ctx.interval)
     outcome.inputs["data"] = what
     outcome.rows["read"] = 0
 

@@ -32,6 +32,7 @@ from batchcast.redaction import first_line
 from batchcast.runs.commit import Outcome
 from batchcast.runs.manifest import FileEntry
 from batchcast.runs.store import sha256_file
+from batchcast.scheduling import periods
 
 PREDICTION_FILES = ("predictions.parquet", "predictions.csv", "predictions.jsonl")
 _SKIP = {".git", ".venv", "venv", ".batchcast", "__pycache__", ".pytest_cache"}
@@ -94,9 +95,12 @@ def command_env(ctx: RunContext, output: Path, model_dir: Path) -> dict[str, str
         for leak in ("PYTHONPATH", "PYTHONHOME"):
             env.pop(leak, None)
     request = ctx.request
+    start, end = ctx.interval
+    # LOGICAL_DATE stays a day (a sub-daily period's UTC day), as repositories written for daily runs parse it;
+    # the interval says which part of it.
     env.update(NAME=request.name, VERSION=request.version, ACTION=request.action, RUN_ID=request.run_id,
-               LOGICAL_DATE=request.logical_date.isoformat(), OUTPUT_DIR=str(output),
-               MODEL_DIR=str(model_dir))
+               LOGICAL_DATE=periods.day(request.logical_date).isoformat(), INTERVAL_START=start.isoformat(),
+               INTERVAL_END=end.isoformat(), OUTPUT_DIR=str(output), MODEL_DIR=str(model_dir))
     return env
 
 

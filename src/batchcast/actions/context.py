@@ -14,6 +14,7 @@ from batchcast.errors import SpecError
 from batchcast.redaction import first_line
 from batchcast.runs.manifest import RunRequest
 from batchcast.runs.store import ArtifactStore
+from batchcast.scheduling import periods
 from batchcast.spec import ActionSpec, ServiceSpec
 
 if TYPE_CHECKING:
@@ -53,6 +54,11 @@ class RunContext:
         return self.request.run_id
 
     @property
+    def interval(self) -> tuple:
+        """(start, end) in UTC of the period this run is for: what templates and the command contract get."""
+        return self.action.interval(self.request.logical_date)
+
+    @property
     def where(self) -> str:
         """How messages name this action's table in the spec."""
         return f"{self.spec.file.name} [actions.{self.request.action}]"
@@ -77,14 +83,14 @@ class RunContext:
             outcome.rows["written"] = rows
             outcome.outputs["table"] = out.table
             # The last line of the stored log: it is uploaded now, with the staged manifest.
-            log.info("publishing %d rows of %s into %s", rows, self.request.logical_date, out.table)
+            log.info("publishing %d rows of %s into %s", rows, periods.key(self.request.logical_date), out.table)
             if self.stage is not None:
                 self.staged = self.stage()
 
         rows = self.warehouse.publish(out.table, schema, batches, logical_date=self.request.logical_date,
                                       run_id=self.run_id, model_run=self.request.model_run, source=source,
                                       allow_empty=out.allow_empty, prepare=prepare)
-        log.info("published %d rows of %s into %s", rows, self.request.logical_date, out.table)
+        log.info("published %d rows of %s into %s", rows, periods.key(self.request.logical_date), out.table)
         return rows
 
     def config(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from batchcast.errors import BatchcastError
 from batchcast.model import pyfunc
 from batchcast.redaction import first_line
 from batchcast.runs.manifest import Manifest
+from batchcast.scheduling import periods
 
 LOGGED = ("training", "evaluation")
 TAG = "batchcast.run_id"
@@ -110,7 +111,7 @@ def _send_run(client, service, run_id: str) -> None:
     if existing:  # sent before, and its item not removed (the process stopped between the two)
         return
     run = client.create_run(experiment, start_time=_ms(manifest.started_at), tags=_tags(service, manifest),
-                            run_name=f"{manifest.action} {manifest.logical_date}")
+                            run_name=f"{manifest.action} {periods.key(manifest.logical_date)}")
     mlflow_run = run.info.run_id
     from mlflow.entities import Metric, Param
 
@@ -161,7 +162,7 @@ def _model_name(service) -> str:
 
 def _tags(service, manifest: Manifest) -> dict[str, str]:
     tags = {TAG: manifest.run_id, "batchcast.action": manifest.action, "batchcast.status": manifest.status.value,
-            "batchcast.logical_date": manifest.logical_date.isoformat(),
+            "batchcast.logical_date": periods.key(manifest.logical_date),
             "batchcast.model_run": manifest.model_run or "",
             "batchcast.version": _version()}
     commit = _commit(service.spec.model_path)

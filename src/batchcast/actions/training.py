@@ -20,7 +20,7 @@ from batchcast.runs.commit import Outcome
 def read_table(ctx: RunContext, outcome: Outcome) -> pa.Table:
     """The whole input as one table (training data fits in memory by design)."""
     reader, what = open_input(ctx.action.input, ctx.warehouse, ctx.spec.root, ctx.request.logical_date,
-                              ctx.action.batch_size, ctx.where)
+                              ctx.action.batch_size, ctx.where, ctx.interval)
     outcome.inputs["data"] = what
     table = pa.Table.from_batches(list(non_empty(reader, what)))
     outcome.rows["read"] = table.num_rows

@@ -26,7 +26,8 @@ def missing(spec: ServiceSpec, action: str, day: dt.date) -> str | None:
         return None
     where = f"{spec.file.name} [actions.{action}.wait_for]"
     # A template error is the spec's: raised, not waited out.
-    looked_for = render(wait.path or wait.query, day, f"{where} {'path' if wait.path else 'query'}")
+    looked_for = render(wait.path or wait.query, day, f"{where} {'path' if wait.path else 'query'}",
+                        spec.action(action).interval(day))
     try:
         if wait.path:
             return None if matching(looked_for, spec.root)[1] else f"no file matches {looked_for}"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from batchcast import registry
 from batchcast.actions.waiting import TEMPFAIL
+from batchcast.airflow.settings import period_template
 from batchcast.spec import ActionSpec, ServiceSpec, load_spec
 
 HEADER = '''"""{title}
@@ -137,7 +138,8 @@ def _sensor(spec: ServiceSpec, name: str, action: ActionSpec, batchcast_bin: str
     if wait is None:
         return ""
     command = shlex.join([_executable(action, batchcast_bin), "--spec", str(spec.file), "check", name, "--arrived"])
-    return SENSOR_TASK.format(command=command + " --date {{ ds }}", tempfail=TEMPFAIL, poll=wait.seconds("poll"),
+    command = f"{command} --date {period_template(action.schedule)}"
+    return SENSOR_TASK.format(command=command, tempfail=TEMPFAIL, poll=wait.seconds("poll"),
                               timeout=wait.seconds("timeout"))
 
 
@@ -178,7 +180,7 @@ def _bash(spec: ServiceSpec, name: str, action: ActionSpec, pool: str,
           batchcast_bin: str | None) -> tuple[str, str]:
     """A BashOperator running ``batchcast run``, which submits to the action's executor."""
     argv = [_executable(action, batchcast_bin), "--spec", str(spec.file), "run", name]
-    command = shlex.join(argv) + " --date {{ ds }}"
+    command = f"{shlex.join(argv)} --date {period_template(action.schedule)}"
     return BASH_IMPORT, LOCAL_TASK.format(task_id=name, command=command, timeout=action.timeout, pool=pool)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from batchcast.scheduling import periods
 from batchcast.spec.base import Section, fail
 
 # Keys [actions.X.airflow] had before the executors got tables of their own; Airflow's tasks
@@ -34,3 +35,9 @@ class AirflowSettings(Section):
                                      for table in sorted(where))
                         + ("; a gce VM runs the image batchcast build tags from [image]" if "image" in moved else ""))
         return data
+
+
+def period_template(schedule: str | None) -> str:
+    """What a task passes as ``--date``: Airflow's ``{{ ds }}`` for a daily action; for a sub-daily one ``{{ ts }}``,
+    the logical date of Airflow 3's cron runs (the tick, with its offset), which names batchcast's period."""
+    return "{{ ts }}" if periods.subdaily(schedule) else "{{ ds }}"

@@ -7,6 +7,7 @@ import shlex
 
 from batchcast.errors import SpecError
 from batchcast.isolation.images import registry_host
+from batchcast.scheduling import periods
 from batchcast.spec import ActionSpec, ServiceSpec
 
 GOOGLE_REGISTRIES = ("gcr.io", "docker.pkg.dev")  # Container Registry and Artifact Registry hosts
@@ -85,6 +86,10 @@ GCE_TASKS = '''    start = ComputeEngineInsertInstanceOperator(
 
 def gce_tasks(spec: ServiceSpec, name: str, action: ActionSpec, pool: str) -> tuple[str, str]:
     """(imports and helpers, tasks) of the DAG for the action's [actions.X.gce] VM."""
+    if periods.subdaily(action.schedule):  # its VM, and the check of its run, are named by the day
+        raise SpecError(f"{spec.file.name} [actions.{name}]: the gce executor's Airflow DAG runs one VM per day, and "
+                        f"the schedule '{action.schedule}' ticks more than once a day",
+                        "use a daily schedule with executor = \"gce\", or the kubernetes or local executor")
     return IMPORTS + _helpers(spec, name), _tasks(spec, name, action, pool)
 
 

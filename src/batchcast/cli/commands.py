@@ -94,7 +94,8 @@ def validate(ctx: click.Context, as_json: bool) -> None:
 
 @main.command()
 @click.argument("action")
-@click.option("--date", help="The logical date, YYYY-MM-DD (default today, UTC).")
+@click.option("--date", help="The period: YYYY-MM-DD (default today, UTC); for a schedule that ticks more than "
+              "once a day, a tick, YYYY-MM-DDTHH:MM in the action's time zone or with an offset (default the newest).")
 @click.option("--executor", help=f"Override the action's executor: {', '.join(registry.EXECUTORS)}.")
 @click.option("--model", help="Apply this run id or alias instead of the default.")
 @click.option("--run-ts", hidden=True, help="Fix the run's timestamp (for executors that wait on the run id).")
@@ -176,7 +177,7 @@ def stream(ctx: click.Context, ref: str | None, host: str, port: int | None, gua
 
 @main.command()
 @click.argument("action")
-@click.option("--date", help="The logical date, YYYY-MM-DD.")
+@click.option("--date", help="The period: YYYY-MM-DD, or a tick YYYY-MM-DDTHH:MM of a sub-daily schedule.")
 @click.option("--fresh", is_flag=True, help="Instead: exit 1 when ACTION's newest period past fresh_within has "
               "no successful run (for a monitor that watches without the scheduler).")
 @click.option("--arrived", is_flag=True, help="Instead: exit 0 when DATE's [actions.ACTION.wait_for] input is "
@@ -205,14 +206,14 @@ def check(ctx: click.Context, action: str, date: str | None, fresh: bool, arrive
 
 def check_arrived(ctx: click.Context, action: str, date: str | None, as_json: bool) -> None:
     from batchcast.actions import waiting
-    from batchcast.runs.manifest import parse_date
+    from batchcast.scheduling import periods
 
     spec = service_for(ctx).spec
     if spec.action(action).wait_for is None:
         raise click.UsageError(f"[actions.{action}] has no wait_for table to check")
-    day = parse_date(date)
+    day = spec.action(action).period(date)
     reason = waiting.missing(spec, action, day)
-    said(as_json, {"action": action, "logical_date": day.isoformat(), "arrived": reason is None, "missing": reason},
+    said(as_json, {"action": action, "logical_date": periods.key(day), "arrived": reason is None, "missing": reason},
          lambda doc: f"{action} {doc['logical_date']}: " + ("its input is there" if doc["arrived"] else reason))
     ctx.exit(0 if reason is None else waiting.TEMPFAIL)
 
@@ -234,8 +235,9 @@ def schedule(ctx: click.Context, count: int, as_json: bool) -> None:
 
 @main.command()
 @click.argument("action")
-@click.option("--from", "start", required=True, help="The first logical date, YYYY-MM-DD.")
-@click.option("--to", "end", required=True, help="The last logical date, YYYY-MM-DD.")
+@click.option("--from", "start", required=True, help="The first period: YYYY-MM-DD (the whole day), or a tick "
+              "YYYY-MM-DDTHH:MM of a sub-daily schedule.")
+@click.option("--to", "end", required=True, help="The last period, the same way; both included.")
 @click.option("--now", is_flag=True, help="Run the dates here, oldest first, instead of only queueing them.")
 @json_option
 @click.pass_context

@@ -110,7 +110,9 @@ def backfill_line(done: int, total: int, manifest, err: bool = False) -> None:
 
 
 def _date_line(done: int, total: int, m) -> str:
-    return f"[{done}/{total}] {m.logical_date} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}"
+    from batchcast.scheduling import periods
+
+    return f"[{done}/{total}] {periods.key(m.logical_date)} {m.run_id} {m.status.value} rows {json.dumps(m.rows)}"
 
 
 @contextmanager
@@ -148,7 +150,9 @@ def backfill_progress(as_json: bool, running: bool) -> Iterator[Callable[[int, i
 
 def backfill_document(queued: int, manifests: list) -> dict:
     """What ``backfill --json`` prints: how many dates were queued, and each run of them (with ``--now``)."""
-    return {"queued": queued, "ran": [{"logical_date": m.logical_date.isoformat(), "run_id": m.run_id,
+    from batchcast.scheduling import periods
+
+    return {"queued": queued, "ran": [{"logical_date": periods.key(m.logical_date), "run_id": m.run_id,
                                        "status": m.status.value, "rows": m.rows,
                                        "error": (m.error or {}).get("message")} for m in manifests]}
 

@@ -16,6 +16,8 @@ import fsspec
 import pyarrow as pa
 
 from batchcast.errors import InputError, QueryError, SpecError
+from batchcast.scheduling import periods
+from batchcast.scheduling.periods import Period
 
 if TYPE_CHECKING:  # the data plane sits below the spec and the warehouses: it is handed both
     from batchcast.spec import InputSpec
@@ -24,16 +26,25 @@ if TYPE_CHECKING:  # the data plane sits below the spec and the warehouses: it i
 _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
-def template_vars(logical_date: dt.date) -> dict[str, str]:
-    """The variables a query or path may use, named as in Airflow."""
-    return {"ds": logical_date.isoformat(), "ds_nodash": logical_date.strftime("%Y%m%d"),
-            "logical_date": logical_date.isoformat(), "year": f"{logical_date.year:04d}",
-            "month": f"{logical_date.month:02d}", "day": f"{logical_date.day:02d}"}
+def template_vars(period: Period, interval: tuple[dt.datetime, dt.datetime] | None = None) -> dict[str, str]:
+    """The variables a query or path may use, named as in Airflow.
+
+    ``ds`` is the period's day (a sub-daily period's UTC day); ``ts``, ``interval_start`` and ``interval_end``
+    are ISO instants in UTC (``interval`` as the action's schedule gives it; without it a day's UTC midnights).
+    """
+    day = periods.day(period)
+    start, end = interval or periods.interval(period, None)
+    values = {"ds": day.isoformat(), "ds_nodash": day.strftime("%Y%m%d"), "logical_date": periods.key(period),
+              "year": f"{day.year:04d}", "month": f"{day.month:02d}", "day": f"{day.day:02d}",
+              "ts": start.isoformat(), "ts_nodash": start.strftime("%Y%m%dT%H%M%S"),
+              "interval_start": start.isoformat(), "interval_end": end.isoformat(), "hour": f"{start.hour:02d}"}
+    return values
 
 
-def render(template: str, logical_date: dt.date, where: str) -> str:
-    """Replace ``{{ var }}``; the values are dates, so nothing can inject SQL."""
-    values = template_vars(logical_date)
+def render(template: str, period: Period, where: str,
+           interval: tuple[dt.datetime, dt.datetime] | None = None) -> str:
+    """Replace ``{{ var }}``; the values are dates and instants, so nothing can inject SQL."""
+    values = template_vars(period, interval)
 
     def sub(match: re.Match) -> str:
         if match.group(1) not in values:
@@ -44,16 +55,17 @@ def render(template: str, logical_date: dt.date, where: str) -> str:
     return _VAR.sub(sub, template)
 
 
-def open_input(spec: InputSpec, warehouse: Warehouse, root: Path, logical_date: dt.date,
-               batch_size: int, where: str) -> tuple[pa.RecordBatchReader, str]:
+def open_input(spec: InputSpec, warehouse: Warehouse, root: Path, logical_date: Period,
+               batch_size: int, where: str,
+               interval: tuple[dt.datetime, dt.datetime] | None = None) -> tuple[pa.RecordBatchReader, str]:
     """The input as a record-batch stream, and a description of it for messages."""
     if spec.query:
-        query = render(spec.query, logical_date, f"{where} query")
+        query = render(spec.query, logical_date, f"{where} query", interval)
         try:
             return warehouse.read(query, batch_size), f"query on {warehouse.url.split('://')[0]}"
         except QueryError as exc:  # the query is at fault; a warehouse that cannot open says so itself
             raise InputError(f"{where} query: {exc.message}", f"correct the query in {where}") from None
-    path = render(spec.path, logical_date, f"{where} path")
+    path = render(spec.path, logical_date, f"{where} path", interval)
     return _open_files(path, spec.format, root, batch_size, where), path
 
 

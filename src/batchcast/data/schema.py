@@ -115,6 +115,8 @@ def _parse_column(part: str, text: str) -> Column:
 
 
 STAMPS = Schema.parse("_logical_date:DATE,_run_id:STRING,_model_run:STRING,_predicted_at:TIMESTAMP")
+# A sub-daily period's rows carry their interval's start too: what a rerun of that period replaces.
+INTERVAL_STAMP = Schema.parse("_interval_start:TIMESTAMP")
 # A streamed prediction's: the model, when, and where its event came from (the source's coordinates).
 STREAM_STAMPS = Schema.parse("_model_run:STRING,_predicted_at:TIMESTAMP,_received_at:TIMESTAMP,_source:STRING,"
                              "_partition:INT64,_offset:INT64,_message_id:STRING")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from batchcast import registry
 from batchcast.errors import ExecutorError, SpecError
+from batchcast.scheduling import periods
 from batchcast.spec import ServiceSpec
 
 log = logging.getLogger("batchcast")
@@ -179,7 +180,7 @@ def _build_telling_steps(argv: list[str], timeout: float, fix: str) -> None:
 def run_env(spec: ServiceSpec, request, executor: str) -> dict[str, str]:
     """What the image's entry point reads: the run to make, and where the store and warehouse are."""
     return {"BATCHCAST_EXECUTOR": executor, "NAME": request.name, "VERSION": request.version,
-            "ACTION": request.action, "LOGICAL_DATE": request.logical_date.isoformat(), "RUN_TS": request.run_ts,
+            "ACTION": request.action, "LOGICAL_DATE": periods.key(request.logical_date), "RUN_TS": request.run_ts,
             "MODEL_RUN": request.model_run or "", "BATCHCAST__STORAGE__URL": spec.storage_url,
             "BATCHCAST__WAREHOUSE__URL": spec.warehouse_url}
 

@@ -50,10 +50,11 @@ def commit_manifest(spec: ServiceSpec, request: RunRequest, store: ArtifactStore
 def _manifest(spec: ServiceSpec, request: RunRequest, status: RunStatus, started: dt.datetime,
               error: dict | None, outcome: Outcome, action: ActionSpec | None) -> Manifest:
     action = action or spec.action(request.action)
+    start, end = action.interval(request.logical_date)
     return Manifest(
         run_id=request.run_id, name=request.name, version=request.version,
         action=request.action, kind=action.kind, run_ts=request.run_ts, status=status,
-        logical_date=request.logical_date, started_at=started, ended_at=now(),
+        logical_date=request.logical_date, interval_start=start, interval_end=end, started_at=started, ended_at=now(),
         executor=os.environ.get("BATCHCAST_EXECUTOR", request.executor),  # the container's, seen from inside
         contract=spec.model.contract, model_run=request.model_run,
         inputs={"storage": redact(spec.storage_url), "warehouse": redact(spec.warehouse_url), **outcome.inputs},

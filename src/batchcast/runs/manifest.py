@@ -13,12 +13,13 @@ import hashlib
 import json
 import platform
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from batchcast.errors import IntegrityError, SpecError
+from batchcast.errors import IntegrityError
 from batchcast.redaction import first_line
+from batchcast.scheduling import periods
 
 TS_FORMAT = "%Y%m%dT%H%M%S%fZ"
 MANIFEST = "manifest.json"
@@ -49,16 +50,8 @@ def is_run_id(text: str) -> bool:
     return RUN_ID.fullmatch(text) is not None
 
 
-def parse_date(text: str | dt.date | None) -> dt.date:
-    """A logical date from ``YYYY-MM-DD``; today (UTC) when None."""
-    if text is None:
-        return dt.datetime.now(dt.UTC).date()
-    if isinstance(text, dt.date):
-        return text
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise SpecError(f"logical date '{text}' is not YYYY-MM-DD", "pass e.g. --date 2026-01-01") from None
+# A day, or an aware instant: read back as the kind it was written (pydantic alone reads a day as midnight).
+PeriodField = Annotated[dt.datetime | dt.date, BeforeValidator(periods.coerce)]
 
 
 class FileEntry(BaseModel):
@@ -80,7 +73,10 @@ class Manifest(BaseModel):
     kind: str
     run_ts: str
     status: RunStatus
-    logical_date: dt.date
+    logical_date: PeriodField = Field(description="The period the run is for: a day, or (a sub-daily schedule) "
+                                      "the start of its interval, in UTC.")
+    interval_start: dt.datetime | None = Field(None, description="Where the period's interval starts, in UTC.")
+    interval_end: dt.datetime | None = Field(None, description="Where it ends (the next tick, or the next day).")
     started_at: dt.datetime
     ended_at: dt.datetime
     executor: str
@@ -148,7 +144,10 @@ class Manifest(BaseModel):
     def summary(self) -> dict[str, Any]:
         """The fields a listing shows, as JSON-ready values."""
         return {"run_id": self.run_id, "action": self.action, "status": self.status.value,
-                "logical_date": self.logical_date.isoformat(), "started_at": self.started_at.isoformat(),
+                "logical_date": periods.key(self.logical_date),
+                "interval_start": self.interval_start and self.interval_start.isoformat(),
+                "interval_end": self.interval_end and self.interval_end.isoformat(),
+                "started_at": self.started_at.isoformat(),
                 "ended_at": self.ended_at.isoformat(), "duration_s": round(self.duration_s, 3),
                 "rows": self.rows, "model_run": self.model_run, "error": (self.error or {}).get("message"),
                 "warnings": self.warnings()}
@@ -214,7 +213,7 @@ class RunRequest(BaseModel):
     run_id: str = Field("", description="The run's id; made from name, version, action and run_ts when left out.")
     spec_path: str
     overrides: dict[str, Any] = {}
-    logical_date: dt.date
+    logical_date: PeriodField
     executor: str
     model_run: str | None = None
     # The manifest of model_run as Service.run read and verified it: a run executed in the same process

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from batchcast.scheduling import periods
+
 if TYPE_CHECKING:
     from batchcast.runs.manifest import Manifest
     from batchcast.runs.store import ArtifactStore
@@ -80,6 +82,6 @@ def carry_out(spec, store: ArtifactStore, manifest: Manifest) -> None:
                         by=found.get("by") or f"promotion gate: {found['reason']}")
         return
     alerts.send(spec.alerts, alerts.Alert(
-        "refused", manifest.name, manifest.version, manifest.action, manifest.logical_date.isoformat(),
+        "refused", manifest.name, manifest.version, manifest.action, periods.key(manifest.logical_date),
         manifest.status.value, manifest.run_id, f"not promoted to {found['alias']}: {found['reason']}",
         f"to promote it anyway: batchcast promote {manifest.run_id} --alias {found['alias']}"))

@@ -31,7 +31,8 @@ from batchcast.runs.manifest import Manifest, RunRequest, RunStatus
 from batchcast.scheduler import supervise
 from batchcast.scheduler.lookups import AbsentData, MissingModels
 from batchcast.scheduler.supervise import Active, Tracked
-from batchcast.scheduling import freshness, rules
+from batchcast.scheduling import freshness, periods, rules
+from batchcast.scheduling.periods import Period
 from batchcast.scheduling.plan import due
 from batchcast.service import APPLIES_MODEL, Service
 
@@ -133,7 +134,7 @@ class Scheduler:
         ledger.add(*tracked.key, name, skip, "skipped")
         ledger.add(*tracked.key, name, run, "queued")
         for day in run:
-            log.info("queued %s/%s %s %s", *tracked.key, name, day)
+            log.info("queued %s/%s %s %s", *tracked.key, name, periods.key(day))
 
     def dispatch(self, now: dt.datetime) -> None:
         slots = {id(t): t.slot for t in self.tracked}  # a service's warehouse file, worked out once a pass
@@ -268,7 +269,7 @@ class Scheduler:
         tracked.ledger.set(*tracked.key, active.action, active.day, "retrying", run_id=rid, error=message,
                            next_at=utcnow() + dt.timedelta(seconds=delay))
 
-    def _final(self, tracked: Tracked, name: str, day: dt.date, status: str, rid: str | None,
+    def _final(self, tracked: Tracked, name: str, day: Period, status: str, rid: str | None,
                message: str | None, fix: str | None) -> None:
         log.error("%s/%s %s %s %s: %s", *tracked.key, name, day, status, message)
         self.failures += 1
@@ -276,11 +277,11 @@ class Scheduler:
         self._alert(tracked, "failure", name, day, status, rid, message, fix)
         tracked.ledger.set(*tracked.key, name, day, status, run_id=rid, error=message)
 
-    def _alert(self, tracked: Tracked, kind: str, name: str, day: dt.date, status: str, rid: str | None,
+    def _alert(self, tracked: Tracked, kind: str, name: str, day: Period, status: str, rid: str | None,
                message: str | None = None, fix: str | None = None) -> None:
         config = tracked.service.spec.alerts
         if config.webhook or config.email:
-            alerts.send(config, alerts.Alert(kind, *tracked.key, name, day.isoformat(), status, rid, message, fix))
+            alerts.send(config, alerts.Alert(kind, *tracked.key, name, periods.key(day), status, rid, message, fix))
 
     def _commit_for(self, active: Active, status: RunStatus, error) -> Manifest:
         """Commit the manifest its process could not: timed out, or died."""

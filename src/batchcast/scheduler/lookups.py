@@ -6,11 +6,10 @@ reaches costs nothing, and one it reaches twice is looked at once.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from batchcast.actions import waiting
 from batchcast.errors import RunNotFound
 from batchcast.scheduler.supervise import Tracked
+from batchcast.scheduling.periods import Period
 
 
 class _Lookup(dict):
@@ -38,7 +37,7 @@ class MissingModels(_Lookup):
 
 
 class AbsentData(_Lookup):
-    """(service, action, date) -> which ``[actions.X.wait_for]`` input is not there yet, or None."""
+    """(service, action, period) -> which ``[actions.X.wait_for]`` input is not there yet, or None."""
 
-    def look(self, tracked: Tracked, action: str, day: dt.date) -> str | None:
+    def look(self, tracked: Tracked, action: str, day: Period) -> str | None:
         return waiting.missing(tracked.service.spec, action, day)

@@ -31,7 +31,9 @@ from batchcast.isolation.process import kill_tree
 from batchcast.runs.commit import now
 from batchcast.runs.lease import Lease
 from batchcast.runs.manifest import new_run_ts, run_id
+from batchcast.scheduling import periods
 from batchcast.scheduling.ledger import Ledger
+from batchcast.scheduling.periods import Period
 from batchcast.service import Service
 from batchcast.warehouses import local_file
 
@@ -64,7 +66,7 @@ class Active:
 
     tracked: Tracked
     action: str
-    day: dt.date
+    day: Period
     run_ts: str
     started: dt.datetime
     proc: subprocess.Popen | None = None
@@ -105,7 +107,7 @@ def take_charge(tracked: Tracked) -> None:
         raise
 
 
-def launch(tracked: Tracked, name: str, day: dt.date) -> Active:
+def launch(tracked: Tracked, name: str, day: Period) -> Active:
     """Mark ``day`` running, then start its process holding the run's lock."""
     run_ts = new_run_ts()
     active = Active(tracked, name, day, run_ts, now())
@@ -115,14 +117,14 @@ def launch(tracked: Tracked, name: str, day: dt.date) -> Active:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fact 2: the child inherits this lock
         argv = [sys.executable, "-m", "batchcast.scheduler.child", str(tracked.service.spec.file), name,
-                day.isoformat(), run_ts, str(active.paths["result"])]
+                periods.key(day), run_ts, str(active.paths["result"])]
         with open(active.paths["log"], "ab") as out:
             active.proc = subprocess.Popen(argv, pass_fds=(fd,), start_new_session=True, stdin=subprocess.DEVNULL,
                                            stdout=out, stderr=subprocess.STDOUT, cwd=tracked.service.spec.root)
         os.write(fd, str(active.proc.pid).encode())
     finally:
         os.close(fd)
-    log.info("started %s for %s", active.run_id, day)
+    log.info("started %s for %s", active.run_id, periods.key(day))
     return active
 
 

@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from batchcast.scheduling.plan import first_ticks
+from batchcast.scheduling import periods
+from batchcast.scheduling.periods import Period
+from batchcast.scheduling.plan import first_ticks, period_of
 
 _PART = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -35,7 +37,7 @@ class Freshness:
     """The judgement of one action at ``now``: its period, when it was due and expected, and the newest success."""
 
     action: str
-    period: dt.date | None  # None: no period is past its deadline yet
+    period: Period | None  # None: no period is past its deadline yet
     due_at: dt.datetime | None
     expected_by: dt.datetime | None
     succeeded: bool
@@ -53,15 +55,15 @@ class Freshness:
         if self.period is None:
             return f"{self.action} is fresh: no period is past its deadline yet"
         if self.succeeded:
-            return f"{self.action} is fresh: {self.period} succeeded"
+            return f"{self.action} is fresh: {periods.key(self.period)} succeeded"
         last = (f"{self.last_success['logical_date']} (run {self.last_success['run_id']})" if self.last_success
                 else "never")
-        return (f"{self.action} is stale: {self.period} (due {self.due_at:%Y-%m-%d %H:%M %Z}, expected by "
+        return (f"{self.action} is stale: {periods.key(self.period)} (due {self.due_at:%Y-%m-%d %H:%M %Z}, expected by "
                 f"{self.expected_by:%H:%M %Z}) has no successful run, {_hours(self.late(now))} late; "
                 f"last success: {last}")
 
     def document(self, now: dt.datetime) -> dict:
-        return {"action": self.action, "fresh": self.fresh, "period": self.period and self.period.isoformat(),
+        return {"action": self.action, "fresh": self.fresh, "period": self.period and periods.key(self.period),
                 "due_at": self.due_at and self.due_at.isoformat(),
                 "expected_by": self.expected_by and self.expected_by.isoformat(),
                 "late_s": self.late(now).total_seconds(), "last_success": self.last_success,
@@ -74,13 +76,13 @@ def judge(name: str, action, runs: list[dict], now: dt.datetime) -> Freshness:
     zone = ZoneInfo(action.timezone)
     before = (now - within).astimezone(zone)
     tick = croniter(action.schedule, before, ret_type=dt.datetime).get_prev(dt.datetime)
-    day = tick.date()
+    day = period_of(action.schedule, tick)
     successes = [r for r in runs if r["status"] == "succeeded"]
     last = successes[-1] if successes else None
-    if action.start_date is not None and day < action.start_date:
+    if action.start_date is not None and periods.day(day) < action.start_date:
         return Freshness(name, None, None, None, True, last)
     first = next(first_ticks(action.schedule, day, action.timezone))[1]
-    succeeded = any(r["logical_date"] == day.isoformat() for r in successes)
+    succeeded = any(r["logical_date"] == periods.key(day) for r in successes)
     return Freshness(name, day, first, first + within, succeeded, last)
 
 

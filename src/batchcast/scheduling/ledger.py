@@ -1,4 +1,7 @@
-"""The ledger: one row per (service, version, action, logical date), in SQLite beside the artifacts.
+"""The ledger: one row per (service, version, action, period), in SQLite beside the artifacts.
+
+A period is written in its column ``logical_date`` as :func:`periods.key` writes it: ``2026-01-01`` for a
+day, ``2026-01-01T13:00:00Z`` for a sub-daily period; text that sorts in time order within one action.
 
 It is what makes a date run at most once unless asked again, and what
 `batchcast runs` shows for dates that have no committed run yet. The
@@ -13,6 +16,9 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from batchcast.scheduling import periods
+from batchcast.scheduling.periods import Period
 
 STATES = ("queued", "waiting", "running", "retrying", "succeeded", "failed", "timed out", "cancelled", "skipped")
 FINAL = ("succeeded", "failed", "timed out", "cancelled", "skipped")
@@ -48,7 +54,7 @@ class Entry:
     service: str
     version: str
     action: str
-    logical_date: dt.date
+    logical_date: Period
     state: str
     run_id: str | None
     attempts: int
@@ -64,7 +70,7 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Entry:
-        return cls(row["service"], row["version"], row["action"], dt.date.fromisoformat(row["logical_date"]),
+        return cls(row["service"], row["version"], row["action"], periods.from_key(row["logical_date"]),
                    row["state"], row["run_id"], row["attempts"], row["error"],
                    dt.datetime.fromisoformat(row["updated_at"]), _parse(row["next_at"]), _parse(row["waiting_since"]))
 
@@ -85,7 +91,7 @@ class Ledger:
         con.row_factory = sqlite3.Row
         return con
 
-    def queue(self, service: str, version: str, action: str, days: list[dt.date]) -> None:
+    def queue(self, service: str, version: str, action: str, days: list[Period]) -> None:
         """Mark ``days`` queued, whatever they were: asking again is asking again."""
         now = _now()
         with self._connect() as con:
@@ -93,18 +99,18 @@ class Ledger:
                 "INSERT INTO runs (service, version, action, logical_date, state, updated_at) "
                 "VALUES (?, ?, ?, ?, 'queued', ?) ON CONFLICT DO UPDATE SET state = 'queued', error = NULL, "
                 "attempts = 0, next_at = NULL, waiting_since = NULL, updated_at = excluded.updated_at",
-                [(service, version, action, d.isoformat(), now) for d in days])
+                [(service, version, action, periods.key(d), now) for d in days])
 
-    def add(self, service: str, version: str, action: str, days: list[dt.date], state: str) -> None:
+    def add(self, service: str, version: str, action: str, days: list[Period], state: str) -> None:
         """Record ``days`` in ``state`` unless the ledger already knows them (new ticks of a schedule)."""
         now = _now()
         with self._connect() as con:
             con.executemany(
                 "INSERT INTO runs (service, version, action, logical_date, state, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(service, version, action, d.isoformat(), state, now) for d in days])
+                [(service, version, action, periods.key(d), state, now) for d in days])
 
-    def set(self, service: str, version: str, action: str, day: dt.date, state: str, *,
+    def set(self, service: str, version: str, action: str, day: Period, state: str, *,
             run_id: str | None = None, error: str | None = None, attempt: bool = False,
             next_at: dt.datetime | None = None, waiting_since: dt.datetime | None = None) -> None:
         if state not in STATES:
@@ -115,7 +121,7 @@ class Ledger:
                 "attempts = attempts + ?, next_at = ?, waiting_since = ? "
                 "WHERE service = ? AND version = ? AND action = ? AND logical_date = ?",
                 (state, run_id, error, _now(), int(attempt), _iso(next_at), _iso(waiting_since),
-                 service, version, action, day.isoformat()))
+                 service, version, action, periods.key(day)))
 
     def rows(self, service: str, version: str, action: str | None = None,
              states: tuple[str, ...] | None = None) -> list[dict]:
@@ -127,12 +133,12 @@ class Ledger:
         """The rows typed (dates as ``dt.date``, times as aware datetimes), oldest date first."""
         return [Entry.from_row(r) for r in self._select(service, version, action, states)]
 
-    def entry(self, service: str, version: str, action: str, day: dt.date) -> Entry | None:
+    def entry(self, service: str, version: str, action: str, day: Period) -> Entry | None:
         """The row of one date, if the ledger holds it."""
         with self._connect() as con:
             found = con.execute(
                 "SELECT * FROM runs WHERE service = ? AND version = ? AND action = ? AND logical_date = ?",
-                (service, version, action, day.isoformat())).fetchone()
+                (service, version, action, periods.key(day))).fetchone()
         return Entry.from_row(found) if found else None
 
     def oldest(self, service: str, version: str, action: str, states: tuple[str, ...],
@@ -174,12 +180,12 @@ class Ledger:
         finally:
             con.close()
 
-    def newest(self, service: str, version: str, action: str) -> dt.date | None:
-        """The newest logical date recorded for ``action``, whatever its state."""
+    def newest(self, service: str, version: str, action: str) -> Period | None:
+        """The newest period recorded for ``action``, whatever its state."""
         with self._connect() as con:
             found = con.execute("SELECT max(logical_date) FROM runs WHERE service = ? AND version = ? AND action = ?",
                                 (service, version, action)).fetchone()[0]
-        return dt.date.fromisoformat(found) if found else None
+        return periods.from_key(found) if found else None
 
     # -- pause and resume -------------------------------------------------
 
@@ -211,11 +217,11 @@ class Ledger:
         return bool(before["failing"] if before else False) != failing
 
 
-    def first_stale(self, service: str, version: str, action: str, day: dt.date) -> bool:
+    def first_stale(self, service: str, version: str, action: str, day: Period) -> bool:
         """Record that ``day`` of ``action`` was found stale; True only the first time (its one alert)."""
         with self._connect() as con:
             found = con.execute("INSERT INTO stale VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                                (service, version, action, day.isoformat(), _now()))
+                                (service, version, action, periods.key(day), _now()))
         return found.rowcount == 1
 
 

@@ -12,7 +12,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from batchcast.scheduling.ledger import waiting_for
+
 SKIPPED = "skipped"
+
+
+def merged(rows: list[dict], ledger: list[dict], ended: tuple[str, ...]) -> list[dict]:
+    """Committed runs' summaries ``rows``, plus the ``ledger``'s rows that are not (or not yet again) a committed run.
+
+    A queued, running, retrying or skipped period shows with that state, a waiting one with what it waits for;
+    one the ledger says ``ended`` shows through its manifest.
+    """
+    committed = {(r["action"], r["logical_date"]) for r in rows}
+    run_ids = {r["run_id"] for r in rows}
+    rows = list(rows)
+    for entry in ledger:
+        key = (entry["action"], entry["logical_date"])
+        if entry["run_id"] in run_ids and entry["state"] in ("running", *ended):
+            continue  # its manifest is committed, and says more (a scheduler may not have recorded it yet)
+        if key not in committed or entry["state"] not in ended:
+            status = f"waiting for {waiting_for(entry['error'])}" if entry["state"] == "waiting" else entry["state"]
+            rows.append({"run_id": entry["run_id"], "action": entry["action"], "status": status,
+                         "logical_date": entry["logical_date"], "started_at": None, "ended_at": None,
+                         "duration_s": None, "rows": {}, "model_run": None, "error": entry["error"],
+                         "source": "ledger"})
+    return rows
 
 
 def select(rows: Iterable[dict], *, action: str | None = None, statuses: Iterable[str] = (),

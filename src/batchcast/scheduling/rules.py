@@ -14,24 +14,32 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from batchcast.scheduling import periods
+from batchcast.scheduling.periods import Period
+
 KIND_ORDER = {"training": 0, "evaluation": 1, "application": 2}
 READY = ("queued", "waiting", "retrying")
 
 
 # -- what is due --------------------------------------------------------------
 
-def first_date(start_date: dt.date | None, newest: dt.date | None, today: dt.date) -> dt.date:
-    """The first logical date to look for ticks from.
+def first_date(start_date: dt.date | None, newest: Period | None, today: dt.date) -> Period:
+    """Where to look for due periods from.
 
     The action's ``start_date``, else today (in the action's timezone); never
-    a date the ledger already holds (``newest``, whatever its state).
+    a period the ledger already holds (``newest``, whatever its state): for
+    days the day after it, for sub-daily periods the instant after it.
     """
-    start = start_date or newest or today
-    return max(start, newest + dt.timedelta(days=1)) if newest is not None else start
+    if newest is None:
+        return start_date or today
+    following = periods.after(newest)
+    if start_date is None or periods.order(following) >= periods.order(start_date):
+        return following
+    return start_date
 
 
-def catchup(policy: str, ticks: list[tuple[dt.date, dt.datetime]],
-            started_at: dt.datetime) -> tuple[list[dt.date], list[dt.date]]:
+def catchup(policy: str, ticks: list[tuple[Period, dt.datetime]],
+            started_at: dt.datetime) -> tuple[list[Period], list[Period]]:
     """(dates to queue, dates to skip) among the due ``ticks`` (date, first tick), oldest first.
 
     ``all`` queues every one; ``latest`` only the newest; ``none`` only those
@@ -55,7 +63,7 @@ class Ready:
 
     service: int  # which of the scheduler's services (its position): the last tie-break of the order
     action: str
-    day: dt.date
+    day: Period  # a logical date, or a sub-daily period's start
     kind: str
     state: str = "queued"
     max_active_runs: int = 1
@@ -101,9 +109,10 @@ def startable(state: str, next_at: dt.datetime | None, now: dt.datetime) -> bool
     return not (state in ("retrying", "waiting") and next_at is not None and next_at > now)
 
 
-def order_key(ready: Ready) -> tuple[dt.date, int, int]:
-    """Oldest date first; on one date training, then evaluation, then application; then by service."""
-    return ready.day, KIND_ORDER.get(ready.kind, len(KIND_ORDER)), ready.service
+def order_key(ready: Ready) -> tuple:
+    """Oldest period first (days and sub-daily periods together); on one period training, then evaluation,
+    then application; then by service."""
+    return periods.order(ready.day), KIND_ORDER.get(ready.kind, len(KIND_ORDER)), ready.service
 
 
 def order(ready: Iterable[Ready]) -> list[Ready]:

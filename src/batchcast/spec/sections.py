@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from batchcast import registry
 from batchcast.data.schema import Schema
 from batchcast.errors import SchemaError
+from batchcast.scheduling import periods
 from batchcast.spec.base import Section, fail, inside, table_name
 from batchcast.spec.waiting import WaitSection
 
@@ -205,7 +206,8 @@ class ActionSpec(Section):
     kind: Literal["training", "application", "evaluation"] | None = Field(
         None, description="What the action does; default its name.")
     config: str | None = Field(None, description="The action's config file, relative to the model repository.")
-    schedule: str | None = Field(None, description="Cron expression; each tick's date is a logical date.")
+    schedule: str | None = Field(None, description="Cron expression. Ticking at most once a day, each tick's day is "
+                                 "a logical date; ticking more often (hourly), each tick starts a period of its own.")
     start_date: dt.date | None = Field(
         None, description="First logical date scheduled; default the first day a scheduler saw the action.")
     timezone: str = Field("UTC", description="Time zone of the cron schedule and of its logical dates.")
@@ -283,14 +285,10 @@ class ActionSpec(Section):
             raise fail(f"'{value}' is not a cron expression", "use five fields, e.g. '0 6 * * *'")
         return value
 
+    def period(self, text: str | periods.Period | None = None, where: str = "--date") -> periods.Period:
+        """The period ``text`` names: a day, or a tick of a sub-daily schedule (:mod:`batchcast.scheduling.periods`)."""
+        return periods.parse(text, self.schedule, self.timezone, where=where)
 
-class AlertsSection(Section):
-    """Where the embedded scheduler reports a failed date, and the recovery after it."""
-
-    webhook: str | None = Field(
-        None, description="Slack-compatible webhook URL; better set in BATCHCAST__ALERTS__WEBHOOK.")
-    email: list[str] = Field(default_factory=list, description="Addresses to email.")
-    smtp: str = Field("smtp://127.0.0.1:25", description="SMTP server, smtp://[user@]host:port (smtps:// for TLS); "
-                                                       "the password comes from BATCHCAST_SMTP_PASSWORD.")
-    sender: str = Field("batchcast@localhost", description="The From address of alert emails.")
-    dashboard: str = Field("http://127.0.0.1:8765", description="Base URL of 'batchcast ui', for links to runs.")
+    def interval(self, period: periods.Period) -> tuple[dt.datetime, dt.datetime]:
+        """(start, end) in UTC of the interval ``period`` covers."""
+        return periods.interval(period, self.schedule, self.timezone)

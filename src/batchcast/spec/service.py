@@ -12,12 +12,12 @@ from pydantic import Field, create_model, model_validator
 from batchcast import registry
 from batchcast.errors import SpecError
 from batchcast.redaction import first_line
+from batchcast.spec.alerts import AlertsSection
 from batchcast.spec.base import Section, fail
 from batchcast.spec.image import ImageSection
 from batchcast.spec.sections import (
     KINDS,
     ActionSpec,
-    AlertsSection,
     ModelSection,
     ServiceSection,
     StorageSection,

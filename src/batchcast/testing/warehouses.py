@@ -53,6 +53,29 @@ class WarehouseContract:
         runs = warehouse.read("SELECT DISTINCT _run_id FROM preds WHERE _logical_date = DATE '2026-01-01'")
         assert runs.read_all()["_run_id"].to_pylist() == ["svc/1/application/2"]
 
+    def test_a_sub_daily_period_replaces_only_its_own_rows(self, warehouse):
+        h13, h14 = (dt.datetime(2026, 1, 1, h, tzinfo=dt.UTC) for h in (13, 14))
+        publish(warehouse, h13, batches(300))
+        publish(warehouse, h14, batches(200))
+        publish(warehouse, h13, batches(100), run="svc/1/application/2")
+        assert warehouse.columns("preds")["_interval_start"] == "TIMESTAMP"
+        assert (warehouse.count("preds", h13), warehouse.count("preds", h14)) == (100, 200)
+        assert warehouse.count("preds", DAY1) == 300  # both periods are of the day 2026-01-01
+        rows = warehouse.read("SELECT DISTINCT _run_id, _interval_start FROM preds").read_all().to_pylist()
+        assert sorted((r["_run_id"], r["_interval_start"].astimezone(dt.UTC)) for r in rows) == [
+            ("svc/1/application/1", h14), ("svc/1/application/2", h13)]
+
+    def test_a_daily_table_refuses_sub_daily_rows_until_migrated_and_keeps_its_own(self, warehouse):
+        publish(warehouse, DAY1, batches(500))
+        h13 = dt.datetime(2026, 1, 2, 13, tzinfo=dt.UTC)
+        with pytest.raises(SchemaError) as refused:
+            publish(warehouse, h13, batches(10))
+        assert "ADD COLUMN _interval_start" in refused.value.fix and warehouse.count("preds") == 500
+        statement = refused.value.fix.split("once: ")[1].split(" (")[0]
+        warehouse.read(statement).read_all()
+        publish(warehouse, h13, batches(10))
+        assert (warehouse.count("preds", DAY1), warehouse.count("preds", h13)) == (500, 10)
+
     def test_append_adds_rows_and_keeps_the_dates_others(self, warehouse):
         publish(warehouse, DAY1, batches(2500))
         added = warehouse.publish("preds", SCHEMA, batches(10, start=5000), logical_date=DAY1, run_id="svc/1/serve/1",

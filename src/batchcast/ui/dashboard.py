@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from batchcast.errors import BatchcastError, ServeError
+from batchcast.scheduling import periods
 from batchcast.scheduling.listing import collapsed
 from batchcast.service import CHAMPION, Service
 from batchcast.ui.charts import line_chart
@@ -53,10 +54,10 @@ def _service_view(service: Service) -> dict:
     for row in committed:
         durations.setdefault(row["action"], []).append((row["logical_date"], row["duration_s"]))
     drift: dict[str, list] = {}  # PSI per feature, by the logical date of each checked application
-    for m in sorted(service.runs("application"), key=lambda m: (m.logical_date, m.started_at)):
+    for m in sorted(service.runs("application"), key=lambda m: (periods.order(m.logical_date), m.started_at)):
         for name, stats in ((m.checks or {}).get("features") or {}).items():
             if stats.get("psi") is not None:
-                drift.setdefault(name, []).append((m.logical_date.isoformat(), stats["psi"]))
+                drift.setdefault(name, []).append((periods.key(m.logical_date), stats["psi"]))
     metrics: dict[str, list] = {}
     trained = list(reversed(service.models()))  # oldest first
     for model in trained:

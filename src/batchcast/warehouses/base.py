@@ -17,9 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from batchcast.data.ahead import Ahead
-from batchcast.data.schema import STAMPS, STREAM_STAMPS, Schema, conform, is_identifier
+from batchcast.data.schema import INTERVAL_STAMP, STAMPS, STREAM_STAMPS, Schema, conform, is_identifier
 from batchcast.errors import InputError, SchemaError, SpecError
 from batchcast.redaction import redact
+from batchcast.scheduling import periods
+from batchcast.scheduling.periods import Period
+from batchcast.warehouses.tables import check_columns, period_column
 
 Positions = dict[tuple[str, int], int]  # (topic, partition) -> the offset of the next message to read
 POSITIONS = "_batchcast_stream_positions"  # the table where stream deliveries keep their positions
@@ -32,6 +35,7 @@ class Warehouse(abc.ABC):
     # How one part of a query split by a hash of its id columns is selected (``slice``):
     # the type ids are cast to, and a bucket in 0..parts-1 of the text ``key``.
     text_type = "VARCHAR"
+    timestamp_type = "TIMESTAMPTZ"  # the SQL type of a TIMESTAMP column
     # Whether :meth:`deliver` works here (a stream's rows and positions in one transaction).
     streams = False
     bucket_sql = "hash({key}) % {parts}"
@@ -67,7 +71,7 @@ class Warehouse(abc.ABC):
         """The table's columns as ``{name: batchcast TYPE}``, or None if it does not exist."""
 
     @abc.abstractmethod
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
+    def _replace_date(self, table: str, schema: Schema, logical_date: Period | None,
                       stream: pa.RecordBatchReader) -> None:
         """In one transaction: create the table if needed, delete the date's rows, insert ``stream``.
 
@@ -106,9 +110,12 @@ class Warehouse(abc.ABC):
         return ".".join(self.quote_ident(p) for p in parts)
 
     def publish(self, table: str, schema: Schema, batches: Iterable[pa.RecordBatch], *,
-                logical_date: dt.date, run_id: str, model_run: str | None, source: str,
+                logical_date: Period, run_id: str, model_run: str | None, source: str,
                 allow_empty: bool = False, append: bool = False, prepare: Callable[[int], None] | None = None) -> int:
-        """Replace ``logical_date``'s rows of ``table`` with ``batches``, stamped; with ``append``, add them.
+        """Replace the period's rows of ``table`` with ``batches``, stamped; with ``append``, add them.
+
+        A day's rows are those of its ``_logical_date``; a sub-daily period's (``logical_date`` an
+        instant) those of its ``_interval_start``, a column only the tables of sub-daily actions have.
 
         Every batch is conformed to ``schema`` first; a mismatch raises
         SchemaError and the transaction leaves the table as it was. No rows
@@ -118,10 +125,12 @@ class Warehouse(abc.ABC):
         transaction commits: if it raises, nothing is published.
         """
         self.quote(table)  # a hostile name stops here, before any backend sees it
-        full = schema + STAMPS
+        subdaily = isinstance(logical_date, dt.datetime)
+        full = schema + STAMPS + (INTERVAL_STAMP if subdaily else Schema([]))
         self._check_columns(table, full)
-        stamps = {"_logical_date": logical_date, "_run_id": run_id, "_model_run": model_run,
-                  "_predicted_at": dt.datetime.now(dt.UTC)}
+        stamps = {"_logical_date": periods.day(logical_date), "_run_id": run_id, "_model_run": model_run,
+                  "_predicted_at": dt.datetime.now(dt.UTC), "_interval_start": logical_date if subdaily else None}
+        stamp_columns = [c for c in full if c.name in stamps]
 
         arrow = full.to_arrow()
         # The stamp columns of the longest batch so far, sliced for shorter ones (zero-copy):
@@ -135,7 +144,7 @@ class Warehouse(abc.ABC):
                     batch = conform(batch, schema, source)
                     n = batch.num_rows
                     if not longest or len(longest[0]) < n:
-                        longest[:] = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), n) for c in STAMPS]
+                        longest[:] = [pa.repeat(pa.scalar(stamps[c.name], c.arrow), n) for c in stamp_columns]
                     rows += n
                     yield pa.RecordBatch.from_arrays(batch.columns + [c.slice(0, n) for c in longest], schema=arrow)
             finally:  # on the producer's thread, before the publish returns: the source's own cleanup
@@ -143,9 +152,10 @@ class Warehouse(abc.ABC):
                 if close is not None:
                     close()
             if rows == 0 and not (allow_empty or append):
-                raise InputError(f"{source} holds no rows for {logical_date}; publishing it would delete the "
-                                 f"date's rows in {table}", "check the model's output; if no predictions is a "
-                                 "legitimate result, set allow_empty = true in the action's output table")
+                raise InputError(f"{source} holds no rows for {periods.key(logical_date)}; publishing it would "
+                                 f"delete the period's rows in {table}", "check the model's output; if no "
+                                 "predictions is a legitimate result, set allow_empty = true in the action's output "
+                                 "table")
             if prepare is not None:
                 prepare(rows)
 
@@ -225,12 +235,7 @@ class Warehouse(abc.ABC):
                 f"WHERE consumer = {_literal(consumer)} AND ({pairs})")
 
     def _check_columns(self, table: str, schema: Schema) -> None:
-        existing = self.columns(table)
-        declared = {c.name: c.type for c in schema}
-        if existing is not None and existing != declared:
-            raise SchemaError(
-                f"table {table} has columns {_fmt(existing)}, but the declared schema is {_fmt(declared)}",
-                "migrate the table, or deliver into a new table name")
+        check_columns(self.columns(table), table, schema, self.quote(table), self.timestamp_type)
 
     def slice(self, query: str, ids: list[str], parts: int, index: int) -> str:
         """``query`` limited to part ``index`` of ``parts`` disjoint parts, by a hash of its ``ids`` columns.
@@ -242,9 +247,13 @@ class Warehouse(abc.ABC):
         bucket = self.bucket_sql.format(key=" || '|' || ".join(texts), parts=int(parts))
         return f"SELECT * FROM (\n{query.strip().rstrip(';')}\n) AS q WHERE {bucket} = {int(index)}"
 
-    def count(self, table: str, logical_date: dt.date | None = None, *, run_id: str | None = None) -> int:
-        """Rows in ``table``, or in one logical date of it, or those one run published."""
-        where = [f"_logical_date = DATE '{logical_date.isoformat()}'"] if logical_date else []
+    def count(self, table: str, logical_date: Period | None = None, *, run_id: str | None = None) -> int:
+        """Rows in ``table``, or in one period of it, or those one run published."""
+        where = []
+        if logical_date is not None:
+            column, value = period_column(logical_date)
+            kind = "DATE" if column == "_logical_date" else self.timestamp_type
+            where.append(f"{column} = CAST('{value.isoformat()}' AS {kind})")  # a date or an instant: no text
         if run_id is not None:
             where.append("_run_id = '" + run_id.replace("'", "''") + "'")
         sql = f"SELECT count(*) AS n FROM {self.quote(table)}" + (f" WHERE {' AND '.join(where)}" if where else "")
@@ -285,7 +294,3 @@ class _Stream:
 def _literal(text: str) -> str:
     """``text`` as an SQL string literal (a consumer group or a topic name, both checked before)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def _fmt(columns: dict[str, str]) -> str:
-    return ",".join(f"{k}:{v}" for k, v in columns.items())

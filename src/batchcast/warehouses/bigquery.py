@@ -10,7 +10,6 @@ Credentials; ``BATCHCAST_BIGQUERY_ENDPOINT`` points the client at an emulator.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import tempfile
 import uuid
@@ -24,7 +23,9 @@ from google.cloud import bigquery
 from batchcast.data.schema import ALIASES, Schema
 from batchcast.errors import QueryError, SpecError, WarehouseError, WarehouseUnavailable
 from batchcast.redaction import first_line
+from batchcast.scheduling.periods import Period
 from batchcast.warehouses.base import Warehouse
+from batchcast.warehouses.tables import period_column
 
 ENDPOINT_ENV = "BATCHCAST_BIGQUERY_ENDPOINT"
 
@@ -32,6 +33,7 @@ ENDPOINT_ENV = "BATCHCAST_BIGQUERY_ENDPOINT"
 class BigQueryWarehouse(Warehouse):
     quote_char = "`"
     text_type = "STRING"
+    timestamp_type = "TIMESTAMP"
     bucket_sql = "ABS(MOD(FARM_FINGERPRINT({key}), {parts}))"  # ABS first could overflow INT64's minimum
 
     def __init__(self, url: str):
@@ -81,7 +83,7 @@ class BigQueryWarehouse(Warehouse):
                 return None
         return {f.name: ALIASES.get(f.field_type, f.field_type) for f in found.schema}
 
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
+    def _replace_date(self, table: str, schema: Schema, logical_date: Period | None,
                       stream: pa.RecordBatchReader) -> None:
         dataset, name = self._ref(table)
         with tempfile.TemporaryDirectory(prefix="batchcast-bq-") as folder:
@@ -110,10 +112,12 @@ class BigQueryWarehouse(Warehouse):
         with open(path, "rb") as f:
             self.client.load_table_from_file(f, stage, job_config=config, location=self.location).result()
 
-    def _swap(self, quoted: str, stage: str, logical_date: dt.date | None) -> None:
-        delete = f"DELETE FROM {quoted} WHERE _logical_date = @d; " if logical_date is not None else ""  # None: append
+    def _swap(self, quoted: str, stage: str, logical_date: Period | None) -> None:
+        column, value = period_column(logical_date) if logical_date is not None else (None, None)
+        delete = f"DELETE FROM {quoted} WHERE {column} = @d; " if column else ""  # None: append
         sql = f"BEGIN TRANSACTION; {delete}INSERT INTO {quoted} SELECT * FROM `{stage}`; COMMIT TRANSACTION;"
-        params = [bigquery.ScalarQueryParameter("d", "DATE", logical_date)] if delete else []
+        kind = "DATE" if column == "_logical_date" else "TIMESTAMP"
+        params = [bigquery.ScalarQueryParameter("d", kind, value)] if delete else []
         self.client.query(sql, job_config=self._job_config(params)).result()
 
     def _job_config(self, params=None) -> bigquery.QueryJobConfig:

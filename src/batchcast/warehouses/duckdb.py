@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from pathlib import Path
@@ -14,7 +13,9 @@ import pyarrow as pa
 from batchcast.data.schema import Schema
 from batchcast.errors import QueryError, SpecError, WarehouseError, WarehouseUnavailable
 from batchcast.redaction import first_line, redact, scrub
+from batchcast.scheduling.periods import Period
 from batchcast.warehouses.base import Warehouse
+from batchcast.warehouses.tables import period_column
 
 SQL_TYPES = {"STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "BOOL": "BOOLEAN",
              "DATE": "DATE", "TIMESTAMP": "TIMESTAMP WITH TIME ZONE"}
@@ -121,7 +122,7 @@ class DuckDBWarehouse(Warehouse):
             [name, schema or "main"]).fetchall()
         return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
 
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
+    def _replace_date(self, table: str, schema: Schema, logical_date: Period | None,
                       stream: pa.RecordBatchReader) -> None:
         quoted = self.quote(table)
         cur = self.con
@@ -129,7 +130,8 @@ class DuckDBWarehouse(Warehouse):
             cur.execute("BEGIN TRANSACTION")
             self._create(cur, table, schema)
             if logical_date is not None:  # None appends
-                cur.execute(f"DELETE FROM {quoted} WHERE _logical_date = ?", [logical_date])
+                column, value = period_column(logical_date)
+                cur.execute(f"DELETE FROM {quoted} WHERE {column} = ?", [value])
             # One INSERT over a stream: DuckDB writes large inserts straight to
             # disk, where per-batch INSERTs kept every batch in memory until COMMIT.
             cur.register("_batchcast_stream", stream)

@@ -9,7 +9,6 @@ reads it; the ``schema`` parameter is batchcast's, not libpq's.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -20,7 +19,9 @@ import pyarrow as pa
 from batchcast.data.schema import Schema
 from batchcast.errors import QueryError, WarehouseError, WarehouseUnavailable
 from batchcast.redaction import first_line
+from batchcast.scheduling.periods import Period
 from batchcast.warehouses.base import Warehouse
+from batchcast.warehouses.tables import period_column
 
 SQL_TYPES = {"STRING": "TEXT", "INT64": "BIGINT", "FLOAT64": "DOUBLE PRECISION", "BOOL": "BOOLEAN",
              "DATE": "DATE", "TIMESTAMP": "TIMESTAMPTZ"}
@@ -96,14 +97,15 @@ class PostgresWarehouse(Warehouse):
         self.conn.rollback()  # end the read's transaction
         return {col: FROM_SQL.get(kind, kind) for col, kind in rows} or None
 
-    def _replace_date(self, table: str, schema: Schema, logical_date: dt.date | None,
+    def _replace_date(self, table: str, schema: Schema, logical_date: Period | None,
                       stream: pa.RecordBatchReader) -> None:
         db_schema, name = self._qualified(table)
         cur = self.conn.cursor()
         try:
             self._create(cur, table, schema)
             if logical_date is not None:  # None appends
-                cur.execute(f"DELETE FROM {self.quote(table)} WHERE _logical_date = $1", (logical_date,))
+                column, value = period_column(logical_date)
+                cur.execute(f"DELETE FROM {self.quote(table)} WHERE {column} = $1", (value,))
             cur.adbc_ingest(name, stream, mode="append", db_schema_name=db_schema)
             self.conn.commit()
         except BaseException as exc:

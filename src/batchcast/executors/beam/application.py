@@ -15,11 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-import fsspec
 import pyarrow.parquet as pq
 
 from batchcast.actions.context import RunContext, log
-from batchcast.data.inputs import render
+from batchcast.data.inputs import matching, render
 from batchcast.errors import BatchcastError, InputError, IntegrityError, ModelError, SpecError
 from batchcast.redaction import first_line, without_password
 from batchcast.runs.commit import Outcome
@@ -169,18 +168,16 @@ def _input(ctx: RunContext) -> tuple:
     """(query, files, warehouse URL) of the action's input for the logical date."""
     spec, day = ctx.action.input, ctx.request.logical_date
     if spec.path:
-        path = render(spec.path, day, f"{ctx.where} path")
-        url = path if "://" in path else str(ctx.spec.root / path)
-        fs, pattern = fsspec.core.url_to_fs(url)
-        files = sorted(fs.glob(pattern))
+        path = render(spec.path, day, f"{ctx.where} path", ctx.interval)
+        fs, files = matching(path, ctx.spec.root)
         if not files:
             raise InputError(f"{ctx.where} path: no files match '{path}'", "check the path and the logical date")
-        return None, [fs.unstrip_protocol(f) if "://" in url else f for f in files], None
+        return None, [fs.unstrip_protocol(f) if "://" in path else f for f in files], None
     url = ctx.spec.warehouse_url
     # The shards travel in the job's graph to the runner: a cluster's workers use their own credentials
     # (PGPASSWORD, a service account), never a password of the spec's URL.
     shipped = url if ctx.action.beam.runner == "DirectRunner" else without_password(url)
-    return render(spec.query, day, f"{ctx.where} query"), [], shipped
+    return render(spec.query, day, f"{ctx.where} query", ctx.interval), [], shipped
 
 
 def _worker_message(exc: BaseException) -> str:
