@@ -52,6 +52,7 @@ def slices(root: Path) -> list[tuple[str, int]]:
                  "'%Y-%m-%dT%H:%M'), count(*) FROM scores GROUP BY 1 ORDER BY 1")
 
 
+@pytest.mark.slow  # 24 scheduled runs, each its own process: about 75 s
 def test_an_hourly_service_runs_24_periods_a_day_and_a_rerun_replaces_one_hour(tmp_path):
     spec = scheduled(tmp_path, f'{HOURLY}\ncatchup = "none"', rows=120)
     bc("--spec", str(spec), "run", "training", cwd=tmp_path)
