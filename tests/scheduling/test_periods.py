@@ -86,12 +86,13 @@ def test_an_hourly_service_runs_24_periods_a_day_and_a_rerun_replaces_one_hour(t
 def test_catchup_and_backfill_over_hours(tmp_path):
     spec = scheduled(tmp_path, f'{HOURLY}\nstart_date = {TODAY}', rows=60)
     bc("--spec", str(spec), "run", "training", cwd=tmp_path)
-    now = dt.datetime.now(dt.UTC)
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     scheduler(spec)  # catchup = latest: the newest hour runs, the earlier ones of today are skipped
     states = ledger(spec, "application")
-    newest = periods.key(now.replace(minute=0, second=0, microsecond=0))
-    assert [p for p, s, _ in states if s == "succeeded"][-1:] == [newest] or now.minute == 59  # an hour may turn
-    assert {s for p, s, _ in states if p < newest} <= {"skipped"}
+    newest = states[-1][0]
+    assert newest in {periods.key(hour), periods.key(hour + dt.timedelta(hours=1))}  # the hour may turn meanwhile
+    assert states[-1][1] == "succeeded" and {s for _, s, _ in states[:-1]} <= {"skipped"}
+    assert len(states) == int(newest[11:13]) + 1  # every tick of today since midnight, once
 
     filled = bc_json("--spec", str(spec), "backfill", "application", "--from", f"{YESTERDAY}T10:00",
                      "--to", f"{YESTERDAY}T12:00", "--now", cwd=tmp_path)

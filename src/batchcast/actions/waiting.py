@@ -5,17 +5,16 @@ One look, no waiting: the caller decides when to look again and when to give up.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from batchcast.data.inputs import matching, render
 from batchcast.errors import BatchcastError
+from batchcast.scheduling.periods import Period
 from batchcast.spec import ServiceSpec
 from batchcast.warehouses import open_warehouse
 
 TEMPFAIL = 75  # sysexits' EX_TEMPFAIL, "try again later": what `check --arrived` exits while the input is missing
 
 
-def missing(spec: ServiceSpec, action: str, day: dt.date) -> str | None:
+def missing(spec: ServiceSpec, action: str, day: Period) -> str | None:
     """Why ``action``'s input for ``day`` is not there yet, or None when it is (or nothing is waited for).
 
     A failing look (a table not created yet, a warehouse another run holds, a bucket that does not answer)
