@@ -16,8 +16,8 @@ YESTERDAY = TODAY - dt.timedelta(days=1)
 HOURLY = 'schedule = "0 * * * *"'
 
 
-def at(day: dt.date, hour: int) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour), dt.UTC)
+def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), dt.UTC)
 
 
 def test_a_schedule_that_ticks_more_than_once_a_day_has_a_period_per_tick():
@@ -54,30 +54,34 @@ def slices(root: Path) -> list[tuple[str, int]]:
 
 @pytest.mark.slow  # 24 scheduled runs, each its own process: about 75 s
 def test_an_hourly_service_runs_24_periods_a_day_and_a_rerun_replaces_one_hour(tmp_path):
-    spec = scheduled(tmp_path, f'{HOURLY}\ncatchup = "none"', rows=120)
+    # Ticks at half an hour from now: no tick falls due while the scheduler works through the queue, whatever the
+    # clock (a run at 03:59 once saw 04:00 come due and, rightly, run it).
+    minute = (dt.datetime.now(dt.UTC).minute + 30) % 60
+    spec = scheduled(tmp_path, f'schedule = "{minute} * * * *"\ncatchup = "none"', rows=120)
     bc("--spec", str(spec), "run", "training", cwd=tmp_path)
     queued = bc_json("--spec", str(spec), "backfill", "application", "--from", str(YESTERDAY), "--to", str(YESTERDAY),
                      cwd=tmp_path)
     assert queued["queued"] == 24
     scheduler(spec, "--parallelism", "1")  # runs the 24 queued; today's ticks came before it started: skipped
-    hours = [f"{YESTERDAY}T{h:02d}:00" for h in range(24)]
+    hours = [f"{YESTERDAY}T{h:02d}:{minute:02d}" for h in range(24)]
     assert slices(tmp_path) == [(h, 120) for h in hours]
     done = [(p, s) for p, s, _ in ledger(spec, "application") if s == "succeeded"]
-    assert done == [(periods.key(at(YESTERDAY, h)), "succeeded") for h in range(24)]
+    assert done == [(periods.key(at(YESTERDAY, h, minute)), "succeeded") for h in range(24)]
 
     db = tmp_path / ".batchcast" / "warehouse.duckdb"
     by_hour = ("SELECT strftime(_interval_start AT TIME ZONE 'UTC', '%H'), min(_run_id) FROM scores "
                "GROUP BY 1 ORDER BY 1")
     before = dict(query(db, by_hour))
-    rerun = bc_json("--spec", str(spec), "run", "application", "--date", f"{YESTERDAY}T13:00", cwd=tmp_path)
-    assert rerun["logical_date"] == periods.key(at(YESTERDAY, 13))
-    assert (rerun["interval_start"], rerun["interval_end"]) == (at(YESTERDAY, 13).isoformat().replace("+00:00", "Z"),
-                                                                at(YESTERDAY, 14).isoformat().replace("+00:00", "Z"))
+    thirteen = f"{YESTERDAY}T13:{minute:02d}"
+    rerun = bc_json("--spec", str(spec), "run", "application", "--date", thirteen, cwd=tmp_path)
+    assert rerun["logical_date"] == periods.key(at(YESTERDAY, 13, minute))
+    assert (rerun["interval_start"], rerun["interval_end"]) == (periods.key(at(YESTERDAY, 13, minute)),
+                                                                periods.key(at(YESTERDAY, 14, minute)))
     after = dict(query(db, by_hour))
     assert after["13"] == rerun["run_id"] and {h: r for h, r in after.items() if h != "13"} == {
         h: r for h, r in before.items() if h != "13"}
     assert slices(tmp_path) == [(h, 120) for h in hours]  # 13:00 replaced, not added to
-    checked = bc("--spec", str(spec), "check", "application", "--date", f"{YESTERDAY}T13:00", cwd=tmp_path)
+    checked = bc("--spec", str(spec), "check", "application", "--date", thirteen, cwd=tmp_path)
     assert checked.stdout.strip() == f"{rerun['run_id']} succeeded"
     refused = bc("--spec", str(spec), "run", "application", "--date", str(YESTERDAY), cwd=tmp_path, ok=False)
     assert "ticks more than once a day" in refused.stderr and slices(tmp_path) == [(h, 120) for h in hours]
