@@ -7,6 +7,7 @@ fixtures turn that into a loud skip (a failure under BATCHCAST_REQUIRE_ALL=1).
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import warnings
 from collections import namedtuple
 from contextlib import contextmanager
@@ -526,3 +528,65 @@ def mlflow_server(base: Path):
         yield server
     finally:
         server.stop()
+
+
+class SparkCluster:
+    """A Spark standalone cluster on 127.0.0.1: a master and its workers (1 core, 2 GiB each), each its own JVM,
+    started from a pyspark package (``spark_home``) with this machine's Java."""
+
+    def __init__(self, spark_home: Path, base: Path, workers: int):
+        self.spark_home, self.base, self.count = spark_home, base, workers
+        self.port, self.ui_port = free_port(), free_port()
+        self.url = f"spark://127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen] = []
+
+    def _start(self, name: str, *args: str) -> subprocess.Popen:
+        env = {**os.environ, "SPARK_HOME": str(self.spark_home), "SPARK_LOCAL_IP": "127.0.0.1",
+               "SPARK_NO_DAEMONIZE": "1"}
+        with open(self.base / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen([str(self.spark_home / "bin" / "spark-class"), *args], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        master = self._start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                             "--port", str(self.port), "--webui-port", str(self.ui_port))
+        wait_for_port(self.port, master, timeout=60)
+        for i in range(self.count):
+            self._start(f"worker-{i}", "org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+                        "--cores", "1", "--memory", "2g", "--webui-port", str(free_port()),
+                        "--work-dir", str(self.base / f"work-{i}"))
+        deadline = time.monotonic() + 60
+        while len([w for w in self.state().get("workers", []) if w["state"] == "ALIVE"]) < self.count:
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.procs):
+                raise Unavailable(f"the Spark workers did not register in 60 s; see {self.base}/worker-*.log")
+            time.sleep(0.5)
+
+    def state(self) -> dict:
+        """The master's own account (its web UI's /json): workers, active and completed applications."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=5) as answer:
+                return json.load(answer)
+        except OSError:
+            return {}
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            _terminate(proc, group=True)
+        self.procs.clear()
+
+
+@contextmanager
+def spark_cluster(spark_home: Path, base: Path, workers: int = 2):
+    """A real Spark standalone cluster; yields a ``SparkCluster``. Unavailable without Java."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise Unavailable("no Java on PATH or JAVA_HOME: Spark's master and workers are JVMs (apt-get install "
+                          "openjdk-17-jre-headless)")
+    base.mkdir(parents=True, exist_ok=True)
+    cluster = SparkCluster(spark_home, base, workers)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -160,7 +160,7 @@ def test_every_registry_row_resolves():
         module, name = backend.target.split(":")
         source = PACKAGE.parent / (module.replace(".", "/") + ".py")
         assert f"class {name}" in source.read_text(), backend
-    assert set(registry.action_tables()) == {"kubernetes", "vertex", "gce", "beam", *registry.TABLES}
+    assert set(registry.action_tables()) == {"kubernetes", "vertex", "gce", "beam", "spark", *registry.TABLES}
 
 
 def test_few_modules_at_the_top():

@@ -50,6 +50,8 @@ EXECUTORS: dict[str, Backend] = {b.name: b for b in (
             airflow="batchcast.airflow.vms:gce_tasks"),
     Backend("beam", "batchcast.executors.beam.executor:BeamExecutor",
             settings="batchcast.executors.beam.executor:BeamSettings"),
+    Backend("spark", "batchcast.executors.spark.executor:SparkExecutor",
+            settings="batchcast.executors.spark.executor:SparkSettings"),
 )}
 
 # Keyed by URL scheme.

@@ -45,10 +45,12 @@ class Environment:
     overrides: list[str]
     packages: dict[str, str] = field(default_factory=dict)
     build_s: float = 0.0  # 0 when this run found it built
+    executors: dict | None = None  # a cluster's executors' environment when it is not this one (spark)
 
     def record(self) -> dict:
-        return {"python": self.python, "overrides": self.overrides, "build_s": round(self.build_s, 3),
-                "packages": self.packages}
+        found = {"python": self.python, "overrides": self.overrides, "build_s": round(self.build_s, 3),
+                 "packages": self.packages}
+        return found if self.executors is None else {**found, "executors": self.executors}
 
 
 def cache_dir() -> Path:

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from batchcast.errors import SpecError
-from batchcast.executors.local import LocalExecutor
+from batchcast.executors.sharded import ShardedExecutor
 from batchcast.spec.base import Section
 
 BEAM = "apache-beam{extras}==2.77.0"  # the version tested: a floating one would resolve differently under one key
@@ -35,16 +34,10 @@ class BeamSettings(Section):
                                                       "ids); default twice the workers.")
 
 
-class BeamExecutor(LocalExecutor):
+class BeamExecutor(ShardedExecutor):
     name = "beam"
+    engine = "Beam"
     worker = "batchcast.executors.beam.child"  # the application scored by a pipeline, committed as any run
-
-    def submit(self, request, spec):
-        if spec.model.contract != "python" or spec.model.mlflow or spec.action(request.action).kind != "application":
-            raise SpecError(f"{spec.file.name} [actions.{request.action}] executor = \"beam\": Beam scores the "
-                            "application of a model with an entrypoint (not an MLflow model)",
-                            "use executor = \"local\" for this action")
-        return super().submit(request, spec)
 
     def grace(self, spec, request) -> float:
         # A cluster's job outlives the child unless it is cancelled (beam.pipeline.run does, on SIGTERM).

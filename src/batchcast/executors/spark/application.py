@@ -1,0 +1,176 @@
+"""An application run by the spark executor: Spark's tasks score the shards, then one transaction publishes them.
+
+The shards, their scoring and their publishing are every engine's
+(:mod:`batchcast.executors.sharded`). Here the child is Spark's driver: it
+checks the properties it was given, starts a session whose executors run the
+packed environment's Python, and runs one job of one task per shard
+(``mapInArrow`` over the shards, :mod:`batchcast.executors.spark.tasks`) under a
+job group, which a stop or the deadline cancels before the application stops.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import sys
+import threading
+import urllib.request
+
+from batchcast.actions.context import RunContext, log
+from batchcast.errors import IntegrityError, ModelError, RunTimeout, SpecError
+from batchcast.executors import sharded
+from batchcast.executors.shards import collect
+from batchcast.runs.commit import Outcome
+from batchcast.runs.store import sha256_file
+
+# Properties whose names are the user's to make up (an environment variable, a catalog, a label): Spark registers
+# no entry for them, so only their prefix is checked.
+OPEN = ("spark.executorEnv.", "spark.hadoop.", "spark.sql.catalog.", "spark.driver.resource.",
+        "spark.executor.resource.", "spark.kubernetes.driver.label.", "spark.kubernetes.executor.label.",
+        "spark.kubernetes.driver.annotation.", "spark.kubernetes.executor.annotation.",
+        "spark.kubernetes.driverEnv.", "spark.kubernetes.driver.secrets.", "spark.kubernetes.executor.secrets.",
+        "spark.kubernetes.node.selector.", "spark.yarn.appMasterEnv.", "spark.metrics.conf.")
+# Scala objects whose loading registers their properties (Kubernetes', YARN's): the core's are registered already.
+MODULES = ("org.apache.spark.deploy.k8s.Config$", "org.apache.spark.deploy.yarn.config.package$")
+
+
+def run(ctx: RunContext, outcome: Outcome) -> None:
+    from batchcast.executors.spark.executor import SparkSettings
+
+    settings: SparkSettings = ctx.action.spark
+    here, store_here = settings.on_this_machine(), sharded.on_this_machine(ctx.store.url)
+    shard_list, job, schema = sharded.prepare(
+        ctx, outcome, who=f"spark master = '{settings.where}'", remote=not here, from_store=not store_here,
+        shipped=not here, parts=settings.shards or 2 * (settings.cores() or 4), workers=None)
+    executors = ctx.request.environment.get("executors") or {}
+    outcome.inputs["spark"] = {"master": settings.where, "environment": executors.get("key"),
+                               "model": "folder" if store_here else "store"}  # where the executors load it from
+    where = f"{ctx.where[:-1]}.spark]"
+    _check_conf(settings.conf, where)  # before any application starts on the cluster
+    spark = _session(ctx, settings, executors)
+    try:
+        log.info("scoring %d shards on Spark (%s, application %s)", len(shard_list), settings.where,
+                 spark.sparkContext.applicationId)
+        outcome.inputs["spark"]["application_id"] = spark.sparkContext.applicationId
+        sidecars = _score(ctx, outcome, spark, shard_list, job)
+    finally:
+        spark.stop()  # the application ends on the cluster: a stopped run leaves nothing running there
+    sharded.publish(ctx, outcome, sidecars, schema, "the Spark job's shards")
+
+
+def _check_conf(conf: dict, where: str) -> None:
+    """Refuse a property Spark does not know: Spark itself keeps a misspelt one without a word."""
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()  # the JVM alone, no application yet; the session reuses it
+    jvm = SparkContext._jvm
+    for module in MODULES:
+        package, name = module.rsplit(".", 1)
+        try:
+            getattr(_package(jvm, package), name).__getattr__("MODULE$")
+        except Exception:  # noqa: BLE001 - a Spark without that module: its properties are not known here
+            continue
+    entries = _package(jvm, "org.apache.spark.internal.config")
+    known = set(getattr(entries, "ConfigEntry$").__getattr__("MODULE$").knownConfigs().keySet())
+    for key in conf:
+        if key not in known and not key.startswith(OPEN):
+            close = difflib.get_close_matches(key, known, n=1)
+            raise SpecError(f"{where} conf.{key}: Spark has no such property",
+                            f"did you mean '{close[0]}'?" if close else "see Spark's configuration reference")
+
+
+def _package(jvm, dotted: str):
+    found = jvm
+    for part in dotted.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def _session(ctx: RunContext, settings, executors: dict):
+    from pyspark.sql import SparkSession
+
+    conf = {"spark.ui.showConsoleProgress": "false"}  # bars of \r in the run's log
+    if settings.where.startswith("local"):
+        os.environ["PYSPARK_PYTHON"] = executors.get("python") or sys.executable  # the model's environment here
+    else:
+        archive = executors.get("archive")
+        if not archive or sha256_file(archive) != executors.get("sha256"):
+            raise IntegrityError(f"the packed environment {archive} does not match its sha256",
+                                 f"delete it and its .sha256 beside it (key {executors.get('key')}); the next run "
+                                 "packs it again")
+        os.environ["PYSPARK_PYTHON"] = "./environment/bin/python"  # where each executor unpacked the archive
+        conf["spark.archives"] = ",".join(filter(None, [str(settings.conf.get("spark.archives", "")),
+                                                        f"{archive}#environment"]))
+    if settings.on_this_machine():  # the driver's ports (its UI, its block manager) only on the loopback
+        conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    builder = SparkSession.builder.master(settings.where).appName(f"batchcast {ctx.spec.service.name} {ctx.run_id}")
+    for key, value in {**conf, **{k: v for k, v in settings.conf.items() if k != "spark.archives"}}.items():
+        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+    return builder.getOrCreate()
+
+
+def _score(ctx: RunContext, outcome: Outcome, spark, shard_list: list[dict], job: dict) -> list[dict]:
+    """Run the job (one task per shard) in a thread, so that a stop or the deadline can cancel its group."""
+    from batchcast.executors.spark import tasks
+    from batchcast.executors.spark.executor import GRACE_S
+
+    sc, group = spark.sparkContext, f"batchcast-{ctx.run_id}"
+    shards = sc.parallelize([(json.dumps(s),) for s in shard_list], len(shard_list))  # one per partition
+    frame = spark.createDataFrame(shards, "shard string").mapInArrow(
+        functools.partial(tasks.score_batches, job), "sidecar string")
+    ended: dict = {}
+
+    def job_thread() -> None:
+        try:
+            sc.setJobGroup(group, f"batchcast run {ctx.run_id}", interruptOnCancel=True)  # this thread's jobs
+            ended["rows"] = frame.collect()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            ended["error"] = exc
+
+    thread = threading.Thread(target=job_thread, name="spark-job", daemon=True)
+    thread.start()
+    seconds = sharded.seconds_left(ctx, GRACE_S)
+    try:
+        thread.join(seconds)  # a signal's exception (a stop, the deadline) interrupts the wait
+    except BaseException:
+        _cancel(sc, group, thread)
+        raise
+    if thread.is_alive():
+        _cancel(sc, group, thread)
+        raise RunTimeout(f"the Spark job was still running after {seconds:.0f} s, and was cancelled",
+                         "raise [actions.*] timeout, or give the job more executors")
+    if "error" in ended:
+        raise ModelError(f"the Spark job failed: {sharded.worker_message(ended['error'])}",
+                         "read the run's log; nothing was published") from ended["error"]
+    outcome.inputs["spark"]["tasks"] = _tasks_by_executor(sc, group)
+    return collect(job["out"], len(shard_list))
+
+
+def _cancel(sc, group: str, thread: threading.Thread) -> None:
+    try:
+        sc.cancelJobGroup(group)
+        log.warning("cancelled the Spark job group %s", group)
+    except Exception as exc:  # noqa: BLE001 - the interrupt is what the caller must see
+        log.error("could not cancel the Spark job group %s: %s", group, exc)
+    thread.join(20)
+
+
+def _tasks_by_executor(sc, group: str) -> dict[str, int]:
+    """Succeeded tasks per executor id, from the driver's own REST API: where the shards were scored."""
+    url, counts = sc.uiWebUrl, {}
+    if not url:  # spark.ui.enabled = false
+        return counts
+    tracker = sc.statusTracker()
+    try:
+        for job_id in tracker.getJobIdsForGroup(group):
+            for stage in tracker.getJobInfo(job_id).stageIds:
+                with urllib.request.urlopen(f"{url}/api/v1/applications/{sc.applicationId}/stages/{stage}/0/"
+                                            "taskList?length=100000", timeout=10) as answer:
+                    for task in json.load(answer):
+                        if task.get("status") == "SUCCESS":
+                            counts[task["executorId"]] = counts.get(task["executorId"], 0) + 1
+    except OSError as exc:  # the record is a nicety: the job succeeded
+        log.warning("could not read the tasks' executors from %s: %s", url, exc)
+    return counts
