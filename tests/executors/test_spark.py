@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 from batchcast.executors.spark.executor import SparkExecutor
+from batchcast.isolation.process import kill_tree
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import load_spec
 from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
@@ -109,6 +110,9 @@ import numpy as np
 class Model:
     """Reports the scikit-learn its predict imports: the executors' own."""
 
+    def __init__(self, C=1.0):
+        self.C = C
+
     def fit(self, X, y):
         return self
 
@@ -157,16 +161,21 @@ def test_a_stopped_run_cancels_its_job_and_ends_its_application(tmp_path, cluste
     """A scheduler's SIGTERM to `batchcast run`: the job group is cancelled, the application stops."""
     spark_service(tmp_path, cluster.url)
     model = tmp_path / "repo" / "model.py"
-    model.write_text(model.read_text() + "\n\nimport time\nModel.predict = lambda self, X: time.sleep(600)\n")
-    run = subprocess.Popen([BATCHCAST, "run", "application", "--date", DAY], cwd=tmp_path,
+    started = tmp_path / "predicting"  # the executors share this machine: a task in predict says so here
+    model.write_text(model.read_text() + f"\n\nimport pathlib, time\nModel.predict = lambda self, X: "
+                     f"(pathlib.Path('{started}').touch(), time.sleep(600))\n")
+    run = subprocess.Popen([BATCHCAST, "run", "application", "--date", DAY], cwd=tmp_path, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not any(app["coresgranted"] for app in cluster.state().get("activeapps", [])):  # its tasks are running
-        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-        time.sleep(1)
-    time.sleep(3)  # the tasks are in predict
-    run.send_signal(signal.SIGTERM)
-    _, stderr = run.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 240
+        while not started.exists():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.5)
+        assert [app["cores"] for app in cluster.state()["activeapps"]] == [2]  # both executors at work
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=120)
+    finally:
+        kill_tree(run.pid)  # a failed wait must not leave a run holding the cluster's cores for the next test
     manifest = bc_json("show", cwd=tmp_path)
     assert run.returncode != 0 and manifest["status"] == "cancelled", stderr
     assert cluster.state()["activeapps"] == []
