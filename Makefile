@@ -10,7 +10,7 @@ PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-core-$(PYPROJECT)
 DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam bench-listing bench-streaming clean
+.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam bench-spark bench-listing bench-streaming clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -176,6 +176,13 @@ bench-serving: install-dev $(MLFLOW_STAMP) $(BENTOML_STAMP)
 BEAM_ARGS ?= --rows 2000000 --model forest --rounds 3
 bench-beam: install-dev
 	$(BIN)/python benchmarks/beam.py $(BEAM_ARGS)
+
+# Scoring on a Spark standalone cluster (2 workers here): inline, spark with 1 and 2 executors, and MLflow's
+# spark_udf (in MLflow's venv, with pyspark added), 10M rows, a warm-up round and one more (benchmarks/spark.py).
+SPARK_ARGS ?= --rows 10000000 --model forest --rounds 1
+bench-spark: install-dev services $(MLFLOW_STAMP)
+	.venv-mlflow/bin/python -m pip install --quiet 'pyspark==4.3.0'
+	$(BIN)/python benchmarks/spark.py $(SPARK_ARGS)
 
 # A long history's cost (benchmarks/listing.py): batchcast run without --model at 10,000 prior runs against 1,
 # a scheduler tick behind 10,000 queued dates, batchcast runs at 10,000 ledger rows (about 10 min).

@@ -93,8 +93,12 @@ MODELS = {"forest": ("sklearn.ensemble:RandomForestClassifier", {"n_estimators":
 BEAM = "[actions.application.beam]\noptions = {{ direct_num_workers = {workers} }}\n"
 
 
-def setup(root: Path, rows: int, model: str) -> Path:
+def setup(root: Path, rows: int, model: str, specs: dict[str, str] | None = None) -> Path:
+    """The rows in 8 Parquet files, the specs (file: lines added to [actions.application]), the model trained;
+    the trained ``model.joblib``."""
     entrypoint, params = MODELS[model]
+    specs = specs or {"batchcast.toml": BEAM.format(workers=2), "beam1.toml": BEAM.format(workers=1),
+                      "inline1.toml": "threads = 1\n"}
     (root / "repo").mkdir()
     (root / "data").mkdir()
     (root / ".batchcast").mkdir()
@@ -106,8 +110,7 @@ def setup(root: Path, rows: int, model: str) -> Path:
             con.execute(f"COPY (SELECT 'p{part}-' || i AS player_id, "
                         + ", ".join(f"random() * 4 - 2 AS {f}" for f in FEATURES)
                         + f" FROM range({rows // 8}) t(i)) TO '{root}/data/part-{part}.parquet' (FORMAT parquet)")
-    for file, extra in (("batchcast.toml", BEAM.format(workers=2)), ("beam1.toml", BEAM.format(workers=1)),
-                        ("inline1.toml", "threads = 1\n")):  # still in [actions.application]
+    for file, extra in specs.items():
         write_spec(root, "", entrypoint=entrypoint, source='{ path = "data/*.parquet" }', params=params, file=file,
                    extra=extra)
     subprocess.run([BATCHCAST, "run", "training"], cwd=root, check=True, capture_output=True)
