@@ -9,6 +9,7 @@ import pytest
 from batchcast.airflow.dags import render
 from batchcast.airflow.graphs import render_config
 from batchcast.errors import SpecError
+from batchcast.spec import load_spec
 from tests.conftest import bc
 
 ORIGINAL = {
@@ -142,3 +143,18 @@ def test_a_gce_dag_needs_the_vm_project(tmp_path):
                     .replace("[model]", '[storage]\nurl = "gs://models/artifacts"\n\n[model]'))
     with pytest.raises(SpecError, match=r"\[actions.training.gce\] project: not set"):
         render([spec], tmp_path / "dags")
+
+
+def test_a_spark_application_renders_as_every_run_does(tmp_path):
+    """The spec says where it scores; the DAG runs `batchcast run` either way and needs no change."""
+    bc("init", "svc", "--name", "churn", cwd=tmp_path)
+    spec = tmp_path / "svc" / "batchcast.toml"
+    local = render([spec], tmp_path / "local", batchcast_bin="bc")[1].read_text()
+    text = spec.read_text()
+    head, application = text.split("[actions.application]\n", 1)
+    spec.write_text(head + "[actions.application]\n" + application.replace('executor = "local"', 'executor = "spark"', 1)
+                    + '\n[actions.application.spark]\nmaster = "spark://spark-master.internal:7077"\n')
+    assert load_spec(spec).action("application").executor == "spark"
+    rendered = render([spec], tmp_path / "spark", batchcast_bin="bc")
+    assert rendered[1].name == "churn_1_application.py"
+    assert rendered[1].read_text() == local and f"bc --spec {spec} run application --date {{{{ ds }}}}" in local
