@@ -152,8 +152,9 @@ def test_a_spark_application_renders_as_every_run_does(tmp_path):
     local = render([spec], tmp_path / "local", batchcast_bin="bc")[1].read_text()
     text = spec.read_text()
     head, application = text.split("[actions.application]\n", 1)
-    spec.write_text(head + "[actions.application]\n" + application.replace('executor = "local"', 'executor = "spark"', 1)
-                    + '\n[actions.application.spark]\nmaster = "spark://spark-master.internal:7077"\n')
+    application = application.replace('executor = "local"', 'executor = "spark"', 1)
+    spec.write_text(f"{head}[actions.application]\n{application}"
+                    '\n[actions.application.spark]\nmaster = "spark://spark-master.internal:7077"\n')
     assert load_spec(spec).action("application").executor == "spark"
     rendered = render([spec], tmp_path / "spark", batchcast_bin="bc")
     assert rendered[1].name == "churn_1_application.py"
