@@ -84,8 +84,10 @@ def main() -> None:
             specs = {"batchcast.toml": SPARK.format(master=cluster.url, cores=2),
                      "spark1.toml": SPARK.format(master=cluster.url, cores=1)}
             model_file = setup(root, args.rows, args.model, specs)
-            subprocess.run([str(MLFLOW_PYTHON), "-c", SAVE_MODEL, str(model_file), str(root / "mlflow-model")],
-                           check=True, capture_output=True)
+            saved = subprocess.run([str(MLFLOW_PYTHON), "-c", SAVE_MODEL, str(model_file), str(root / "mlflow-model")],
+                                   capture_output=True, text=True)
+            if saved.returncode != 0:
+                raise SystemExit(f"mlflow.sklearn.save_model failed:\n{saved.stderr[-3000:]}")
             peaks: dict[str, list[float]] = {}
             samples = rounds.race({name: _measured(name, argv, root, peaks)
                                    for name, argv in contenders(root, cluster.url).items()}, args.rounds, show=True)

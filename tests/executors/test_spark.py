@@ -76,7 +76,7 @@ def test_spark_writes_what_inline_writes_from_a_query_and_a_glob_with_tasks_on_b
     assert spark["master"] == cluster.url and spark["application_id"].startswith("app-")
     assert set(spark["tasks"]) == {"0", "1"} and sum(spark["tasks"].values()) == by_query["inputs"]["shards"] == 8
     executors = by_query["environment"]["executors"]
-    assert executors["key"] == spark["environment"] and executors["archive"].endswith(f"{executors['key']}.tar.gz")
+    assert executors["key"] == spark["environment"] and Path(executors["archive"]).name.startswith(executors["key"])
     assert "scikit-learn" in executors["packages"] and "pyspark" not in executors["packages"]
     assert "pyspark" in by_query["environment"]["packages"]  # the driver's environment has it, the executors' not
     finished = {app["id"]: app["state"] for app in cluster.state()["completedapps"]}

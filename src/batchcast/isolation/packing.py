@@ -12,6 +12,7 @@ Python at the same path, which a cluster built from one image has.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import logging
 import os
@@ -35,8 +36,13 @@ class Packed:
 
 
 def packed(environment: Environment) -> Packed:
-    """The environment's pack, built under a lock by the first run that needs it."""
-    key = environment.path.name
+    """The environment's pack, built under a lock by the first run that needs it.
+
+    Its key is the environment's and batchcast's own source: the pack holds a
+    copy of batchcast, which the environment only links to, so a changed
+    batchcast (an upgrade in place, a checkout moved on) is packed again.
+    """
+    key = f"{environment.path.name}-{_source_digest()}"
     folder = cache_dir() / "packs"
     archive, checksum = folder / f"{key}.tar.gz", folder / f"{key}.sha256"
     if not checksum.exists():
@@ -52,6 +58,14 @@ def packed(environment: Environment) -> Packed:
                          archive.stat().st_size / 1e6)
                 return Packed(archive, checksum.read_text(), seconds)
     return Packed(archive, checksum.read_text())
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(SOURCE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _pack(venv: Path, archive: Path) -> None:

@@ -47,9 +47,11 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     executors = ctx.request.environment.get("executors") or {}
     outcome.inputs["spark"] = {"master": settings.where, "environment": executors.get("key"),
                                "model": "folder" if store_here else "store"}  # where the executors load it from
-    where = f"{ctx.where[:-1]}.spark]"
-    _check_conf(settings.conf, where)  # before any application starts on the cluster
-    spark = _session(ctx, settings, executors)
+    conf = _conf(ctx, settings, executors)
+    _check_conf(conf, settings.conf, f"{ctx.where[:-1]}.spark]")  # before any application starts on the cluster
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.config(conf=conf).getOrCreate()
     try:
         log.info("scoring %d shards on Spark (%s, application %s)", len(shard_list), settings.where,
                  spark.sparkContext.applicationId)
@@ -60,11 +62,13 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     sharded.publish(ctx, outcome, sidecars, schema, "the Spark job's shards")
 
 
-def _check_conf(conf: dict, where: str) -> None:
-    """Refuse a property Spark does not know: Spark itself keeps a misspelt one without a word."""
+def _check_conf(conf, given: dict, where: str) -> None:
+    """Start Spark's JVM with ``conf`` (no application yet; the session reuses it, so the driver's own
+    properties apply), then refuse a property of ``given`` Spark does not know: Spark keeps a misspelt one
+    without a word."""
     from pyspark import SparkContext
 
-    SparkContext._ensure_initialized()  # the JVM alone, no application yet; the session reuses it
+    SparkContext._ensure_initialized(conf=conf)
     jvm = SparkContext._jvm
     for module in MODULES:
         package, name = module.rsplit(".", 1)
@@ -74,7 +78,7 @@ def _check_conf(conf: dict, where: str) -> None:
             continue
     entries = _package(jvm, "org.apache.spark.internal.config")
     known = set(getattr(entries, "ConfigEntry$").__getattr__("MODULE$").knownConfigs().keySet())
-    for key in conf:
+    for key in given:
         if key not in known and not key.startswith(OPEN):
             close = difflib.get_close_matches(key, known, n=1)
             raise SpecError(f"{where} conf.{key}: Spark has no such property",
@@ -88,8 +92,9 @@ def _package(jvm, dotted: str):
     return found
 
 
-def _session(ctx: RunContext, settings, executors: dict):
-    from pyspark.sql import SparkSession
+def _conf(ctx: RunContext, settings, executors: dict):
+    """The session's SparkConf: the executors' Python, the loopback for a cluster of this machine, the user's."""
+    from pyspark import SparkConf
 
     conf = {"spark.ui.showConsoleProgress": "false"}  # bars of \r in the run's log
     if settings.where.startswith("local"):
@@ -105,10 +110,10 @@ def _session(ctx: RunContext, settings, executors: dict):
                                                         f"{archive}#environment"]))
     if settings.on_this_machine():  # the driver's ports (its UI, its block manager) only on the loopback
         conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
-    builder = SparkSession.builder.master(settings.where).appName(f"batchcast {ctx.spec.service.name} {ctx.run_id}")
-    for key, value in {**conf, **{k: v for k, v in settings.conf.items() if k != "spark.archives"}}.items():
-        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
-    return builder.getOrCreate()
+    given = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.conf.items()
+             if k != "spark.archives"}
+    return (SparkConf().setMaster(settings.where).setAppName(f"batchcast {ctx.spec.service.name} {ctx.run_id}")
+            .setAll(list({**conf, **given}.items())))
 
 
 def _score(ctx: RunContext, outcome: Outcome, spark, shard_list: list[dict], job: dict) -> list[dict]:
