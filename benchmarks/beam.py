@@ -140,12 +140,7 @@ def report(samples: dict[str, list[rounds.Sample]], args: argparse.Namespace) ->
     for name, s in summaries.items():
         print(f"| {name} | {rounds.spread(s['wall_s'])} | {args.rows / s['wall_s']['median']:,.0f} | "
               f"{s['cpu_s']['median']:.1f} | {s['peak_mib']['median']:.0f} |")
-    ratios = {}
-    for name, (slow, fast, goal) in RATIOS.items():
-        value = summaries[slow]["wall_s"]["median"] / summaries[fast]["wall_s"]["median"]
-        verdict = "reported" if goal is None else "met" if value >= goal else "NOT met"
-        ratios[name] = {"value": round(value, 3), "goal": goal, "verdict": verdict}
-        print(f"{name}: {value:.2f}x" + ("" if goal is None else f" (goal >= {goal}): {verdict}"))
+    ratios = rounds.ratios(summaries, RATIOS)
     out = Path(__file__).parent / "results" / f"beam-{args.model}.json"
     out.write_text(json.dumps({"rows": args.rows, "model": args.model, "rounds": args.rounds, "cores": os.cpu_count(),
                                "contenders": {name: {**summaries[name], "all": [asdict(x) for x in taken]}

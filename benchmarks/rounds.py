@@ -103,3 +103,15 @@ def spread(figure: dict, digits: int = 2) -> str:
     """A summary's figure as ``median (min-max)``."""
     m, lo, hi = (figure[k] for k in ("median", "min", "max"))
     return f"{m:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+def ratios(summaries: dict[str, dict], wanted: dict[str, tuple[str, str, float | None]]) -> dict[str, dict]:
+    """Each ``name: (slower, faster, goal)`` of ``wanted`` as the ratio of their wall medians, printed with its
+    verdict against the goal (None: reported, not targeted)."""
+    found = {}
+    for name, (slow, fast, goal) in wanted.items():
+        value = summaries[slow]["wall_s"]["median"] / summaries[fast]["wall_s"]["median"]
+        verdict = "reported" if goal is None else "met" if value >= goal else "NOT met"
+        found[name] = {"value": round(value, 3), "goal": goal, "verdict": verdict}
+        print(f"{name}: {value:.2f}x" + ("" if goal is None else f" (goal >= {goal}): {verdict}"))
+    return found

@@ -198,12 +198,7 @@ def report(samples: dict[str, list[rounds.Sample]], peaks: dict, startup: dict, 
         executor = max(peaks.get(name, [0.0])[1:] or peaks.get(name, [0.0]))  # the warm-up round's left out
         print(f"| {name} | {rounds.spread(s['wall_s'])} | {args.rows / s['wall_s']['median']:,.0f} | "
               f"{s['cpu_s']['median']:.1f} | {s['peak_mib']['median']:.0f} | {executor or '-'} |")
-    ratios = {}
-    for name, (slow, fast, goal) in RATIOS.items():
-        value = summaries[slow]["wall_s"]["median"] / summaries[fast]["wall_s"]["median"]
-        verdict = "reported" if goal is None else "met" if value >= goal else "NOT met"
-        ratios[name] = {"value": round(value, 3), "goal": goal, "verdict": verdict}
-        print(f"{name}: {value:.2f}x" + ("" if goal is None else f" (goal >= {goal}): {verdict}"))
+    ratios = rounds.ratios(summaries, RATIOS)
     if startup:
         print(f"Spark's start-up in the last spark run: {startup['startup_s']} s of {startup['run_s']} s")
     out = Path(__file__).parent / "results" / f"spark-{args.model}.json"

@@ -135,14 +135,8 @@ def test_beam_writes_what_inline_writes_from_a_parquet_glob(tmp_path):
     assert same_rows(db, "by_beam", "scores")
 
 
-def test_a_model_raising_on_one_shard_leaves_the_table_untouched(tmp_path):
-    beam_service(tmp_path)
-    bc("run", "application", "--date", DAY, "--executor", "inline", cwd=tmp_path)
-    db = tmp_path / ".batchcast" / "warehouse.duckdb"
-    before = query(db, "SELECT count(*), max(_run_id) FROM scores")
-    model = tmp_path / "repo" / "model.py"
-    original = model.read_text()
-    model.write_text(original + '''
+# Added to a model's file: its predict raises on the rows of one shard only (the Spark tests use it too).
+FAILING = '''
 
 _fitted_predict = Model.predict
 
@@ -154,7 +148,17 @@ def _failing(self, X):
 
 
 Model.predict = _failing
-''')
+'''
+
+
+def test_a_model_raising_on_one_shard_leaves_the_table_untouched(tmp_path):
+    beam_service(tmp_path)
+    bc("run", "application", "--date", DAY, "--executor", "inline", cwd=tmp_path)
+    db = tmp_path / ".batchcast" / "warehouse.duckdb"
+    before = query(db, "SELECT count(*), max(_run_id) FROM scores")
+    model = tmp_path / "repo" / "model.py"
+    original = model.read_text()
+    model.write_text(original + FAILING)
     result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
     assert "shard " in result.stderr and "a value this model refuses" in result.stderr, result.stderr
     assert query(db, "SELECT count(*), max(_run_id) FROM scores") == before

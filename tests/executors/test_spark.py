@@ -21,7 +21,7 @@ from batchcast.isolation.process import kill_tree
 from batchcast.runs.store import ArtifactStore
 from batchcast.spec import load_spec
 from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
-from tests.executors.test_beam import same_rows
+from tests.executors.test_beam import FAILING, same_rows
 from tests.services import Unavailable, spark_cluster
 
 pytestmark = pytest.mark.slow  # pyspark in an environment of its own, a cluster of three JVMs
@@ -120,19 +120,6 @@ class Model:
         import sklearn
 
         return np.array([sklearn.__version__] * len(X))
-'''
-FAILING = '''
-
-_reporting = Model.predict
-
-
-def _failing(self, X):
-    if (X["f1"] > 0.999).any():
-        raise ValueError("a value this model refuses")
-    return _reporting(self, X)
-
-
-Model.predict = _failing
 '''
 
 
