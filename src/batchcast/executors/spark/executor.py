@@ -74,9 +74,11 @@ class SparkSettings(Section):
 
     def cores(self) -> int | None:
         """The cores the master or conf names, if it names them."""
-        found = re.fullmatch(r"local\[(\*|\d+)(,\d+)?\]|local", self.where)
+        if self.where == "local":  # Spark's plain "local" is one thread
+            return 1
+        found = re.fullmatch(r"local\[(\*|\d+)(,\d+)?\]", self.where)
         if found:
-            return os.cpu_count() or 1 if found.group(1) in (None, "*") else int(found.group(1))
+            return os.cpu_count() or 1 if found.group(1) == "*" else int(found.group(1))
         cores = self.conf.get("spark.cores.max")
         return int(cores) if str(cores).isdigit() else None
 
@@ -97,8 +99,10 @@ class SparkExecutor(ShardedExecutor):
         driver = ensure_environment(spec, True, added=(PYSPARK,))
         driver.executors = {"key": executors.path.name, "python": str(executors.path / "bin" / "python"),
                             "packages": executors.packages}
-        actions = [spec.action(request.action)] if request else list(spec.actions.values())
-        if any(not a.spark.where.startswith("local") for a in actions if a.executor == self.name):
+        # The request's action (whatever --executor said), else every action the spec gives this executor.
+        actions = [spec.action(request.action)] if request else [
+            a for a in spec.actions.values() if a.executor == self.name]
+        if any(not a.spark.where.startswith("local") for a in actions):
             archive = packed(executors)  # a cluster's executors get it; local[N] runs the environment itself
             driver.executors.update(archive=str(archive.path), sha256=archive.sha256, pack_s=round(archive.pack_s, 3))
         return driver
