@@ -66,7 +66,9 @@ SPARK_UDF = textwrap.dedent('''
     frame.select("player_id", predict(struct(*features.split(","))).alias("label")).write.mode("overwrite").parquet(out)
     spark.stop()
 ''')
-SAVE_MODEL = "import sys, joblib, mlflow.sklearn; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2])"
+# cloudpickle, as batchcast's own file: MLflow's default (skops) refuses a forest's trees as untrusted types
+SAVE_MODEL = ("import sys, joblib, mlflow.sklearn; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), sys.argv[2], "
+              "serialization_format='cloudpickle')")
 
 
 def main() -> None:

@@ -590,3 +590,22 @@ def spark_cluster(spark_home: Path, base: Path, workers: int = 2):
         yield cluster
     finally:
         cluster.stop()
+
+
+@contextmanager
+def spark_connect(cluster: SparkCluster):
+    """A Spark Connect server on 127.0.0.1 whose driver runs on ``cluster``; yields its ``sc://`` URL."""
+    port = free_port()
+    env = {**os.environ, "SPARK_HOME": str(cluster.spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
+    conf = {"spark.connect.grpc.binding.address": "127.0.0.1", "spark.connect.grpc.binding.port": port,
+            "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1", "spark.ui.enabled": "false"}
+    argv = [str(cluster.spark_home / "bin" / "spark-submit"), "--class",
+            "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", cluster.url,
+            *(arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}"))]
+    with open(cluster.base / "connect.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_for_port(port, proc, timeout=90)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        _terminate(proc, group=True)

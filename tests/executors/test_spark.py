@@ -22,7 +22,7 @@ from batchcast.runs.store import ArtifactStore
 from batchcast.spec import load_spec
 from tests.conftest import BATCHCAST, bc, bc_json, query, write_python_service
 from tests.executors.test_beam import FAILING, same_rows
-from tests.services import Unavailable, spark_cluster
+from tests.services import Unavailable, spark_cluster, spark_connect
 
 pytestmark = pytest.mark.slow  # pyspark in an environment of its own, a cluster of three JVMs
 
@@ -30,12 +30,12 @@ DAY = "2026-01-02"
 
 
 def spark_service(root: Path, master: str, extra: str = "", requirements: str | None = None,
-                  train: bool = True) -> Path:
+                  train: bool = True, before: str = "") -> Path:
     write_python_service(root, rows=3000, extra=extra)
     spec = root / "batchcast.toml"
     spec.write_text(spec.read_text().replace(
-        '[actions.application]\nexecutor = "inline"', '[actions.application]\nexecutor = "spark"') +
-        f'\n[actions.application.spark]\nmaster = "{master}"\n')
+        '[actions.application]\nexecutor = "inline"', f'[actions.application]\nexecutor = "spark"\n{before}') +
+        f'\n[actions.application.spark]\n{"remote" if master.startswith("sc://") else "master"} = "{master}"\n')
     if requirements is not None:
         (root / "repo" / "requirements.txt").write_text(requirements)
     if train:
@@ -56,6 +56,16 @@ def cluster(tmp_path_factory, s3_endpoint):
             yield running
     except Unavailable as exc:
         pytest.skip(f"Spark standalone cluster unavailable: {exc}")
+
+
+@pytest.fixture(scope="module")
+def connect(cluster):
+    """A Spark Connect server whose driver runs on the cluster."""
+    try:
+        with spark_connect(cluster) as url:
+            yield url
+    except Unavailable as exc:
+        pytest.skip(f"Spark Connect server unavailable: {exc}")
 
 
 def copied(db: Path, table: str) -> None:
@@ -144,13 +154,47 @@ def test_the_executors_run_the_models_pinned_library_and_a_failing_shard_publish
     assert bc_json("show", cwd=tmp_path)["environment"]["executors"]["packages"]["scikit-learn"] == "1.5.2"
 
 
+def test_a_spark_connect_session_scores_in_the_packed_environment(tmp_path, cluster, connect):
+    """The pack goes as a session artifact: the server's executors run the model's scikit-learn, not theirs."""
+    spark_service(tmp_path, connect, requirements="scikit-learn==1.5.2\n", train=False)
+    spec = tmp_path / "batchcast.toml"
+    spec.write_text(spec.read_text().replace('schema = "player_id:STRING,label:BOOL"',
+                                             'schema = "player_id:STRING,label:STRING"'))
+    (tmp_path / "repo" / "model.py").write_text(VERSION_MODEL)
+    bc("run", "training", cwd=tmp_path)
+    bc("run", "application", "--date", DAY, cwd=tmp_path)
+    db = tmp_path / ".batchcast" / "warehouse.duckdb"
+    assert query(db, "SELECT label, count(*) FROM scores GROUP BY 1") == [("1.5.2", 3000)]
+    run = bc_json("show", cwd=tmp_path)
+    assert run["inputs"]["spark"]["master"] == connect and run["inputs"]["shards"] == 8
+    assert run["environment"]["executors"]["archive"] and "grpcio" in run["environment"]["packages"]
+
+
+def slow_model(root: Path) -> Path:
+    """The model's predict sleeps 10 minutes; the file it returns appears once a task is in predict."""
+    started = root / "predicting"  # the executors share this machine: a task in predict says so here
+    model = root / "repo" / "model.py"
+    model.write_text(model.read_text() + f"\n\nimport pathlib, time\nModel.predict = lambda self, X: "
+                     f"(pathlib.Path('{started}').touch(), time.sleep(600))\n")
+    return started
+
+
+def test_a_job_past_its_deadline_is_cancelled_and_the_run_is_timed_out(tmp_path, cluster):
+    spark_service(tmp_path, cluster.url, before="timeout = 60\n")  # the job's deadline: 15 s before that
+    started = slow_model(tmp_path)
+    result = bc("run", "application", "--date", DAY, cwd=tmp_path, ok=False)
+    run = bc_json("show", cwd=tmp_path)
+    assert started.exists() and run["status"] == "timed out", result.stderr
+    assert "the Spark job was still running" in run["error"]["message"] and "cancelled" in run["error"]["message"]
+    assert cluster.state()["activeapps"] == []
+    assert query(tmp_path / ".batchcast" / "warehouse.duckdb",
+                 "SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'") == [(0,)]
+
+
 def test_a_stopped_run_cancels_its_job_and_ends_its_application(tmp_path, cluster):
     """A scheduler's SIGTERM to `batchcast run`: the job group is cancelled, the application stops."""
     spark_service(tmp_path, cluster.url)
-    model = tmp_path / "repo" / "model.py"
-    started = tmp_path / "predicting"  # the executors share this machine: a task in predict says so here
-    model.write_text(model.read_text() + f"\n\nimport pathlib, time\nModel.predict = lambda self, X: "
-                     f"(pathlib.Path('{started}').touch(), time.sleep(600))\n")
+    started = slow_model(tmp_path)
     run = subprocess.Popen([BATCHCAST, "run", "application", "--date", DAY], cwd=tmp_path, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -202,6 +246,8 @@ def test_a_property_spark_does_not_know_is_refused_before_any_application_starts
     ('master = "spark//host:7077"', "is not a Spark master URL"),
     ('master = "spark://127.0.0.1:7077"\nconf = { "executor.memory" = "2g" }', "are named spark.*"),
     ('master = "spark://127.0.0.1:7077"\nconf = { "spark.master" = "local" }', "set by batchcast from master"),
+    ('remote = "grpc://127.0.0.1:15002"', "is not a Spark Connect URL"),
+    ('master = "local[2]"\nremote = "sc://127.0.0.1:15002"', "both master and remote are set"),
 ])
 def test_settings_spark_cannot_take_are_refused_by_validate(tmp_path, table, words):
     write_python_service(tmp_path, rows=10, extra=f"\n[actions.application.spark]\n{table}\n")

@@ -53,11 +53,22 @@ def packed(environment: Environment) -> Packed:
                 started = time.monotonic()
                 _pack(environment.path, archive)
                 checksum.write_text(sha256_file(archive))  # written last: a pack without it is rebuilt
+                _drop_older(folder, environment.path.name, key)
                 seconds = time.monotonic() - started
                 log.info("packed the environment for the executors in %.1f s (%.0f MB)", seconds,
                          archive.stat().st_size / 1e6)
                 return Packed(archive, checksum.read_text(), seconds)
     return Packed(archive, checksum.read_text())
+
+
+def _drop_older(folder: Path, environment: str, kept: str) -> None:
+    """The same environment's packs of an older batchcast: 200-250 MB each, never used again. One packed in the
+    last hour is left, as a run of that batchcast may still be shipping it."""
+    for old in folder.glob(f"{environment}-*.tar.gz"):
+        stem = old.name.removesuffix(".tar.gz")
+        if stem != kept and time.time() - old.stat().st_mtime > 3600:
+            for path in (old, folder / f"{stem}.sha256", folder / f"{stem}.lock"):
+                path.unlink(missing_ok=True)
 
 
 def _source_digest() -> str:

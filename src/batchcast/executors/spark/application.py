@@ -47,19 +47,46 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     executors = ctx.request.environment.get("executors") or {}
     outcome.inputs["spark"] = {"master": settings.where, "environment": executors.get("key"),
                                "model": "folder" if store_here else "store"}  # where the executors load it from
-    conf = _conf(ctx, settings, executors)
-    _check_conf(conf, settings.conf, f"{ctx.where[:-1]}.spark]")  # before any application starts on the cluster
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.config(conf=conf).getOrCreate()
+    spark = _connected(ctx, settings, executors) if settings.remote else _started(ctx, settings, executors)
     try:
-        log.info("scoring %d shards on Spark (%s, application %s)", len(shard_list), settings.where,
-                 spark.sparkContext.applicationId)
-        outcome.inputs["spark"]["application_id"] = spark.sparkContext.applicationId
+        app = spark.conf.get("spark.app.id")
+        log.info("scoring %d shards on Spark (%s, application %s)", len(shard_list), settings.where, app)
+        outcome.inputs["spark"]["application_id"] = app
         sidecars = _score(ctx, outcome, spark, shard_list, job)
     finally:
-        spark.stop()  # the application ends on the cluster: a stopped run leaves nothing running there
+        spark.stop()  # the application (a Connect session) ends: a stopped run leaves nothing running there
     sharded.publish(ctx, outcome, sidecars, schema, "the Spark job's shards")
+
+
+def _started(ctx: RunContext, settings, executors: dict):
+    """A classic session: this process is Spark's driver, its JVM started here."""
+    from pyspark.sql import SparkSession
+
+    conf = _conf(ctx, settings, executors)
+    _check_conf(conf, settings.conf, f"{ctx.where[:-1]}.spark]")  # before any application starts on the cluster
+    return SparkSession.builder.config(conf=conf).getOrCreate()
+
+
+def _connected(ctx: RunContext, settings, executors: dict):
+    """A Spark Connect session: the server is the driver. The pack goes as a session artifact and the session's
+    Python workers run it (``spark.sql.execution.pyspark.python``); only runtime properties can be set."""
+    from pyspark.sql import SparkSession
+
+    archive = _verified(executors)
+    spark = SparkSession.builder.remote(settings.remote).getOrCreate()
+    try:
+        for key, value in _given(settings).items():
+            if not spark.conf.isModifiable(key):
+                raise SpecError(f"{ctx.where[:-1]}.spark] conf.{key}: a Spark Connect session cannot set it "
+                                "(not a runtime SQL property Spark knows)",
+                                "set it where the Connect server starts, or remove it")
+            spark.conf.set(key, value)
+        spark.addArtifacts(f"{archive}#environment", archive=True)
+        spark.conf.set("spark.sql.execution.pyspark.python", "environment/bin/python")
+    except BaseException:
+        spark.stop()
+        raise
+    return spark
 
 
 def _check_conf(conf, given: dict, where: str) -> None:
@@ -100,36 +127,45 @@ def _conf(ctx: RunContext, settings, executors: dict):
     if settings.where.startswith("local"):
         os.environ["PYSPARK_PYTHON"] = executors.get("python") or sys.executable  # the model's environment here
     else:
-        archive = executors.get("archive")
-        if not archive or sha256_file(archive) != executors.get("sha256"):
-            raise IntegrityError(f"the packed environment {archive} does not match its sha256",
-                                 f"delete it and its .sha256 beside it (key {executors.get('key')}); the next run "
-                                 "packs it again")
+        archive = _verified(executors)
         os.environ["PYSPARK_PYTHON"] = "./environment/bin/python"  # where each executor unpacked the archive
         conf["spark.archives"] = ",".join(filter(None, [str(settings.conf.get("spark.archives", "")),
                                                         f"{archive}#environment"]))
     if settings.on_this_machine():  # the driver's ports (its UI, its block manager) only on the loopback
         conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
-    given = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.conf.items()
-             if k != "spark.archives"}
     return (SparkConf().setMaster(settings.where).setAppName(f"batchcast {ctx.spec.service.name} {ctx.run_id}")
-            .setAll(list({**conf, **given}.items())))
+            .setAll(list({**conf, **_given(settings)}.items())))
+
+
+def _given(settings) -> dict[str, str]:
+    """The user's properties as Spark takes them (``true``, not ``True``); the archives are joined with ours."""
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in settings.conf.items()
+            if k != "spark.archives"}
+
+
+def _verified(executors: dict) -> str:
+    archive = executors.get("archive")
+    if not archive or sha256_file(archive) != executors.get("sha256"):
+        raise IntegrityError(f"the packed environment {archive} does not match its sha256",
+                             f"delete it and its .sha256 beside it (key {executors.get('key')}); the next run "
+                             "packs it again")
+    return archive
 
 
 def _score(ctx: RunContext, outcome: Outcome, spark, shard_list: list[dict], job: dict) -> list[dict]:
-    """Run the job (one task per shard) in a thread, so that a stop or the deadline can cancel its group."""
+    """Run the job (one task per shard) in a thread under a tag, so that a stop or the deadline can cancel it."""
     from batchcast.executors.spark import tasks
     from batchcast.executors.spark.executor import GRACE_S
 
-    sc, group = spark.sparkContext, f"batchcast-{ctx.run_id}"
-    shards = sc.parallelize([(json.dumps(s),) for s in shard_list], len(shard_list))  # one per partition
-    frame = spark.createDataFrame(shards, "shard string").mapInArrow(
-        functools.partial(tasks.score_batches, job), "sidecar string")
+    tag = f"batchcast-{ctx.run_id.replace('/', '-')}"
+    # n ids in n partitions: one shard each, by its index; the shards travel in the function.
+    frame = spark.range(0, len(shard_list), numPartitions=len(shard_list)).mapInArrow(
+        functools.partial(tasks.score_batches, job, shard_list), "sidecar string")
     ended: dict = {}
 
     def job_thread() -> None:
         try:
-            sc.setJobGroup(group, f"batchcast run {ctx.run_id}", interruptOnCancel=True)  # this thread's jobs
+            spark.addTag(tag)  # this thread's operations
             ended["rows"] = frame.collect()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             ended["error"] = exc
@@ -140,42 +176,38 @@ def _score(ctx: RunContext, outcome: Outcome, spark, shard_list: list[dict], job
     try:
         thread.join(seconds)  # a signal's exception (a stop, the deadline) interrupts the wait
     except BaseException:
-        _cancel(sc, group, thread)
+        _cancel(spark, tag, thread)
         raise
     if thread.is_alive():
-        _cancel(sc, group, thread)
+        _cancel(spark, tag, thread)
         raise RunTimeout(f"the Spark job was still running after {seconds:.0f} s, and was cancelled",
                          "raise [actions.*] timeout, or give the job more executors")
     if "error" in ended:
         raise ModelError(f"the Spark job failed: {sharded.worker_message(ended['error'])}",
                          "read the run's log; nothing was published") from ended["error"]
-    outcome.inputs["spark"]["tasks"] = _tasks_by_executor(sc, group)
+    outcome.inputs["spark"]["tasks"] = {} if ctx.action.spark.remote else _tasks_by_executor(spark)
     return collect(job["out"], len(shard_list))
 
 
-def _cancel(sc, group: str, thread: threading.Thread) -> None:
+def _cancel(spark, tag: str, thread: threading.Thread) -> None:
     try:
-        sc.cancelJobGroup(group)
-        log.warning("cancelled the Spark job group %s", group)
+        spark.interruptTag(tag)
+        log.warning("cancelled the Spark job tagged %s", tag)
     except Exception as exc:  # noqa: BLE001 - the interrupt is what the caller must see
-        log.error("could not cancel the Spark job group %s: %s", group, exc)
+        log.error("could not cancel the Spark job tagged %s: %s", tag, exc)
     thread.join(20)
 
 
-def _tasks_by_executor(sc, group: str) -> dict[str, int]:
-    """Succeeded tasks per executor id, from the driver's own REST API: where the shards were scored."""
-    url, counts = sc.uiWebUrl, {}
+def _tasks_by_executor(spark) -> dict[str, int]:
+    """Completed tasks per executor id, from the driver's own REST API (the application runs this one job):
+    where the shards were scored. (A Connect session's driver is the server's, shared: not counted.)"""
+    url = spark.sparkContext.uiWebUrl
     if not url:  # spark.ui.enabled = false
-        return counts
-    tracker = sc.statusTracker()
+        return {}
     try:
-        for job_id in tracker.getJobIdsForGroup(group):
-            for stage in tracker.getJobInfo(job_id).stageIds:
-                with urllib.request.urlopen(f"{url}/api/v1/applications/{sc.applicationId}/stages/{stage}/0/"
-                                            "taskList?length=100000", timeout=10) as answer:
-                    for task in json.load(answer):
-                        if task.get("status") == "SUCCESS":
-                            counts[task["executorId"]] = counts.get(task["executorId"], 0) + 1
+        with urllib.request.urlopen(f"{url}/api/v1/applications/{spark.sparkContext.applicationId}/executors",
+                                    timeout=10) as answer:
+            return {e["id"]: e["completedTasks"] for e in json.load(answer) if e["id"] != "driver"}
     except OSError as exc:  # the record is a nicety: the job succeeded
         log.warning("could not read the tasks' executors from %s: %s", url, exc)
-    return counts
+        return {}

@@ -14,19 +14,20 @@ from __future__ import annotations
 import os
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from batchcast.executors.sharded import ShardedExecutor
 from batchcast.spec.base import Section, fail
 
-PYSPARK = "pyspark==4.3.0"  # the version tested: the cluster's Spark must match it (Spark's own rule for PySpark)
+PYSPARK = "pyspark{extras}==4.3.0"  # the version tested: the cluster's Spark must match it (Spark's own rule)
 GRACE_S = 30.0  # before the timeout: time to cancel the job and commit the run
 HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?"
 MASTER = re.compile(rf"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|spark://{HOST}:\d+(,{HOST}:\d+)*|yarn"
                     rf"|k8s://https?://{HOST}(:\d+)?")
+REMOTE = re.compile(rf"sc://{HOST}(:\d+)?(/;[A-Za-z0-9_.=;\-]*)?")
 CONF_KEY = re.compile(r"spark(\.[A-Za-z0-9_\-]+)+")
 # Set by batchcast from the other settings: a conf value would fight them.
-OURS = {"spark.master": "master", "spark.app.name": "the run",
+OURS = {"spark.master": "master", "spark.remote": "remote", "spark.app.name": "the run",
         "spark.pyspark.python": "the packed environment", "spark.pyspark.driver.python": "the child"}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,6 +37,7 @@ class SparkSettings(Section):
 
     master: str | None = Field(None, description="local[N], spark://host:port, yarn or k8s://https://host:port; "
                                "default local[*] (this machine's cores).")
+    remote: str | None = Field(None, description="A Spark Connect server, sc://host:15002, instead of a master.")
     conf: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Spark properties (spark.executor.memory = \"2g\", ...); a name Spark "
         "does not know is refused when the run starts.")
@@ -50,6 +52,19 @@ class SparkSettings(Section):
                        "use local[4], spark://host:7077, yarn or k8s://https://host:443")
         return value
 
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, value: str | None) -> str | None:
+        if value is not None and not REMOTE.fullmatch(value):
+            raise fail(f"remote = '{value}' is not a Spark Connect URL", "use sc://host:15002")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SparkSettings:
+        if self.master and self.remote:
+            raise fail("both master and remote are set", "give a master, or a Spark Connect remote, not both")
+        return self
+
     @field_validator("conf")
     @classmethod
     def _conf(cls, value: dict) -> dict:
@@ -62,14 +77,14 @@ class SparkSettings(Section):
 
     @property
     def where(self) -> str:
-        return self.master or "local[*]"
+        return self.remote or self.master or "local[*]"
 
     def on_this_machine(self) -> bool:
         """Whether the executors run here, reading what this machine holds (files, the fetched model)."""
         where = self.where
         if where.startswith("local"):
             return True
-        hosts = re.findall(rf"spark://({HOST})|,({HOST}):", where)
+        hosts = re.findall(rf"(?:spark|sc)://({HOST})|,({HOST}):", where)
         return bool(hosts) and all((a or b) in LOOPBACK for a, b in hosts)
 
     def cores(self) -> int | None:
@@ -96,12 +111,14 @@ class SparkExecutor(ShardedExecutor):
         from batchcast.isolation.packing import packed
 
         executors = super().environment(spec, request)  # the model's environment, as the local executor's
-        driver = ensure_environment(spec, True, added=(PYSPARK,))
-        driver.executors = {"key": executors.path.name, "python": str(executors.path / "bin" / "python"),
-                            "packages": executors.packages}
         # The request's action (whatever --executor said), else every action the spec gives this executor.
         actions = [spec.action(request.action)] if request else [
             a for a in spec.actions.values() if a.executor == self.name]
+        # A Spark Connect client needs gRPC and the rest of pyspark's connect extra.
+        connect = any(a.spark.remote for a in actions)
+        driver = ensure_environment(spec, True, added=(PYSPARK.format(extras="[connect]" if connect else ""),))
+        driver.executors = {"key": executors.path.name, "python": str(executors.path / "bin" / "python"),
+                            "packages": executors.packages}
         if any(not a.spark.where.startswith("local") for a in actions):
             archive = packed(executors)  # a cluster's executors get it; local[N] runs the environment itself
             driver.executors.update(archive=str(archive.path), sha256=archive.sha256, pack_s=round(archive.pack_s, 3))

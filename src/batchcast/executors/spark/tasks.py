@@ -17,11 +17,12 @@ from batchcast.executors.shards import ShardScorer
 _scorer: dict[str, ShardScorer] = {}
 
 
-def score_batches(job: dict, batches):
-    """``mapInArrow``'s function: every ``shard`` (JSON) of ``batches`` scored; one ``sidecar`` (JSON) each."""
+def score_batches(job: dict, shards: list[dict], batches):
+    """``mapInArrow``'s function over ``spark.range``: the shard of every ``id`` scored; one ``sidecar`` (JSON)
+    each."""
     for batch in batches:
-        for text in batch.column("shard").to_pylist():
-            sidecar = _for(job).score(json.loads(text))
+        for index in batch.column("id").to_pylist():
+            sidecar = _for(job).score(shards[index])
             yield pa.RecordBatch.from_pydict({"sidecar": [json.dumps(sidecar)]})
 
 
