@@ -247,9 +247,10 @@ def test_a_property_spark_does_not_know_is_refused_before_any_application_starts
     ('master = "spark://127.0.0.1:7077"\nconf = { "executor.memory" = "2g" }', "are named spark.*"),
     ('master = "spark://127.0.0.1:7077"\nconf = { "spark.master" = "local" }', "set by batchcast from master"),
     ('remote = "grpc://127.0.0.1:15002"', "is not a Spark Connect URL"),
+    ('remote = "sc://spark.internal:443/;use_ssl=true;token=abc123"', "SPARK_CONNECT_AUTHENTICATE_TOKEN"),
     ('master = "local[2]"\nremote = "sc://127.0.0.1:15002"', "both master and remote are set"),
 ])
 def test_settings_spark_cannot_take_are_refused_by_validate(tmp_path, table, words):
     write_python_service(tmp_path, rows=10, extra=f"\n[actions.application.spark]\n{table}\n")
     result = bc("validate", cwd=tmp_path, ok=False)
-    assert words in result.stderr, result.stderr
+    assert words in result.stderr and "abc123" not in result.stderr, result.stderr

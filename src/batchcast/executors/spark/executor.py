@@ -55,6 +55,9 @@ class SparkSettings(Section):
     @field_validator("remote")
     @classmethod
     def _remote(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[/;]token=", value):  # said without the value
+            raise fail("remote carries a token: batchcast.toml holds no secret",
+                       "remove ;token=... and set SPARK_CONNECT_AUTHENTICATE_TOKEN in the run's environment")
         if value is not None and not REMOTE.fullmatch(value):
             raise fail(f"remote = '{value}' is not a Spark Connect URL", "use sc://host:15002")
         return value
