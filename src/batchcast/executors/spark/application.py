@@ -1,15 +1,17 @@
 """An application run by the spark executor: Spark's tasks score the shards, then one transaction publishes them.
 
 The shards, their scoring and their publishing are every engine's
-(:mod:`batchcast.executors.sharded`). Here the child is Spark's driver: it
-checks the properties it was given, starts a session whose executors run the
-packed environment's Python, and runs one job of one task per shard
-(``mapInArrow`` over the shards, :mod:`batchcast.executors.spark.tasks`) under a
-job group, which a stop or the deadline cancels before the application stops.
+(:mod:`batchcast.executors.sharded`). Here the child is Spark's driver (or a
+Spark Connect server's client): it checks the properties it was given,
+starts a session whose executors run the packed environment's Python, and
+runs one job of one task per shard (``mapInArrow`` over the shards'
+indexes, :mod:`batchcast.executors.spark.tasks`) under a tag, which a stop or
+the deadline interrupts before the session stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
@@ -99,10 +101,8 @@ def _check_conf(conf, given: dict, where: str) -> None:
     jvm = SparkContext._jvm
     for module in MODULES:
         package, name = module.rsplit(".", 1)
-        try:
+        with contextlib.suppress(Exception):  # a Spark without that module: its properties are not known here
             getattr(_package(jvm, package), name).__getattr__("MODULE$")
-        except Exception:  # noqa: BLE001 - a Spark without that module: its properties are not known here
-            continue
     entries = _package(jvm, "org.apache.spark.internal.config")
     known = set(getattr(entries, "ConfigEntry$").__getattr__("MODULE$").knownConfigs().keySet())
     for key in given:
