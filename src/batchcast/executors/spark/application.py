@@ -166,6 +166,8 @@ def _score(ctx: RunContext, outcome: Outcome, spark, shard_list: list[dict], job
     def job_thread() -> None:
         try:
             spark.addTag(tag)  # this thread's operations
+            if not ctx.action.spark.remote:  # a cancel also interrupts the tasks' threads (their Python workers)
+                spark.sparkContext.setInterruptOnCancel(True)
             ended["rows"] = frame.collect()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             ended["error"] = exc
