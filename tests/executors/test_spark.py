@@ -58,9 +58,10 @@ def cluster(tmp_path_factory, s3_endpoint):
         pytest.skip(f"Spark standalone cluster unavailable: {exc}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def connect(cluster):
-    """A Spark Connect server whose driver runs on the cluster."""
+    """A Spark Connect server whose driver runs on the cluster, for one test: its application holds every
+    core of the cluster while it runs, and no other application would get one."""
     try:
         with spark_connect(cluster) as url:
             yield url
@@ -199,8 +200,8 @@ def test_a_stopped_run_cancels_its_job_and_ends_its_application(tmp_path, cluste
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
-        while not started.exists():
-            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        while not started.exists():  # (no communicate() here: a run that hangs would hang the test)
+            assert run.poll() is None and time.monotonic() < deadline, "no task reached predict in 240 s"
             time.sleep(0.5)
         assert [app["cores"] for app in cluster.state()["activeapps"]] == [2]  # both executors at work
         run.send_signal(signal.SIGTERM)
