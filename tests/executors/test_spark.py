@@ -58,6 +58,14 @@ def cluster(tmp_path_factory, s3_endpoint):
         pytest.skip(f"Spark standalone cluster unavailable: {exc}")
 
 
+@pytest.fixture(autouse=True)
+def _disk(request):
+    """After each test, the finished applications' folders go (640 MB of unpacked environment per executor)."""
+    yield
+    if "cluster" in request.fixturenames:
+        request.getfixturevalue("cluster").forget_finished()
+
+
 @pytest.fixture
 def connect(cluster):
     """A Spark Connect server whose driver runs on the cluster, for one test: its application holds every
