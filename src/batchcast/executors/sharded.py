@@ -23,23 +23,9 @@ import pyarrow.parquet as pq
 from batchcast.actions.context import RunContext, log
 from batchcast.data.inputs import matching, render
 from batchcast.errors import InputError, IntegrityError, RunTimeout, SpecError
-from batchcast.executors.local import LocalExecutor
 from batchcast.executors.shards import SHARD_FILE, SHARDS, plan
 from batchcast.redaction import first_line, without_password
 from batchcast.runs.commit import Outcome
-
-
-class ShardedExecutor(LocalExecutor):
-    """The local executor whose child scores the application on an engine (``engine``: its name in messages)."""
-
-    engine = ""
-
-    def submit(self, request, spec):
-        if spec.model.contract != "python" or spec.model.mlflow or spec.action(request.action).kind != "application":
-            raise SpecError(f"{spec.file.name} [actions.{request.action}] executor = \"{self.name}\": {self.engine} "
-                            "scores the application of a model with an entrypoint (not an MLflow model)",
-                            "use executor = \"local\" for this action")
-        return super().submit(request, spec)
 
 
 def child_main(argv: list[str], runner, engine: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from batchcast.executors.sharded import ShardedExecutor
+from batchcast.executors.engine import ShardedExecutor
 from batchcast.spec.base import Section
 
 BEAM = "apache-beam{extras}==2.77.0"  # the version tested: a floating one would resolve differently under one key

@@ -16,7 +16,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from batchcast.executors.sharded import ShardedExecutor
+from batchcast.executors.engine import ShardedExecutor
 from batchcast.spec.base import Section, fail
 
 PYSPARK = "pyspark{extras}==4.3.0"  # the version tested: the cluster's Spark must match it (Spark's own rule)
