@@ -55,9 +55,9 @@ services:
 	@command -v java >/dev/null 2>&1 || { \
 	  echo "installing Java for the Spark cluster the tests start (Debian package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing headless Chromium for the dashboard tests (Debian package)"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing headless Chromium and its driver for the dashboard tests (Debian packages)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 # The BigQuery emulator (local-bigquery) needs Python >= 3.13 and DuckDB 1.5.5 with
 # extension wheels (DuckDB cannot download them here), so it lives in its own venv.

@@ -11,7 +11,7 @@ from typing import Any
 
 from batchcast import registry
 from batchcast.actions import tracking
-from batchcast.errors import RunNotFound, SpecError, StoreError
+from batchcast.errors import BatchcastError, RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.isolation.scratch import scratch_dir
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus, new_run_ts
@@ -167,14 +167,24 @@ class Service:
             return []
         manifests = []
         for day in days:
-            ledger.set(self.name, self.version, action, day, "running", attempt=True)
-            manifest = self.run(action, day)
-            ledger.set(self.name, self.version, action, day, manifest.status.value, run_id=manifest.run_id,
-                       error=(manifest.error or {}).get("message"))
-            manifests.append(manifest)
+            manifests.append(manifest := self.run_in_ledger(action, day))
             if progress is not None:
                 progress(len(manifests), len(days), manifest)
         return manifests
+
+    def run_in_ledger(self, action: str, day) -> Manifest:
+        """Run ``action`` for the period ``day`` here, the ledger saying so (running, then its outcome)."""
+        ledger = self.ledger
+        ledger.add(self.name, self.version, action, [day], "queued")
+        ledger.set(self.name, self.version, action, day, "running", attempt=True)
+        try:
+            manifest = self.run(action, day)
+        except BatchcastError as exc:  # refused before any run existed: the period must not stay "running"
+            ledger.set(self.name, self.version, action, day, "failed", error=exc.message)
+            raise
+        ledger.set(self.name, self.version, action, day, manifest.status.value, run_id=manifest.run_id,
+                   error=(manifest.error or {}).get("message"))
+        return manifest
 
     def check(self, action: str, date: str | dt.date) -> Manifest:
         """The newest committed run of ``action`` for ``date``; RunNotFound unless it succeeded.
@@ -217,24 +227,23 @@ class Service:
                 f"fix: batchcast promote RUN --alias {alias}"
                 for alias, run in self.store.aliases(self.name, self.version).items() if run not in trained]
 
-    def promote(self, ref: str, alias: str = CHAMPION) -> Manifest:
-        """Point ``alias`` at a successful training run."""
+    def promote(self, ref: str, alias: str = CHAMPION, by: str = "batchcast promote") -> Manifest:
+        """Point ``alias`` at a successful training run; ``by`` says who, in the alias's history."""
         manifest = self.show(ref)
         if manifest.kind != "training":
             raise StoreError(f"run {manifest.run_id} is a {manifest.kind} run", "promote a training run")
-        self.store.set_alias(self.name, self.version, alias, manifest.run_id)
+        self.store.set_alias(self.name, self.version, alias, manifest.run_id, by=by)
         tracking.after_alias(self, alias)
         return manifest
 
-    def rollback(self, alias: str = CHAMPION) -> Manifest:
+    def rollback(self, alias: str = CHAMPION, by: str = "batchcast rollback") -> Manifest:
         """Point ``alias`` back at its previous target, as its history records it."""
         history = self.store.alias_history(self.name, self.version, alias)
         previous = history[-1]["previous"] if history else None
         if previous is None:
             raise StoreError(f"alias '{alias}' of {self.name}/{self.version} has no previous target to go back to",
                              f"point it at a run: batchcast promote RUN --alias {alias}")
-        self.store.set_alias(self.name, self.version, alias, previous, by=f"batchcast rollback from "
-                             f"{history[-1]['run_id']}")
+        self.store.set_alias(self.name, self.version, alias, previous, by=f"{by} from {history[-1]['run_id']}")
         tracking.after_alias(self, alias)
         return self.store.manifest(previous)
 

@@ -77,18 +77,23 @@ class RunContext:
         The manifest is staged (every byte of it in the store) after the last row is written and before the
         warehouse commits: a store that is full or read-only fails the run with nothing published.
         """
+        from batchcast.data.distribution import Distribution  # here: NumPy and Arrow, for runs that publish
+
         out = self.action.output
+        predicted = Distribution(schema.names[-1])
 
         def prepare(rows: int) -> None:
             outcome.rows["written"] = rows
             outcome.outputs["table"] = out.table
+            outcome.outputs["predicted"] = predicted.result()  # for the dashboard's plot by period
             # The last line of the stored log: it is uploaded now, with the staged manifest.
             log.info("publishing %d rows of %s into %s", rows, periods.key(self.request.logical_date), out.table)
             if self.stage is not None:
                 self.staged = self.stage()
 
-        rows = self.warehouse.publish(out.table, schema, batches, logical_date=self.request.logical_date,
-                                      run_id=self.run_id, model_run=self.request.model_run, source=source,
+        rows = self.warehouse.publish(out.table, schema, predicted.watch(batches),
+                                      logical_date=self.request.logical_date, run_id=self.run_id,
+                                      model_run=self.request.model_run, source=source,
                                       allow_empty=out.allow_empty, prepare=prepare)
         log.info("published %d rows of %s into %s", rows, periods.key(self.request.logical_date), out.table)
         return rows

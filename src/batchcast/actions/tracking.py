@@ -172,22 +172,25 @@ def _tags(service, manifest: Manifest) -> dict[str, str]:
 
 
 def _params(service, manifest: Manifest) -> list[tuple[str, str]]:
+    found = manifest.inputs.get("params")  # recorded by the run; a run from before that reads the file
     action = service.spec.action(manifest.action)
     try:
-        found = params(load_config(service.spec.model_path / action.config), action.config) if action.config else {}
+        if found is None:
+            found = params(load_config(service.spec.model_path / action.config), action.config) if action.config else {}
     except BatchcastError:  # the run itself said what is wrong with the file
         found = {}
-    return sorted((key, str(value)[:6000]) for key, value in _flat(found).items())
+    return sorted((key, str(value)[:6000]) for key, value in flat(found).items())
 
 
-def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
+def flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested table's leaves by dotted key: ``{"a": {"b": 1}}`` is ``{"a.b": 1}``."""
+    found: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
+            found.update(flat(value, f"{prefix}{key}."))
         else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+            found[f"{prefix}{key}"] = value
+    return found
 
 
 def _commit(repo: Path) -> str | None:

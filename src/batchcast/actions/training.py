@@ -42,7 +42,9 @@ def run(ctx: RunContext, outcome: Outcome) -> None:
     spec = ctx.spec.model
     table = read_table(ctx, outcome)
     features = contract.choose_features(table.column_names, spec.features, spec.label, spec.ids, ctx.where)
-    model = contract.build(spec.entrypoint, ctx.spec.model_path, params(ctx.config(), ctx.action.config))
+    chosen = params(ctx.config(), ctx.action.config)
+    outcome.inputs["params"] = json.loads(json.dumps(chosen, default=str))  # as trained: the file may change later
+    model = contract.build(spec.entrypoint, ctx.spec.model_path, chosen)
     scorer = Scorer(model, tuple(features), spec.input_format)
     hold = None
     if spec.label:

@@ -46,9 +46,12 @@ def scheduler(ctx: click.Context, specs: tuple[str, ...], interval: float, paral
 @click.argument("specs", nargs=-1, type=click.Path(exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, help="Port to listen on.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="A file whose first line is the password that unlocks actions (else $BATCHCAST_UI_PASSWORD; "
+                   "without either the dashboard only reads, on 127.0.0.1).")
 @click.pass_context
-def ui(ctx: click.Context, specs: tuple[str, ...], host: str, port: int) -> None:
-    """Serve the dashboard of each SPEC: schedules, runs, logs, plots, champions."""
+def ui(ctx: click.Context, specs: tuple[str, ...], host: str, port: int, password_file: str | None) -> None:
+    """Serve the dashboard of each SPEC: an overview, grids of runs, models compared, plots, and actions."""
     from batchcast.ui import serve
 
-    serve(specs_for(ctx, specs), host, port)
+    serve(specs_for(ctx, specs), host, port, password_file)

@@ -20,14 +20,18 @@ from batchcast.online.slot import Slot
 log = logging.getLogger("batchcast")
 
 
-async def watch(service, slot: Slot, ref: str | None, poll: float, wake: asyncio.Event) -> None:
-    if ref is not None and "/" in ref:
-        return  # a run id names one model for good: nothing to watch
+async def watch(service, slot: Slot, ref: str | None, poll: float, wake: asyncio.Event, heart=None) -> None:
+    """Check ``ref`` every ``poll`` seconds (and when woken), and beat ``heart`` (a :class:`Heart`) as often."""
+    fixed = ref is not None and "/" in ref  # a run id names one model for good: nothing to swap, only beats
     refused: set[str] = set()
     while True:
+        if heart is not None:
+            await asyncio.to_thread(heart.beat, slot.served.run_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=poll)
         wake.clear()
+        if fixed:
+            continue
         try:
             await asyncio.to_thread(check, service, slot, ref, refused)
         except Exception:  # an alert or a metric that fails must not stop the swaps for good

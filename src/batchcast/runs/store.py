@@ -28,6 +28,7 @@ from batchcast.redaction import redact
 from batchcast.runs import atomic
 from batchcast.runs.aliases import ALIASES, Aliases, is_alias
 from batchcast.runs.latest import Latest
+from batchcast.runs.listed import Listed
 from batchcast.runs.manifest import MANIFEST, FileEntry, Manifest, is_run_id
 from batchcast.runs.translate import translated
 
@@ -69,6 +70,7 @@ class ArtifactStore(Aliases, Latest):
             raise StoreError(f"artifact store {redact(url)}: {exc}",
                              "use a folder, s3://, gs:// or another fsspec protocol in [storage] url") from None
         self.root = self.root.rstrip("/")
+        self._read = Listed()
 
     def _fresh(self) -> None:
         # s3fs and gcsfs cache listings per process; other processes (a worker,
@@ -199,13 +201,8 @@ class ArtifactStore(Aliases, Latest):
         """Committed runs, oldest first; one whose manifest cannot be read is left out, with a warning."""
         self._fresh()
         pattern = self._path(name, version, action or "*", "*", MANIFEST)
-        paths = sorted(p for p in self.fs.glob(pattern) if f"/{ALIASES}/" not in p)
-        runs = []
-        for path, raw in (self.fs.cat(paths) if paths else {}).items():
-            try:
-                runs.append(Manifest.read(raw, self.fs.unstrip_protocol(path)))
-            except IntegrityError as exc:  # a listing must never depend on one bad run
-                log.warning("%s; left out of the listing", exc.message)
+        listed = self.fs.glob(pattern, detail=True)
+        runs = self._read.manifests(self.fs, {p: i for p, i in listed.items() if f"/{ALIASES}/" not in p})
         return sorted(runs, key=lambda m: (m.run_ts, m.action))
 
     @translated

@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS health (
     service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, failing INTEGER NOT NULL,
     PRIMARY KEY (service, version, action)
 );
+CREATE TABLE IF NOT EXISTS done_by (
+    at TEXT NOT NULL, service TEXT NOT NULL, version TEXT NOT NULL, who TEXT NOT NULL, what TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS stale (
     service TEXT NOT NULL, version TEXT NOT NULL, action TEXT NOT NULL, logical_date TEXT NOT NULL,
     alerted_at TEXT NOT NULL, PRIMARY KEY (service, version, action, logical_date)
@@ -186,6 +189,17 @@ class Ledger:
             found = con.execute("SELECT max(logical_date) FROM runs WHERE service = ? AND version = ? AND action = ?",
                                 (service, version, action)).fetchone()[0]
         return periods.from_key(found) if found else None
+
+    # -- who did what (the dashboard's actions) ---------------------------
+
+    def record(self, service: str, version: str, who: str, what: str) -> None:
+        with self._connect() as con:
+            con.execute("INSERT INTO done_by VALUES (?, ?, ?, ?, ?)", (_now(), service, version, who, what))
+
+    def done(self, service: str, version: str, limit: int = 50) -> list[dict]:
+        """The newest ``limit`` actions recorded for the service: at, who, what."""
+        return [dict(r) for r in self._query("SELECT at, who, what FROM done_by WHERE service = ? AND version = ? "
+                                             "ORDER BY at DESC LIMIT ?", (service, version, limit))]
 
     # -- pause and resume -------------------------------------------------
 

@@ -24,6 +24,7 @@ from batchcast.online.batching import Batcher
 from batchcast.online.loading import load
 from batchcast.online.slot import Slot
 from batchcast.online.watcher import settle_memory, watch
+from batchcast.runs.heartbeats import Heart
 from batchcast.serving.app import create
 
 log = logging.getLogger("batchcast")
@@ -37,7 +38,8 @@ def run(spec_file: str, host: str = "127.0.0.1", port: int = 8080, ref: str | No
 
     from batchcast.serving.protocol import GuardedProtocol
 
-    os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll, "workers": workers})
+    os.environ[CONFIG] = json.dumps({"spec": spec_file, "ref": ref, "poll": poll, "workers": workers,
+                                     "where": f"http://{host}:{port}"})
     serve = _service().spec.serve
     # A partial of a module's class, not a closure: uvicorn's worker processes get the options pickled.
     http = functools.partial(GuardedProtocol, max_head=serve.max_header, deadline=serve.request_timeout)
@@ -75,11 +77,14 @@ def factory():
         wake = asyncio.Event()
         with contextlib.suppress(ValueError, RuntimeError):  # not the main thread (a test's server): no SIGHUP
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, wake.set)
-        watcher = asyncio.create_task(watch(service, slot, config["ref"], config["poll"] or serve.poll, wake))
+        poll = config["poll"] or serve.poll
+        heart = Heart(service.store, service.name, service.version, "serve", config.get("where", "http"), poll)
+        watcher = asyncio.create_task(watch(service, slot, config["ref"], poll, wake, heart))
         if online is not None:
             online.start()
         yield
         watcher.cancel()
+        await asyncio.to_thread(heart.stop)
         await batcher.stop()
         if online is not None:
             await asyncio.to_thread(online.stop)  # after the last request: what it logged is flushed too

@@ -27,6 +27,8 @@ from batchcast.brokers.base import Message, Source, next_positions
 from batchcast.errors import BatchcastError, ModelError
 from batchcast.online.slot import Slot
 from batchcast.online.watcher import check
+from batchcast.redaction import redact
+from batchcast.runs.heartbeats import Heart
 from batchcast.streaming import outputs
 from batchcast.streaming.decode import Reader
 from batchcast.streaming.delivery import Delivery, Outputs
@@ -56,6 +58,8 @@ class Stream:
         self.wake = threading.Event()  # SIGHUP: check the alias now
         self.started = False
         self.consumed = 0
+        self.heart = Heart(service.store, service.name, service.version, "stream",
+                           redact(service.spec.stream.source), pace.poll)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -92,6 +96,7 @@ class Stream:
             self.wake.set()
             self.delivery.close()
             self.source.close()
+            self.heart.stop()
 
     def _poll(self) -> list[Message]:
         """The next batch; none while the source cannot be read (a transient error is waited out, not fatal)."""
@@ -210,14 +215,17 @@ class Stream:
     # -- swaps ---------------------------------------------------------------
 
     def _watch(self) -> None:
-        if self.ref is not None and "/" in self.ref:
-            return  # a run id names one model for good
+        """Check the alias every poll (and on SIGHUP), beating the stream's heartbeat as often."""
+        fixed = self.ref is not None and "/" in self.ref  # a run id names one model for good: only beats
         refused: set[str] = set()
         while not self.stopping.is_set():
+            self.heart.beat(self.slot.served.run_id)
             self.wake.wait(self.pace.poll)
             self.wake.clear()
             if self.stopping.is_set():
                 return
+            if fixed:
+                continue
             try:
                 check(self.service, self.slot, self.ref, refused)
             except Exception:  # noqa: BLE001 - an alert or a metric that fails must not stop the swaps
