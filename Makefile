@@ -10,7 +10,7 @@ PYPROJECT := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-core-$(PYPROJECT)
 DEV_STAMP := $(VENV)/.installed-dev-$(PYPROJECT)
 
-.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam bench-spark bench-listing bench-streaming clean
+.PHONY: install install-dev dist services bigquery-emulator airflow container-base demo lint test test-fast bench bench-serving bench-beam bench-spark bench-listing bench-ui bench-streaming clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -88,6 +88,15 @@ $(AIRFLOW_STAMP):
 
 airflow: $(AIRFLOW_STAMP)
 
+# pyspark is published as a source distribution only, and uv revalidates its index page on every install: each
+# new Spark driver environment built it again (1.4 GB in uv's cache and about a minute each; seven builds filled
+# the CI's disk). Built here once into a wheel, which tests/conftest.py points uv at (UV_FIND_LINKS).
+WHEELS := $(HOME)/.cache/batchcast/wheels
+PYSPARK_WHEEL := $(WHEELS)/pyspark-4.3.0-py2.py3-none-any.whl
+
+$(PYSPARK_WHEEL): | $(DEV_STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w $(WHEELS) 'pyspark==4.3.0'
+
 # MLflow 3 in its own venv: the tests' tracking server and the data scientist's side of tests/test_mlflow.py,
 # and the serving benchmark's contender (with uvloop and httptools, which its uvicorn then uses as batchcast's
 # does). Its scikit-learn is batchcast's, so a model it logs loads on either side.
@@ -141,7 +150,7 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 COMPILE := $(BIN)/python -m compileall -q src
 
 # Every test, with every server; the 25 slowest are listed at the end.
-test: lint services bigquery-emulator airflow container-base $(MLFLOW_STAMP)
+test: lint services bigquery-emulator airflow container-base $(MLFLOW_STAMP) $(PYSPARK_WHEEL)
 	$(COMPILE)
 	$(BIN)/python -m pytest $(XDIST) --durations=25 $(PYTEST_ARGS)
 
@@ -157,6 +166,11 @@ bench: install services
 	$(BIN)/python -m compileall -q src  # what a user pays: bytecode compiled once, not on every run
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/checks.py
+
+# The dashboard at scale: 50 services, 10,000 runs; the overview and a grid over HTTP (benchmarks/ui.py, about 1 min).
+bench-ui: install-dev
+	$(BIN)/python -m compileall -q src
+	$(BIN)/python benchmarks/ui.py
 
 # batchcast serve against mlflow models serve and BentoML (each in its own venv), loaded by wrk (about 12 min).
 

@@ -33,6 +33,11 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for name in ("COLUMNS", "LINES"):
         os.environ.pop(name, None)
+# pyspark's wheel, built once by `make test` (Makefile, PYSPARK_WHEEL): without it uv builds pyspark's source
+# distribution again for every new Spark driver environment, 1.4 GB of its cache each time.
+WHEELS = Path.home() / ".cache" / "batchcast" / "wheels"
+if not os.environ.get("UV_FIND_LINKS") and any(WHEELS.glob("pyspark-*.whl")):
+    os.environ["UV_FIND_LINKS"] = str(WHEELS)
 # The contract suites live in the package; pytest rewrites their asserts only if told before they are imported.
 pytest.register_assert_rewrite("batchcast.testing")
 

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from batchcast import Service
-from batchcast.ui import overview
+from batchcast.ui import grid_html, overview, service_html
 from tests.conftest import bc, bc_json, query, write_python_service
 
 CHECKS = '\n[actions.application.checks]\non_breach = "{mode}"\n'
@@ -94,7 +94,7 @@ def test_warn_publishes_and_records_and_alerts_the_finding(trained):
     assert "succeeded, 1 warning" in bc("runs", cwd=spec.parent).stdout
     assert bc_json("show", warned.run_id, cwd=spec.parent)["warnings"] == listed["warnings"]
     assert "succeeded, 1 warning" in bc("show", warned.run_id, cwd=spec.parent).stdout
-    page = overview([Service(spec)])
+    page = service_html(Service(spec))
     [row] = re.findall(rf'<tr class="run succeeded warned">(.*?{warned.run_id}.*?)</tr>', page, re.S)
     assert "succeeded, 1 warning" in row and "feature f1 drifted" in row
     from batchcast.ui.dashboard import run_page
@@ -103,7 +103,13 @@ def test_warn_publishes_and_records_and_alerts_the_finding(trained):
     chart = re.search(r'<figure class="drift">(.*?)</figure>', page, re.S).group(1)
     series = dict(re.findall(r'data-series="(f\d)" data-points="(\d+)"', chart))
     assert series == {f"f{i}": "2" for i in range(1, 9)}  # two checked dates per feature
-    assert re.search(r"<title>2026-01-02: (\d+\.\d+)</title>", chart)
+    assert re.search(r"<title>f1 2026-01-02: (\d+\.\d+)</title>", chart)
+    assert re.search(r'<line class="threshold"', chart) and "max_psi" in chart  # the limit, drawn and named
+    grid = grid_html(Service(spec))
+    cell = re.search(rf'<td class="cell succeeded warned"[^>]*>\s*<a href="/runs/{warned.run_id}"', grid)
+    assert cell, "the grid's cell of a warned run is not plain green"
+    overview_row = re.search(r'<tr class="service-row (\w+)"', overview([Service(spec)])).group(1)
+    assert overview_row == "amber"
 
 
 def test_a_missing_feature_stops_even_a_warn_with_the_check_s_message(trained):

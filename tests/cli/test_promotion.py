@@ -8,7 +8,7 @@ import re
 import pytest
 
 from batchcast import Manifest, Service
-from batchcast.ui import overview
+from batchcast.ui import models_html
 from tests.conftest import bc, bc_json
 
 GATE = '''
@@ -77,7 +77,7 @@ def test_only_better_candidates_become_champion_and_rollback_restores_the_previo
     assert "champion history:" in history and "promotion gate: accuracy 0.9 beats" in history
     assert f"batchcast rollback from {better.run_id}" in history
 
-    page = overview([Service(svc / "batchcast.toml")])
+    page = models_html(Service(svc / "batchcast.toml"))
     decisions = re.search(r'<table class="decisions">(.*?)</table>', page, re.S).group(1)
     rows = re.findall(r'<tr class="(promoted|refused)">.*?/runs/([^"]+)".*?<td>(0\.\d+)</td>', decisions, re.S)
     assert rows == [("promoted", better.run_id, "0.9"), ("refused", under.run_id, "0.4"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchcast import Service
-from batchcast.ui import overview, run_page
+from batchcast.ui import grid_html, models_html, overview, run_page, service_html
 from tests.conftest import bc, write_python_service
 
 SECRET = "pl4nted-Pa55"
@@ -29,7 +29,8 @@ def test_a_secret_from_the_environment_is_masked_everywhere(form, tmp_path, monk
     runs = service.runs()
     assert runs, [o.stderr for o in outputs]
     outputs += [bc("show", runs[-1].run_id, "--json", cwd=tmp_path), bc("models", cwd=tmp_path)]
-    pages = [overview([service])] + [run_page([service], m.run_id) for m in runs]
+    pages = [overview([service]), service_html(service), grid_html(service), models_html(service)]
+    pages += [run_page([service], m.run_id) for m in runs]
     stored = [p.read_text(errors="replace") for p in (tmp_path / ".batchcast").rglob("*") if p.is_file()
               and p.suffix in (".json", ".txt", ".log")]
     texts = [o.stdout + o.stderr for o in outputs] + pages + stored

@@ -17,6 +17,7 @@ import uuid
 
 import pytest
 
+from batchcast import Service
 from tests.conftest import bc
 from tests.services import free_port
 from tests.streaming.common import Consumer, count, events, get, metric, rows, set_stream, stream_service, until
@@ -254,6 +255,13 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_partition_moves_on(ser
         assert letter["_model_run"].startswith("scores/2/training/")
 
 
+def beats(service) -> list[dict]:
+    from batchcast.runs.heartbeats import heartbeats
+
+    found = Service(service / "batchcast.toml")
+    return heartbeats(found.store, found.name, found.version)
+
+
 def test_a_promotion_during_a_stream_swaps_between_batches(service, kafka_broker):
     t = topics(kafka_broker, "events", "predictions", partitions=1)
     set_stream(service, f'''
@@ -275,7 +283,12 @@ def test_a_promotion_during_a_stream_swaps_between_batches(service, kafka_broker
         until(lambda: f"now serving {second}" in consumer.text(), 30, "the swap", consumer)
         kafka_broker.produce(t["events"], values[1000:], keys[1000:])
         until(lambda: len(kafka_broker.read(t["predictions"], timeout=1)) >= 2000, 60, "the second half", consumer)
+        # The dashboard's view of it: one heartbeat, naming the source and the model now streaming.
+        until(lambda: [(b["kind"], b["run_id"]) for b in beats(service)] == [("stream", second)], 10, "a beat",
+              consumer)
+        assert beats(service)[0]["where"] == kafka_broker.url(t["events"])
         consumer.stop()
+    assert beats(service) == []  # removed at a clean stop
     records = sorted(outputs(kafka_broker, t["predictions"]), key=lambda r: r["_offset"])
     assert [r["_offset"] for r in records] == list(range(2000))  # none lost, none twice
     runs = [r["_model_run"] for r in records]

@@ -57,8 +57,7 @@ class Distribution:
                 return
             self._to_sample()  # a quantity: its values so far become the first sample
             return
-        values = np.asarray(kept.to_numpy(zero_copy_only=False), dtype="float64")
-        self._keep(values[np.isfinite(values)])  # a NaN has no place among quantiles
+        self._keep(np.asarray(kept.to_numpy(zero_copy_only=False), dtype="float64"))
 
     def _to_sample(self) -> None:
         values = np.repeat(np.array(list(self.counts), dtype="float64"), list(self.counts.values()))
@@ -66,6 +65,7 @@ class Distribution:
         self._keep(values)
 
     def _keep(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]  # a NaN has no place among quantiles
         keys = np.concatenate([self.keys, self.random.random(len(values))])
         values = np.concatenate([self.sample, values])
         if len(values) > SAMPLE:

@@ -58,6 +58,18 @@ def run_page(services: list[Service], run_id: str, log_page: int | None = None, 
     return render("run.html", **run_view(service, service.show(run_id), log_page), **context)
 
 
+def service_html(service: Service, **context) -> str:
+    return render("service.html", s=views.service_page(service), plots=plots(service), **context)
+
+
+def grid_html(service: Service, page: int = 1, state: str | None = None, **context) -> str:
+    return render("grid.html", key=f"{service.name}/{service.version}", g=views.grid(service, page, state), **context)
+
+
+def models_html(service: Service, first: str | None = None, second: str | None = None, **context) -> str:
+    return render("models.html", m=views.models_page(service, first, second), **context)
+
+
 @dataclass
 class Reply:
     code: int
@@ -100,13 +112,11 @@ class App:
         if service is None:
             return Reply(404, render("error.html", message="no such service", detail=rest, **context))
         if page == "":
-            return Reply(200, render("service.html", s=views.service_page(service), plots=plots(service), **context))
+            return Reply(200, service_html(service, **context))
         if page == "grid":
-            return Reply(200, render("grid.html", key=key, g=views.grid(service, _int(query.get("page")) or 1,
-                                                                          query.get("state") or None), **context))
+            return Reply(200, grid_html(service, _int(query.get("page")) or 1, query.get("state") or None, **context))
         if page == "models":
-            return Reply(200, render("models.html", m=views.models_page(service, query.get("a"), query.get("b")),
-                                     **context))
+            return Reply(200, models_html(service, query.get("a"), query.get("b"), **context))
         return Reply(404, render("error.html", message="not found", detail=rest, **context))
 
     def post(self, target: str, form: dict[str, str], token: str | None) -> Reply:
