@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import shutil
 from collections.abc import Callable
@@ -108,8 +109,9 @@ class Service:
     def ledger_path(self) -> Path:
         return self.spec.root / ".batchcast" / "ledger.db"
 
-    @property
+    @functools.cached_property
     def ledger(self):
+        """The scheduler's ledger (created on first use; one object, so its schema is checked once)."""
         from batchcast.scheduling.ledger import Ledger
 
         return Ledger(self.ledger_path)

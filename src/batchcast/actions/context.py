@@ -85,7 +85,8 @@ class RunContext:
         def prepare(rows: int) -> None:
             outcome.rows["written"] = rows
             outcome.outputs["table"] = out.table
-            outcome.outputs["predicted"] = predicted.result()  # for the dashboard's plot by period
+            if (counted := predicted.result()) is not None:
+                outcome.outputs["predicted"] = counted  # for the dashboard's plot by period
             # The last line of the stored log: it is uploaded now, with the staged manifest.
             log.info("publishing %d rows of %s into %s", rows, periods.key(self.request.logical_date), out.table)
             if self.stage is not None:

@@ -37,12 +37,23 @@ class Distribution:
         self.keys = np.empty(0)
         self.sample = np.empty(0)
         self.numeric = True
+        self.broken = False
         self.random = np.random.default_rng(seed)
 
     def watch(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        """``batches`` unchanged, each counted on its way to the warehouse."""
+        """``batches`` unchanged, each counted on its way to the warehouse.
+
+        A batch the warehouse will refuse (no such column, or two) is not counted: the warehouse says what is
+        wrong with it, in its own words. Nor does a column the counting cannot take fail the run: the
+        figure is left out of the manifest, and nothing else changes.
+        """
         for batch in batches:
-            self.add(batch.column(self.column))
+            index = batch.schema.get_field_index(self.column)  # -1 when missing or repeated
+            if index >= 0 and not self.broken:
+                try:
+                    self.add(batch.column(index))
+                except (pa.ArrowException, TypeError, ValueError):
+                    self.broken = True
             yield batch
 
     def add(self, column: pa.Array) -> None:
@@ -73,8 +84,11 @@ class Distribution:
             keys, values = keys[chosen], values[chosen]
         self.keys, self.sample = keys, values
 
-    def result(self) -> dict[str, Any]:
-        """``shares`` by value (as text: JSON keys), or ``quantiles`` and ``mean`` of the sample."""
+    def result(self) -> dict[str, Any] | None:
+        """``shares`` by value (as text: JSON keys), or ``quantiles`` and ``mean`` of the sample; None when the
+        column could not be counted."""
+        if self.broken:
+            return None
         found: dict[str, Any] = {"column": self.column, "rows": self.rows, "nulls": self.nulls}
         if self.counts is not None:
             total = sum(self.counts.values()) or 1

@@ -110,6 +110,7 @@ class Manifest(BaseModel):
     # The digest of the body as it was stored, when read from the store: a field a later
     # batchcast adds (with a default) must not break the seals of the manifests before it.
     _stored: str | None = PrivateAttr(None)
+    _summary: dict[str, Any] | None = PrivateAttr(None)
 
     @classmethod
     def read(cls, raw: str | bytes, where: str = MANIFEST) -> Manifest:
@@ -142,7 +143,15 @@ class Manifest(BaseModel):
         return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
     def summary(self) -> dict[str, Any]:
-        """The fields a listing shows, as JSON-ready values."""
+        """The fields a listing shows, as JSON-ready values (a copy: the caller may change it)."""
+        private = self.__pydantic_private__  # read once: each private attribute's access costs a __getattr__
+        if private["_stored"] is None:  # being built by a run: it may change yet
+            return self._summarised()
+        if private["_summary"] is None:  # read from the store, where it never changes: made once
+            private["_summary"] = self._summarised()
+        return dict(private["_summary"])
+
+    def _summarised(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "action": self.action, "status": self.status.value,
                 "logical_date": periods.key(self.logical_date),
                 "interval_start": self.interval_start and self.interval_start.isoformat(),

@@ -201,7 +201,7 @@ class ArtifactStore(Aliases, Latest):
         """Committed runs, oldest first; one whose manifest cannot be read is left out, with a warning."""
         self._fresh()
         pattern = self._path(name, version, action or "*", "*", MANIFEST)
-        listed = self.fs.glob(pattern, detail=True)
+        listed = self._read.glob(self.fs, pattern)
         runs = self._read.manifests(self.fs, {p: i for p, i in listed.items() if f"/{ALIASES}/" not in p})
         return sorted(runs, key=lambda m: (m.run_ts, m.action))
 
