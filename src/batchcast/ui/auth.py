@@ -26,6 +26,7 @@ from batchcast.errors import ServeError
 ENV = "BATCHCAST_UI_PASSWORD"
 COOKIE = "batchcast_session"
 SESSION_S = 12 * 3600
+MAX_SESSIONS = 10_000
 USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")  # who an action is recorded as
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -75,8 +76,12 @@ class Sessions:
         self.lock = threading.Lock()
 
     def open(self, user: str) -> str:
+        """A new session for ``user`` ("" before a login: the login form's CSRF token needs one)."""
         token = secrets.token_urlsafe(32)
         with self.lock:
+            if len(self.live) >= MAX_SESSIONS:  # whoever asks for /login gets one: they must not pile up
+                now = time.monotonic()
+                self.live = {t: (u, until) for t, (u, until) in self.live.items() if u and until > now}
             self.live[token] = (user, time.monotonic() + SESSION_S)
         return token
 
