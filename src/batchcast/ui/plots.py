@@ -16,19 +16,20 @@ from batchcast.ui.charts import band_chart, line_chart, share_chart
 def plots(service) -> list[tuple[str, Markup]]:
     """(class, chart) for each plot the service has data for, in the order a person reads them."""
     runs = sorted(service.runs(), key=lambda m: (periods.order(m.logical_date), m.started_at))
-    durations: dict[str, list] = {}
-    rows: dict[str, list] = {}
+    durations: dict[str, dict] = {}  # by action, then period: the newest run of a period stands for it
+    rows: dict[str, dict] = {}
     for m in runs:
-        durations.setdefault(m.action, []).append((periods.key(m.logical_date), m.duration_s))
+        durations.setdefault(m.action, {})[periods.key(m.logical_date)] = m.duration_s
         if m.succeeded and (count := m.rows.get("written", m.rows.get("read"))) is not None:
-            rows.setdefault(m.action, []).append((periods.key(m.logical_date), float(count)))
-    found = [("durations", line_chart("run duration by period", durations, " s")),
-             ("rows", line_chart("rows written (or read, for training) by period", rows))]
+            rows.setdefault(m.action, {})[periods.key(m.logical_date)] = float(count)
+    found = [("durations", line_chart("run duration by period (its newest run)", _points(durations), " s")),
+             ("rows", line_chart("rows written (or read, for training) by period", _points(rows)))]
     trained = [m for m in runs if m.kind == "training" and m.succeeded]
     metrics: dict[str, list] = {}
     for m in sorted(trained, key=lambda m: m.ended_at):
         for name, value in m.metrics.items():
-            metrics.setdefault(name, []).append((m.ended_at.strftime("%Y-%m-%d %H:%M"), value))
+            # To the second: two trainings in one minute are two points, not one on top of the other.
+            metrics.setdefault(name, []).append((m.ended_at.strftime("%Y-%m-%d %H:%M:%S"), value))
     found.append(("metrics", line_chart("training metrics, by when each training ended", metrics,
                                         x_title="trained at")))
     applied = [m for m in runs if m.kind == "application" and m.succeeded]
@@ -37,6 +38,10 @@ def plots(service) -> list[tuple[str, Markup]]:
                                           threshold=_threshold(service))))
     found += _predicted(applied)
     return found
+
+
+def _points(by_period: dict[str, dict]) -> dict[str, list]:
+    return {name: list(found.items()) for name, found in by_period.items()}
 
 
 def _drift(applied: list) -> dict[str, list]:
