@@ -40,3 +40,11 @@ def test_few_distinct_numbers_are_classes():
     counted.add(pa.array([1, 2, 2, None, 3, 3, 3]))
     assert counted.result() == {"column": "segment", "rows": 7, "nulls": 1,
                                 "shares": {"1": 1 / 6, "2": 2 / 6, "3": 3 / 6}}
+
+
+def test_text_with_many_values_keeps_no_count_of_each():
+    counted = Distribution("player_id")
+    for start in range(0, 100_000, 10_000):
+        counted.add(pa.array([f"p{i}" for i in range(start, start + 10_000)]))
+    assert counted.counts is None and len(counted.sample) == 0  # bounded: nothing per value is kept
+    assert counted.result() == {"column": "player_id", "rows": 100_000, "nulls": 0, "distinct": "over 20"}

@@ -38,6 +38,7 @@ class Distribution:
         self.sample = np.empty(0)
         self.numeric = True
         self.broken = False
+        self.many = False  # more than CLASSES distinct values that are not numbers: only rows and nulls are kept
         self.random = np.random.default_rng(seed)
 
     def watch(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -64,11 +65,15 @@ class Distribution:
             self.numeric = self.numeric and (pa.types.is_integer(kept.type) or pa.types.is_floating(kept.type))
             for entry in pc.value_counts(kept).to_pylist():
                 self.counts[entry["values"]] += entry["counts"]
-            if len(self.counts) <= CLASSES or not self.numeric:
+            if len(self.counts) <= CLASSES:
                 return
-            self._to_sample()  # a quantity: its values so far become the first sample
+            if self.numeric:
+                self._to_sample()  # a quantity: its values so far become the first sample
+            else:
+                self.counts, self.many = None, True  # text with many values (an id?): no shares, and no unbounded count
             return
-        self._keep(np.asarray(kept.to_numpy(zero_copy_only=False), dtype="float64"))
+        if not self.many:
+            self._keep(np.asarray(kept.to_numpy(zero_copy_only=False), dtype="float64"))
 
     def _to_sample(self) -> None:
         values = np.repeat(np.array(list(self.counts), dtype="float64"), list(self.counts.values()))
@@ -94,6 +99,8 @@ class Distribution:
             total = sum(self.counts.values()) or 1
             found["shares"] = {_label(value): count / total for value, count in sorted(
                 self.counts.items(), key=lambda item: str(item[0]))}
+        elif self.many:
+            found["distinct"] = f"over {CLASSES}"
         elif len(self.sample):
             found["quantiles"] = {f"{q:g}": float(v) for q, v in zip(QUANTILES, np.quantile(self.sample, QUANTILES),
                                                                        strict=True)}
