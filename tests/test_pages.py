@@ -38,3 +38,25 @@ def test_a_run_page_shows_its_log_a_page_at_a_time(tmp_path):
     page = html.unescape(run_page([service], run.run_id))
     assert "page 1 of 1" in page and 'id="log-earlier"' not in page and lines[-1].split(" INFO ")[-1] in page
     assert "accuracy" in page and '{"C": 0.5}' in page  # the metrics, and the params it was trained with
+
+
+def test_a_rerun_of_a_bad_date_or_of_a_period_already_rerunning_is_refused_in_one_line(tmp_path):
+    import pytest
+
+    from batchcast.errors import SpecError
+    from batchcast.ui.operations import MAX_RERUNS, Operations
+
+    service = Service(write_python_service(tmp_path, rows=200))
+    ops = Operations()
+    try:
+        with pytest.raises(SpecError, match=r"logical date '2026-13-01' is not YYYY-MM-DD"):
+            ops.do(service, "rerun", {"action": "application", "date": "2026-13-01"}, "ana")
+        ops.pending.add(("scores", "2", "application", "2026-01-01"))  # as while its run is in flight
+        with pytest.raises(SpecError, match="application for 2026-01-01 is already being rerun"):
+            ops.do(service, "rerun", {"action": "application", "date": "2026-01-01"}, "ana")
+        ops.pending.update(("scores", "2", "application", f"2025-01-{k:02d}") for k in range(1, MAX_RERUNS))
+        with pytest.raises(SpecError, match=f"{MAX_RERUNS} reruns are already waiting or running"):
+            ops.do(service, "rerun", {"action": "application", "date": "2026-01-02"}, "ana")
+    finally:
+        ops.close()
+    assert not service.runs() and not service.ledger.done("scores", "2")  # nothing ran, nothing recorded

@@ -7,14 +7,18 @@
 - ``promote`` and ``rollback``: the alias's history records who moved it;
 - ``pause`` and ``resume``: the ledger's.
 
-Every other action is recorded in the ledger's ``done_by`` table. Each form
-field is checked with a full match before anything is called.
+Every other action is recorded in the ledger's ``done_by`` table. An action
+name must be one of the spec's; a run id and an alias are checked with their
+full-match rules; a date or a tick is parsed by the library's own
+(:meth:`ActionSpec.period`, :func:`~batchcast.scheduling.plan.ticks`), which
+names the field and the fix. At most ``MAX_RERUNS`` reruns wait or run at once,
+and one period is never rerun twice at the same time.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from batchcast.errors import SpecError
@@ -25,12 +29,15 @@ from batchcast.service import CHAMPION, Service
 
 log = logging.getLogger("batchcast")
 VERBS = ("rerun", "backfill", "promote", "rollback", "pause", "resume")
-PERIOD = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?Z?)?")
+MAX_RERUNS = 20  # waiting or running at once: a held-down button must not queue runs without end
+FIELD = 200  # characters a form field may have
 
 
 class Operations:
     def __init__(self, runs_at_once: int = 2):
         self.pool = ThreadPoolExecutor(max_workers=runs_at_once, thread_name_prefix="batchcast-ui-run")
+        self.pending: set[tuple] = set()  # (service, version, action, period) of each rerun waiting or running
+        self.lock = threading.Lock()
 
     def do(self, service: Service, verb: str, form: dict[str, str], who: str) -> str:
         """Carry out ``verb`` with ``form``'s fields for ``who``; what to tell them. SpecError on a bad field."""
@@ -43,20 +50,38 @@ class Operations:
         return said
 
     def _rerun(self, service: Service, form: dict[str, str], by: str) -> str:
-        action, period = _action(service, form), _period(service, form, "date")
+        action = _action(service, form)
+        period = service.spec.action(action).period(_field(form, "date"), where="form field 'date'")
+        key = (service.name, service.version, action, periods.key(period))
+        with self.lock:
+            if key in self.pending:
+                raise SpecError(f"{action} for {key[3]} is already being rerun", "wait for it to end")
+            if len(self.pending) >= MAX_RERUNS:
+                raise SpecError(f"{MAX_RERUNS} reruns are already waiting or running", "wait for some to end")
+            self.pending.add(key)
         fresh = Service(service.spec.file, service.overrides)  # its own: a run must not share a reader's state
-        self.pool.submit(_run, fresh, action, period)
-        return f"rerun of {action} for {periods.key(period)} started"
+        self.pool.submit(self._run, fresh, action, period, key)
+        return f"rerun of {action} for {key[3]} started"
+
+    def _run(self, service: Service, action: str, period, key: tuple) -> None:
+        try:
+            manifest = service.run_in_ledger(action, period)
+            log.info("dashboard rerun %s %s", manifest.run_id, manifest.status.value)
+        except Exception:  # a thread's failure is logged: nobody else would hear of it (the ledger says failed)
+            log.exception("dashboard rerun of %s for %s failed to start", action, key[3])
+        finally:
+            with self.lock:
+                self.pending.discard(key)
 
     def _backfill(self, service: Service, form: dict[str, str], by: str) -> str:
         action = _action(service, form)
-        start, end = _field(form, "start", PERIOD), _field(form, "end", PERIOD)
+        start, end = _field(form, "start"), _field(form, "end")
         total: list[int] = []
         service.backfill(action, start, end, progress=lambda done, count, manifest: total.append(count))
         return f"backfill of {action} {start}..{end} queued: {total[0]} periods, for the scheduler to run"
 
     def _promote(self, service: Service, form: dict[str, str], by: str) -> str:
-        run = _field(form, "run", None)
+        run = _field(form, "run")
         if not is_run_id(run):
             raise SpecError(f"run '{run[:80]}' is not a run id", "promote a run from the models table")
         alias = checked(form.get("alias") or CHAMPION)
@@ -83,19 +108,10 @@ class Operations:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run(service: Service, action: str, period) -> None:
-    try:
-        manifest = service.run_in_ledger(action, period)
-        log.info("dashboard rerun %s %s", manifest.run_id, manifest.status.value)
-    except Exception:  # a thread's failure is logged: nobody else would hear of it
-        log.exception("dashboard rerun of %s for %s failed to start", action, period)
-
-
-def _field(form: dict[str, str], key: str, pattern: re.Pattern | None) -> str:
+def _field(form: dict[str, str], key: str) -> str:
     value = (form.get(key) or "").strip()
-    if not value or (pattern is not None and not pattern.fullmatch(value)):
-        raise SpecError(f"form field '{key}': '{value[:40]}' is not valid",
-                        "a date is YYYY-MM-DD (or YYYY-MM-DDTHH:MM for a sub-daily action)")
+    if not value or len(value) > FIELD:
+        raise SpecError(f"form field '{key}': '{value[:40]}' is empty or too long", f"fill in '{key}'")
     return value
 
 
@@ -106,6 +122,3 @@ def _action(service: Service, form: dict[str, str]) -> str:
                         f"use one of {', '.join(service.spec.actions)}")
     return name
 
-
-def _period(service: Service, form: dict[str, str], key: str):
-    return service.spec.action(_action(service, form)).period(_field(form, key, PERIOD))
