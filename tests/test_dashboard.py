@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import time
 import urllib.error
@@ -270,7 +271,9 @@ def test_screenshots_of_every_page_and_the_server_it_serves(ui, driver):
             height = driver.execute_script("return document.body.scrollHeight")
             driver.set_window_size(1400, max(900, min(height + 40, 4000)))
             driver.save_screenshot(str(shot))
-            assert shot.stat().st_size > 20_000, name
+            width, tall = struct.unpack(">II", shot.read_bytes()[16:24])  # the PNG header's IHDR
+            shown = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+            assert [width, tall] == shown and width == 1400 and shot.stat().st_size > 20_000, (name, width, tall)
     finally:
         stop_serve(served)
     assert not heartbeats(Service(root / "batchcast.toml").store, "scores", "2")  # removed at a clean stop

@@ -15,6 +15,7 @@ from batchcast.actions import tracking
 from batchcast.errors import BatchcastError, RunNotFound, SpecError, StoreError
 from batchcast.executors import get_executor
 from batchcast.isolation.scratch import scratch_dir
+from batchcast.redaction import first_line
 from batchcast.runs.manifest import Manifest, RunRequest, RunStatus, new_run_ts
 from batchcast.runs.promotion import CHAMPION
 from batchcast.runs.store import ArtifactStore
@@ -111,7 +112,7 @@ class Service:
 
     @functools.cached_property
     def ledger(self):
-        """The scheduler's ledger (created on first use; one object, so its schema is checked once)."""
+        """The scheduler's ledger: one object, so its schema is checked once."""
         from batchcast.scheduling.ledger import Ledger
 
         return Ledger(self.ledger_path)
@@ -176,13 +177,13 @@ class Service:
 
     def run_in_ledger(self, action: str, day) -> Manifest:
         """Run ``action`` for the period ``day`` here, the ledger saying so (running, then its outcome)."""
-        ledger = self.ledger
-        ledger.add(self.name, self.version, action, [day], "queued")
+        (ledger := self.ledger).add(self.name, self.version, action, [day], "queued")
         ledger.set(self.name, self.version, action, day, "running", attempt=True)
         try:
             manifest = self.run(action, day)
-        except BatchcastError as exc:  # refused before any run existed: the period must not stay "running"
-            ledger.set(self.name, self.version, action, day, "failed", error=exc.message)
+        except Exception as exc:  # refused before any run existed: the period must not stay "running"
+            said = exc.message if isinstance(exc, BatchcastError) else first_line(exc)
+            ledger.set(self.name, self.version, action, day, "failed", error=said)
             raise
         ledger.set(self.name, self.version, action, day, manifest.status.value, run_id=manifest.run_id,
                    error=(manifest.error or {}).get("message"))

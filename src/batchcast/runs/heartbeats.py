@@ -64,6 +64,7 @@ def heartbeats(store: ArtifactStore, name: str, version: str, now: dt.datetime |
     folder = store._path(name, version, FOLDER)
     found = []
     try:
+        store._fresh()  # an object store's listing is cached per process; the beats change behind it
         paths = store.fs.glob(f"{folder}/*.json")
     except Exception:  # noqa: BLE001 - no folder yet, or a store that cannot list: nothing is known to serve
         return []
